@@ -1,0 +1,3 @@
+//! raftmq: a replicated message queue. Raft consensus over ZeroMQ.
+
+pub mod raft;

@@ -1,0 +1,34 @@
+//! What the core asks its shell to do. The shell executes effects in the order
+//! they were emitted: persist, then send, then apply (etcd's Ready contract).
+
+use super::message::Message;
+use super::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Effect {
+    /// Make term and vote durable before any later effect runs.
+    PersistHardState(HardState),
+    /// Make these entries durable, replacing any stored entries at or after
+    /// `entries[0].index`. The shell reports completion with `Event::LogPersisted`.
+    PersistEntries(Vec<Entry>),
+    Send {
+        to: NodeId,
+        message: Message,
+    },
+    /// Entries `first_index..=last_index` are committed: apply them in order.
+    Apply {
+        first_index: LogIndex,
+        last_index: LogIndex,
+    },
+    /// Re-arm the election timer with a fresh randomized timeout.
+    ResetElectionTimer,
+    /// Re-arm the leader's heartbeat timer.
+    ResetHeartbeatTimer,
+    /// Role, term or known leader changed; the shell logs it and fails any
+    /// client requests waiting on a leadership this node no longer holds.
+    RoleChanged {
+        role: Role,
+        term: Term,
+        leader: Option<NodeId>,
+    },
+}

@@ -1,0 +1,21 @@
+//! What happens to the core: a peer's message, a timer firing, or the shell
+//! reporting that log entries reached stable storage. Proposals go through
+//! `RaftCore::propose` because they return the index they were given.
+
+use super::message::Message;
+use super::types::{LogIndex, NodeId, Term};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    Message {
+        from: NodeId,
+        message: Message,
+    },
+    ElectionTimeout,
+    HeartbeatTimeout,
+    /// Every entry up to `index` (whose term is `term`) is durable on this node.
+    LogPersisted {
+        index: LogIndex,
+        term: Term,
+    },
+}

@@ -1,0 +1,123 @@
+//! The core's in-memory view of the replicated log. The shell keeps the
+//! durable copy in sync by executing `Effect::PersistEntries`.
+
+use super::types::{Entry, LogIndex, Term};
+
+#[derive(Debug, Default, Clone)]
+pub struct RaftLog {
+    /// Index of the entry just before `entries[0]`: 0 today, the snapshot's
+    /// last index once compaction exists.
+    offset: LogIndex,
+    offset_term: Term,
+    entries: Vec<Entry>,
+}
+
+impl RaftLog {
+    pub fn from_entries(entries: Vec<Entry>) -> RaftLog {
+        for (position, entry) in entries.iter().enumerate() {
+            assert_eq!(
+                entry.index,
+                position as LogIndex + 1,
+                "restored log has a gap"
+            );
+        }
+        RaftLog {
+            offset: 0,
+            offset_term: 0,
+            entries,
+        }
+    }
+
+    pub fn last_index(&self) -> LogIndex {
+        self.offset + self.entries.len() as LogIndex
+    }
+
+    pub fn last_term(&self) -> Term {
+        self.entries
+            .last()
+            .map_or(self.offset_term, |entry| entry.term)
+    }
+
+    /// The term of the entry at `index`, or None if the log does not reach it.
+    pub fn term_at(&self, index: LogIndex) -> Option<Term> {
+        if index == self.offset {
+            return Some(self.offset_term);
+        }
+        self.entry(index).map(|entry| entry.term)
+    }
+
+    pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
+        if index <= self.offset {
+            return None;
+        }
+        self.entries.get((index - self.offset - 1) as usize)
+    }
+
+    /// Up to `max_count` entries starting at `first_index`, stopping once
+    /// `max_bytes` of payload is reached (but always at least one entry if any).
+    pub fn slice(&self, first_index: LogIndex, max_count: usize, max_bytes: usize) -> Vec<Entry> {
+        assert!(
+            first_index > self.offset,
+            "entries before the log's start were requested"
+        );
+        let start = (first_index - self.offset - 1) as usize;
+        let mut taken = Vec::new();
+        let mut bytes = 0usize;
+        for entry in self.entries.iter().skip(start).take(max_count) {
+            if !taken.is_empty() && bytes + entry.data.len() > max_bytes {
+                break;
+            }
+            bytes += entry.data.len();
+            taken.push(entry.clone());
+        }
+        taken
+    }
+
+    pub fn append(&mut self, entry: Entry) {
+        assert_eq!(
+            entry.index,
+            self.last_index() + 1,
+            "log append must be contiguous"
+        );
+        assert!(
+            entry.term >= self.last_term(),
+            "log terms must not decrease"
+        );
+        self.entries.push(entry);
+    }
+
+    /// Drop the entry at `index` and everything after it.
+    pub fn truncate_from(&mut self, index: LogIndex) {
+        assert!(index > self.offset, "cannot truncate below the log's start");
+        self.entries.truncate((index - self.offset - 1) as usize);
+    }
+
+    /// The first index holding `term`, scanning back from `from_index`.
+    pub fn first_index_of_term(&self, term: Term, from_index: LogIndex) -> LogIndex {
+        let mut index = from_index;
+        while index > self.offset + 1 && self.term_at(index - 1) == Some(term) {
+            index -= 1;
+        }
+        index
+    }
+
+    /// The last index holding `term`, if the log holds that term at all.
+    pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
+        self.entries
+            .iter()
+            .rev()
+            .find(|entry| entry.term == term)
+            .map(|entry| entry.index)
+    }
+
+    /// Raft §5.4.1: is a log ending at (last_index, last_term) at least as up
+    /// to date as this one?
+    pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
+        last_term > self.last_term()
+            || (last_term == self.last_term() && last_index >= self.last_index())
+    }
+
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+}

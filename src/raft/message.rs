@@ -1,0 +1,61 @@
+//! The messages nodes exchange (Raft Figure 2's two RPCs and their replies).
+
+use super::types::{Entry, LogIndex, NodeId, Term};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Message {
+    RequestVote(RequestVote),
+    RequestVoteResponse(RequestVoteResponse),
+    AppendEntries(AppendEntries),
+    AppendEntriesResponse(AppendEntriesResponse),
+}
+
+impl Message {
+    pub fn term(&self) -> Term {
+        match self {
+            Message::RequestVote(m) => m.term,
+            Message::RequestVoteResponse(m) => m.term,
+            Message::AppendEntries(m) => m.term,
+            Message::AppendEntriesResponse(m) => m.term,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestVote {
+    pub term: Term,
+    pub candidate: NodeId,
+    pub last_log_index: LogIndex,
+    pub last_log_term: Term,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestVoteResponse {
+    pub term: Term,
+    pub vote_granted: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendEntries {
+    pub term: Term,
+    pub leader: NodeId,
+    pub prev_log_index: LogIndex,
+    pub prev_log_term: Term,
+    pub entries: Vec<Entry>,
+    pub leader_commit: LogIndex,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppendEntriesResponse {
+    pub term: Term,
+    pub success: bool,
+    /// On success: the last index the follower now knows matches the leader
+    /// (prev_log_index + entries carried). On rejection: the prev_log_index
+    /// that was rejected, so the leader can discard stale rejections.
+    pub index: LogIndex,
+    /// Fast backtracking hint on rejection (course report; etcd's
+    /// findConflictByTerm): the first index the follower holds for
+    /// `conflict_term`, or its last index + 1 when its log is too short.
+    pub conflict_index: LogIndex,
+    pub conflict_term: Option<Term>,
+}

@@ -1,0 +1,26 @@
+//! The consensus core. Pure: it takes events and returns effects, and never
+//! touches a socket, a clock or a random number generator.
+
+mod core;
+mod effect;
+mod election;
+mod event;
+mod log;
+mod message;
+mod progress;
+mod replication;
+
+#[cfg(test)]
+mod tests;
+
+pub use self::core::{CoreConfig, NotLeader, RaftCore};
+pub use effect::Effect;
+pub use event::Event;
+pub use log::RaftLog;
+pub use message::{
+    AppendEntries, AppendEntriesResponse, Message, RequestVote, RequestVoteResponse,
+};
+pub use progress::{Progress, ReplicationState};
+pub use types::{Entry, HardState, LogIndex, NodeId, Role, Term};
+
+mod types;

@@ -1,0 +1,234 @@
+//! Log replication: Raft §5.3, commitment §5.4.2, and the leader's pipeline.
+
+use super::core::RaftCore;
+use super::effect::Effect;
+use super::message::{AppendEntries, AppendEntriesResponse, Message};
+use super::types::{LogIndex, NodeId, Role, Term};
+
+impl RaftCore {
+    pub(super) fn on_heartbeat_timeout(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        self.effects.push(Effect::ResetHeartbeatTimer);
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            self.progress
+                .get_mut(&peer)
+                .expect("leader tracks every peer")
+                .on_heartbeat();
+            // Always send something: it asserts leadership and, through the
+            // log check, exposes anything lost since the last reply.
+            self.send_append(peer, true);
+        }
+    }
+
+    /// Send new entries to every follower the pipeline window allows.
+    pub(super) fn broadcast_append(&mut self) {
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            self.send_append(peer, false);
+        }
+        // A cluster of one commits as soon as its own disk has the entry.
+        self.maybe_advance_commit();
+    }
+
+    /// Send `peer` an AppendEntries from its next index. Without `force`, only
+    /// when there are entries to carry and the flow-control window is open.
+    fn send_append(&mut self, peer: NodeId, force: bool) {
+        let max_inflight = self.config.max_inflight_messages;
+        let progress = &self.progress[&peer];
+        let next_index = progress.next_index;
+        let has_entries = next_index <= self.log.last_index();
+        let window_open = progress.can_send(max_inflight);
+        if !force && !(has_entries && window_open) {
+            return;
+        }
+        let entries = if has_entries && window_open {
+            self.log.slice(
+                next_index,
+                self.config.max_entries_per_message,
+                self.config.max_bytes_per_message,
+            )
+        } else {
+            Vec::new()
+        };
+        let prev_log_index = next_index - 1;
+        let prev_log_term = self
+            .log
+            .term_at(prev_log_index)
+            .expect("next_index stays within the log");
+        if let Some(last) = entries.last() {
+            self.progress
+                .get_mut(&peer)
+                .expect("peer tracked")
+                .on_entries_sent(last.index);
+        }
+        let message = AppendEntries {
+            term: self.hard_state.current_term,
+            leader: self.config.id,
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit: self.commit_index,
+        };
+        self.send(peer, Message::AppendEntries(message));
+    }
+
+    pub(super) fn on_append_entries(&mut self, from: NodeId, request: AppendEntries) {
+        let term = self.hard_state.current_term;
+        if request.term < term {
+            // Raft §5.1: reject a stale leader; our term in the reply deposes it.
+            self.respond_append(from, false, request.prev_log_index, 0, None);
+            return;
+        }
+        assert_eq!(request.term, term, "on_message raised our term first");
+        assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
+        if self.role == Role::Candidate || self.leader != Some(request.leader) {
+            self.become_follower(term, Some(request.leader));
+        }
+        self.effects.push(Effect::ResetElectionTimer);
+        self.accept_entries(from, request);
+    }
+
+    /// Raft §5.3: check the log matches at prev_log_index, then reconcile.
+    fn accept_entries(&mut self, from: NodeId, request: AppendEntries) {
+        let prev_log_index = request.prev_log_index;
+        match self.log.term_at(prev_log_index) {
+            None => {
+                let conflict_index = self.log.last_index() + 1;
+                self.respond_append(from, false, prev_log_index, conflict_index, None);
+                return;
+            }
+            Some(held) if held != request.prev_log_term => {
+                let conflict_index = self.log.first_index_of_term(held, prev_log_index);
+                self.respond_append(from, false, prev_log_index, conflict_index, Some(held));
+                return;
+            }
+            Some(_) => {}
+        }
+        let last_new_index = prev_log_index + request.entries.len() as LogIndex;
+        let mut appended = Vec::new();
+        for entry in request.entries {
+            match self.log.term_at(entry.index) {
+                Some(held) if held == entry.term => continue, // already have it
+                Some(_) => {
+                    // Raft §5.3: a conflicting entry and all that follow it go.
+                    assert!(
+                        entry.index > self.commit_index,
+                        "a committed entry would be overwritten"
+                    );
+                    self.log.truncate_from(entry.index);
+                    self.persisted_index = self.persisted_index.min(entry.index - 1);
+                }
+                None => {}
+            }
+            self.log.append(entry.clone());
+            appended.push(entry);
+        }
+        if !appended.is_empty() {
+            self.effects.push(Effect::PersistEntries(appended));
+        }
+        // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
+        let commit_index = request.leader_commit.min(last_new_index);
+        self.set_commit_index(commit_index);
+        self.respond_append(from, true, last_new_index, 0, None);
+    }
+
+    fn respond_append(
+        &mut self,
+        to: NodeId,
+        success: bool,
+        index: LogIndex,
+        conflict_index: LogIndex,
+        conflict_term: Option<Term>,
+    ) {
+        let response = AppendEntriesResponse {
+            term: self.hard_state.current_term,
+            success,
+            index,
+            conflict_index,
+            conflict_term,
+        };
+        self.send(to, Message::AppendEntriesResponse(response));
+    }
+
+    pub(super) fn on_append_entries_response(
+        &mut self,
+        from: NodeId,
+        response: AppendEntriesResponse,
+    ) {
+        if self.role != Role::Leader || response.term != self.hard_state.current_term {
+            return; // a reply to an earlier term's request
+        }
+        let last_index = self.log.last_index();
+        let progress = self
+            .progress
+            .get_mut(&from)
+            .expect("leader tracks every peer");
+        if response.success {
+            if response.index > last_index {
+                return; // cannot match entries we never had: ignore, do not trust
+            }
+            if progress.on_success(response.index) {
+                self.maybe_advance_commit();
+            }
+        } else {
+            if response.index >= progress.next_index {
+                return; // stale: we already backed off below this probe
+            }
+            let next_index = self.next_index_after_rejection(&response);
+            self.progress
+                .get_mut(&from)
+                .expect("peer tracked")
+                .on_rejection(next_index);
+        }
+        self.send_append(from, false);
+    }
+
+    /// Fast backtracking: skip a whole conflicting term per round trip.
+    fn next_index_after_rejection(&self, response: &AppendEntriesResponse) -> LogIndex {
+        let hinted = match response.conflict_term {
+            Some(term) => match self.log.last_index_of_term(term) {
+                Some(index) => index + 1,
+                None => response.conflict_index,
+            },
+            None => response.conflict_index,
+        };
+        // Never above the rejected probe; never index 0.
+        hinted.min(response.index).max(1)
+    }
+
+    pub(super) fn on_log_persisted(&mut self, index: LogIndex, term: Term) {
+        // Entries may have been replaced since the write began; only count
+        // what is still the log's content.
+        if self.log.term_at(index) != Some(term) || index <= self.persisted_index {
+            return;
+        }
+        self.persisted_index = index;
+        if self.role == Role::Leader {
+            self.maybe_advance_commit();
+        }
+    }
+
+    /// Raft §5.3, §5.4.2: commit the highest index a majority holds durably,
+    /// counting replicas only for an entry of the current term (Figure 8).
+    pub(super) fn maybe_advance_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        let mut matched: Vec<LogIndex> = self
+            .progress
+            .values()
+            .map(|progress| progress.match_index)
+            .collect();
+        matched.push(self.persisted_index);
+        matched.sort_unstable_by(|a, b| b.cmp(a));
+        let candidate = matched[self.quorum() - 1];
+        if candidate > self.commit_index
+            && self.log.term_at(candidate) == Some(self.hard_state.current_term)
+        {
+            self.set_commit_index(candidate);
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Plain data shared by the consensus core, its storage and its messages.
+
+/// A node's position in `config.json`'s address list.
+pub type NodeId = usize;
+/// A Raft term (Raft §5.1). Term 0 is the term before any election.
+pub type Term = u64;
+/// A position in the replicated log. Index 0 is the empty prefix; the first entry is 1.
+pub type LogIndex = u64;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Role {
+    Follower,
+    Candidate,
+    Leader,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Follower => "Follower",
+            Role::Candidate => "Candidate",
+            Role::Leader => "Leader",
+        }
+    }
+}
+
+/// One log entry. Empty `data` is the no-op a new leader appends to commit
+/// entries of earlier terms (Raft §5.4.2, §8); the state machine skips it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub term: Term,
+    pub index: LogIndex,
+    pub data: Vec<u8>,
+}
+
+impl Entry {
+    pub fn is_noop(&self) -> bool {
+        self.data.is_empty()
+    }
+}
+
+/// The part of a node's state that must survive a crash apart from its log
+/// (Raft Figure 2, "persistent state on all servers").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct HardState {
+    pub current_term: Term,
+    pub voted_for: Option<NodeId>,
+}
