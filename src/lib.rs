@@ -1,3 +1,6 @@
 //! raftmq: a replicated message queue. Raft consensus over ZeroMQ.
 
+pub mod protocol;
+pub mod queue;
 pub mod raft;
+pub mod storage;

@@ -1,0 +1,178 @@
+//! Encoding replies. Success and plain-failure bodies carry exactly the keys
+//! the protocol names (plus an echoed id), so clients can compare them whole.
+
+use serde_json::{Map, Value};
+
+use crate::queue::QueueReply;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    BadRequest,
+    NotLeader,
+    Timeout,
+    TooLarge,
+    Busy,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::BadRequest => "bad_request",
+            ErrorCode::NotLeader => "not_leader",
+            ErrorCode::Timeout => "timeout",
+            ErrorCode::TooLarge => "too_large",
+            ErrorCode::Busy => "busy",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusReport {
+    pub role: &'static str,
+    pub term: u64,
+    pub leader: Option<usize>,
+    pub commit_index: u64,
+    pub last_applied: u64,
+    pub log_size: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplyBody {
+    Queue(QueueReply),
+    Status(StatusReport),
+    /// `leader` is the leader's client address; only `not_leader` carries it.
+    Error {
+        code: ErrorCode,
+        detail: String,
+        leader: Option<Option<String>>,
+    },
+}
+
+impl ReplyBody {
+    pub fn error(code: ErrorCode, detail: impl Into<String>) -> ReplyBody {
+        ReplyBody::Error {
+            code,
+            detail: detail.into(),
+            leader: None,
+        }
+    }
+
+    pub fn not_leader(leader_address: Option<String>, detail: impl Into<String>) -> ReplyBody {
+        ReplyBody::Error {
+            code: ErrorCode::NotLeader,
+            detail: detail.into(),
+            leader: Some(leader_address),
+        }
+    }
+
+    /// The reply frame, echoing the request's id if it had one.
+    pub fn encode(&self, id: Option<&Value>) -> Vec<u8> {
+        let mut object = self.to_object();
+        if let Some(id) = id {
+            object.insert("id".into(), id.clone());
+        }
+        serde_json::to_vec(&Value::Object(object)).expect("a JSON map always serializes")
+    }
+
+    fn to_object(&self) -> Map<String, Value> {
+        let mut object = Map::new();
+        match self {
+            ReplyBody::Queue(reply) => {
+                let success = !matches!(reply, QueueReply::Refused);
+                object.insert("success".into(), Value::Bool(success));
+                match reply {
+                    QueueReply::Topics(topics) => {
+                        object.insert(
+                            "topics".into(),
+                            topics.iter().cloned().map(Value::String).collect(),
+                        );
+                    }
+                    QueueReply::Message(message) => {
+                        object.insert("message".into(), Value::String(message.clone()));
+                    }
+                    QueueReply::Done | QueueReply::Refused => {}
+                }
+            }
+            ReplyBody::Status(status) => {
+                object.insert("role".into(), status.role.into());
+                object.insert("term".into(), status.term.into());
+                object.insert(
+                    "leader".into(),
+                    status.leader.map_or(Value::Null, Value::from),
+                );
+                object.insert("commit_index".into(), status.commit_index.into());
+                object.insert("last_applied".into(), status.last_applied.into());
+                object.insert("log_size".into(), status.log_size.into());
+            }
+            ReplyBody::Error {
+                code,
+                detail,
+                leader,
+            } => {
+                object.insert("success".into(), Value::Bool(false));
+                object.insert("error".into(), code.as_str().into());
+                object.insert("detail".into(), detail.clone().into());
+                if let Some(leader) = leader {
+                    object.insert(
+                        "leader".into(),
+                        leader.clone().map_or(Value::Null, Value::String),
+                    );
+                }
+            }
+        }
+        object
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn decode(bytes: Vec<u8>) -> Value {
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[test]
+    fn queue_replies_carry_only_their_keys() {
+        assert_eq!(
+            decode(ReplyBody::Queue(QueueReply::Done).encode(None)),
+            json!({"success": true})
+        );
+        assert_eq!(
+            decode(ReplyBody::Queue(QueueReply::Refused).encode(None)),
+            json!({"success": false})
+        );
+        let topics =
+            ReplyBody::Queue(QueueReply::Topics(vec!["a".into()])).encode(Some(&json!("r1")));
+        assert_eq!(
+            decode(topics),
+            json!({"success": true, "topics": ["a"], "id": "r1"})
+        );
+        let message = ReplyBody::Queue(QueueReply::Message("m".into())).encode(None);
+        assert_eq!(decode(message), json!({"success": true, "message": "m"}));
+    }
+
+    #[test]
+    fn not_leader_names_the_leader_or_null() {
+        let known = ReplyBody::not_leader(Some("tcp://127.0.0.1:5550".into()), "x").encode(None);
+        assert_eq!(decode(known)["leader"], json!("tcp://127.0.0.1:5550"));
+        let unknown = decode(ReplyBody::not_leader(None, "x").encode(None));
+        assert_eq!(unknown["leader"], Value::Null);
+        assert_eq!(unknown["error"], json!("not_leader"));
+    }
+
+    #[test]
+    fn status_has_the_documented_shape() {
+        let status = StatusReport {
+            role: "Leader",
+            term: 3,
+            leader: Some(1),
+            commit_index: 9,
+            last_applied: 9,
+            log_size: 10,
+        };
+        let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10});
+        assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
+    }
+}
