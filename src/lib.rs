@@ -1,5 +1,7 @@
 //! raftmq: a replicated message queue. Raft consensus over ZeroMQ.
 
+pub mod config;
+pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod raft;

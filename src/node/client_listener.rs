@@ -1,0 +1,192 @@
+//! The client listener thread: a ROUTER socket for clients (REQ and DEALER
+//! alike) and an inproc PULL socket on which the event loop hands back
+//! replies. It decodes requests, answers malformed ones and `status` itself,
+//! and forwards queue operations. Its sockets never leave this thread.
+
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use log::{debug, error, warn};
+
+use super::input::{ClientCommand, Input};
+use super::pending::Envelope;
+use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
+
+/// Messages handled per socket before checking the other, so neither starves.
+const BATCH: usize = 1024;
+
+pub struct ClientListener {
+    pub endpoint: String,
+    pub replies_endpoint: String,
+    pub inputs: Sender<Input>,
+    pub status: Arc<Mutex<StatusReport>>,
+    pub max_request_bytes: usize,
+}
+
+impl ClientListener {
+    /// Bind, report the outcome on `started`, then serve until the process ends.
+    pub fn spawn(
+        self,
+        context: zmq::Context,
+        started: Sender<Result<(), String>>,
+    ) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("client-listener".into())
+            .spawn(move || match self.bind(&context) {
+                Ok((router, replies)) => {
+                    let _ = started.send(Ok(()));
+                    if let Err(failure) = self.serve(&router, &replies) {
+                        error!("client listener stopped: {failure}");
+                    }
+                }
+                Err(failure) => {
+                    let _ = started.send(Err(failure));
+                }
+            })
+            .expect("spawning a thread")
+    }
+
+    fn bind(&self, context: &zmq::Context) -> Result<(zmq::Socket, zmq::Socket), String> {
+        let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
+        router.set_linger(0).map_err(|e| e.to_string())?;
+        router.set_sndhwm(100_000).map_err(|e| e.to_string())?;
+        router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
+        router
+            .bind(&self.endpoint)
+            .map_err(|e| format!("cannot bind client socket {}: {e}", self.endpoint))?;
+        let replies = context.socket(zmq::PULL).map_err(|e| e.to_string())?;
+        replies.set_rcvhwm(0).map_err(|e| e.to_string())?;
+        replies
+            .bind(&self.replies_endpoint)
+            .map_err(|e| format!("cannot bind {}: {e}", self.replies_endpoint))?;
+        Ok((router, replies))
+    }
+
+    fn serve(&self, router: &zmq::Socket, replies: &zmq::Socket) -> Result<(), zmq::Error> {
+        loop {
+            let mut items = [
+                router.as_poll_item(zmq::POLLIN),
+                replies.as_poll_item(zmq::POLLIN),
+            ];
+            zmq::poll(&mut items, -1)?;
+            let (requests_ready, replies_ready) = (items[0].is_readable(), items[1].is_readable());
+            if requests_ready {
+                for _ in 0..BATCH {
+                    match router.recv_multipart(zmq::DONTWAIT) {
+                        Ok(frames) => self.on_request(router, frames),
+                        Err(zmq::Error::EAGAIN) => break,
+                        Err(failure) => return Err(failure),
+                    }
+                }
+            }
+            if replies_ready {
+                for _ in 0..BATCH {
+                    match replies.recv_multipart(zmq::DONTWAIT) {
+                        Ok(frames) => send_to_client(router, frames),
+                        Err(zmq::Error::EAGAIN) => break,
+                        Err(failure) => return Err(failure),
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_request(&self, router: &zmq::Socket, frames: Vec<Vec<u8>>) {
+        let (envelope, body) = split_envelope(frames);
+        let Some(body) = body else {
+            let reply = ReplyBody::error(
+                ErrorCode::BadRequest,
+                "a request is exactly one frame after the delimiter",
+            );
+            return reply_now(router, &envelope, reply.encode(None));
+        };
+        let request = match parse_request(&body, self.max_request_bytes) {
+            Ok(request) => request,
+            Err(failure) => {
+                debug!("rejected request: {}", failure.detail);
+                let reply = ReplyBody::error(failure.code, failure.detail);
+                return reply_now(router, &envelope, reply.encode(failure.id.as_ref()));
+            }
+        };
+        match request.operation {
+            Operation::Status => {
+                let status = self
+                    .status
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                reply_now(
+                    router,
+                    &envelope,
+                    ReplyBody::Status(status).encode(request.id.as_ref()),
+                );
+            }
+            Operation::Queue(command) => {
+                let forwarded = Input::Client(ClientCommand {
+                    envelope,
+                    id: request.id,
+                    command,
+                });
+                if self.inputs.send(forwarded).is_err() {
+                    warn!("event loop is gone; dropping a request");
+                }
+            }
+        }
+    }
+}
+
+/// Split ROUTER frames into the routing envelope (identity, and the empty
+/// delimiter REQ and well-behaved DEALER clients send) and the one body frame.
+fn split_envelope(mut frames: Vec<Vec<u8>>) -> (Envelope, Option<Vec<u8>>) {
+    let body_start = match frames.iter().skip(1).position(Vec::is_empty) {
+        Some(delimiter) => delimiter + 2,
+        None => 1.min(frames.len()),
+    };
+    let body_frames = frames.split_off(body_start);
+    let body = if body_frames.len() == 1 {
+        body_frames.into_iter().next()
+    } else {
+        None
+    };
+    (frames, body)
+}
+
+fn reply_now(router: &zmq::Socket, envelope: &Envelope, body: Vec<u8>) {
+    let frames = envelope
+        .iter()
+        .map(Vec::as_slice)
+        .chain(std::iter::once(body.as_slice()));
+    if let Err(failure) = router.send_multipart(frames, zmq::DONTWAIT) {
+        debug!("reply not delivered: {failure}");
+    }
+}
+
+fn send_to_client(router: &zmq::Socket, frames: Vec<Vec<u8>>) {
+    if let Err(failure) = router.send_multipart(frames, zmq::DONTWAIT) {
+        debug!("reply not delivered: {failure}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_envelope;
+
+    #[test]
+    fn splits_req_and_dealer_envelopes() {
+        let req = vec![b"id".to_vec(), vec![], b"{}".to_vec()];
+        assert_eq!(
+            split_envelope(req),
+            (vec![b"id".to_vec(), vec![]], Some(b"{}".to_vec()))
+        );
+        let bare_dealer = vec![b"id".to_vec(), b"{}".to_vec()];
+        assert_eq!(
+            split_envelope(bare_dealer),
+            (vec![b"id".to_vec()], Some(b"{}".to_vec()))
+        );
+        let two_bodies = vec![b"id".to_vec(), vec![], b"a".to_vec(), b"b".to_vec()];
+        assert_eq!(split_envelope(two_bodies).1, None);
+        let no_body = vec![b"id".to_vec(), vec![]];
+        assert_eq!(split_envelope(no_body).1, None);
+    }
+}

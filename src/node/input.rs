@@ -1,0 +1,20 @@
+//! What the listener threads forward to the event loop.
+
+use serde_json::Value;
+
+use super::pending::Envelope;
+use crate::queue::Command;
+use crate::raft::{Message, NodeId};
+
+pub enum Input {
+    Peer { from: NodeId, message: Message },
+    Client(ClientCommand),
+    Shutdown,
+}
+
+/// A decoded queue request and where its reply goes.
+pub struct ClientCommand {
+    pub envelope: Envelope,
+    pub id: Option<Value>,
+    pub command: Command,
+}

@@ -1,0 +1,210 @@
+//! The node process: the thin shell of threads, sockets and timers around
+//! the consensus core. Listener threads decode and forward; the event loop
+//! thread owns the core and everything it drives.
+
+mod client_listener;
+mod event_loop;
+mod input;
+pub mod peer_codec;
+mod peer_listener;
+mod peer_senders;
+mod pending;
+mod timer;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+use log::info;
+
+use crate::config::{ClusterConfig, ConfigError};
+use crate::protocol::StatusReport;
+use crate::raft::{CoreConfig, RaftCore};
+use crate::storage::{LogManager, MemoryStorage, StorageError};
+use client_listener::ClientListener;
+use event_loop::EventLoop;
+use input::Input;
+use peer_listener::PeerListener;
+use peer_senders::PeerSenders;
+
+/// Tunables, with defaults chosen for a loopback or LAN cluster.
+#[derive(Debug, Clone)]
+pub struct NodeSettings {
+    pub election_timeout_min_ms: u64,
+    pub election_timeout_max_ms: u64,
+    pub heartbeat_interval_ms: u64,
+    pub request_deadline_ms: u64,
+    pub max_request_bytes: usize,
+    /// Client requests allowed to wait for commit at once before `busy`.
+    pub max_pending_requests: usize,
+}
+
+impl Default for NodeSettings {
+    fn default() -> NodeSettings {
+        NodeSettings {
+            election_timeout_min_ms: 150,
+            election_timeout_max_ms: 300,
+            heartbeat_interval_ms: 50,
+            request_deadline_ms: 500,
+            max_request_bytes: 1 << 20,
+            max_pending_requests: 100_000,
+        }
+    }
+}
+
+impl NodeSettings {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let problem = if self.election_timeout_min_ms == 0 {
+            Some("the election timeout must be at least 1 ms".to_string())
+        } else if self.election_timeout_min_ms > self.election_timeout_max_ms {
+            Some(format!(
+                "the election timeout range {}..{} ms is empty",
+                self.election_timeout_min_ms, self.election_timeout_max_ms
+            ))
+        } else if self.heartbeat_interval_ms == 0
+            || self.heartbeat_interval_ms >= self.election_timeout_min_ms
+        {
+            Some(format!(
+                "the heartbeat interval ({} ms) must be above 0 and below the minimum election timeout ({} ms)",
+                self.heartbeat_interval_ms, self.election_timeout_min_ms
+            ))
+        } else if self.request_deadline_ms == 0 {
+            Some("the request deadline must be at least 1 ms".to_string())
+        } else if self.max_request_bytes == 0 || self.max_pending_requests == 0 {
+            Some("the request size and pending-request limits must be above 0".to_string())
+        } else {
+            None
+        };
+        problem.map_or(Ok(()), |detail| {
+            Err(ConfigError(format!("invalid option: {detail}")))
+        })
+    }
+
+    pub fn request_deadline(&self) -> Duration {
+        Duration::from_millis(self.request_deadline_ms)
+    }
+}
+
+#[derive(Debug)]
+pub enum NodeError {
+    Config(ConfigError),
+    Startup(String),
+    Storage(StorageError),
+}
+
+impl fmt::Display for NodeError {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            NodeError::Config(error) => write!(formatter, "{error}"),
+            NodeError::Startup(detail) => write!(formatter, "{detail}"),
+            NodeError::Storage(error) => write!(formatter, "{error}"),
+        }
+    }
+}
+
+impl std::error::Error for NodeError {}
+
+/// Start node `index` of `config` and serve until SIGTERM or SIGINT.
+pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Result<(), NodeError> {
+    settings.validate().map_err(NodeError::Config)?;
+    config.check_index(index).map_err(NodeError::Config)?;
+    let context = zmq::Context::new();
+    let (inputs_sender, inputs) = bounded::<Input>(200_000);
+    let status = Arc::new(Mutex::new(StatusReport {
+        role: "Follower",
+        term: 0,
+        leader: None,
+        commit_index: 0,
+        last_applied: 0,
+        log_size: 0,
+    }));
+    let replies_endpoint = format!("inproc://raftmq-replies-{index}");
+    let client_listener = ClientListener {
+        endpoint: config.client_endpoint(index),
+        replies_endpoint: replies_endpoint.clone(),
+        inputs: inputs_sender.clone(),
+        status: status.clone(),
+        max_request_bytes: settings.max_request_bytes,
+    };
+    start(|started| client_listener.spawn(context.clone(), started))?;
+    let peer_listener = PeerListener {
+        endpoint: config.peer_endpoint(index),
+        node_count: config.node_count(),
+        inputs: inputs_sender.clone(),
+    };
+    start(|started| peer_listener.spawn(context.clone(), started))?;
+    forward_signals(inputs_sender)?;
+
+    let mut log_manager = LogManager::new(Box::new(MemoryStorage::new()));
+    let recovered = log_manager.load().map_err(NodeError::Storage)?;
+    let core = RaftCore::new(
+        CoreConfig::new(index, config.node_count()),
+        recovered.hard_state,
+        recovered.entries,
+    );
+    let peers = PeerSenders::connect(&context, &config, index).map_err(NodeError::Startup)?;
+    let replies = context
+        .socket(zmq::PUSH)
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies
+        .set_sndhwm(0)
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies
+        .connect(&replies_endpoint)
+        .map_err(|e| NodeError::Startup(e.to_string()))?;
+    let client_endpoints = (0..config.node_count())
+        .map(|node| config.client_endpoint(node))
+        .collect();
+    info!(
+        "node {index} of {}: clients on {}, peers on {}",
+        config.node_count(),
+        config.client_endpoint(index),
+        config.peer_endpoint(index)
+    );
+    let event_loop = EventLoop::new(
+        core,
+        log_manager,
+        peers,
+        replies,
+        inputs,
+        status,
+        settings,
+        client_endpoints,
+    );
+    event_loop.run().map_err(NodeError::Storage)?;
+    info!("node {index} stopped");
+    Ok(())
+}
+
+/// Spawn a listener and wait until it has bound its socket (or failed to).
+fn start(
+    spawn: impl FnOnce(Sender<Result<(), String>>) -> std::thread::JoinHandle<()>,
+) -> Result<(), NodeError> {
+    let (started_sender, started) = bounded(1);
+    let _handle = spawn(started_sender);
+    match started.recv() {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(detail)) => Err(NodeError::Startup(detail)),
+        Err(_) => Err(NodeError::Startup(
+            "a listener thread died while starting".into(),
+        )),
+    }
+}
+
+/// SIGTERM and SIGINT become a shutdown input for the event loop.
+fn forward_signals(inputs: Sender<Input>) -> Result<(), NodeError> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGTERM, SIGINT])
+        .map_err(|e| NodeError::Startup(format!("cannot install signal handlers: {e}")))?;
+    std::thread::Builder::new()
+        .name("signals".into())
+        .spawn(move || {
+            if let Some(signal) = signals.forever().next() {
+                info!("received signal {signal}; shutting down");
+                let _ = inputs.send(Input::Shutdown);
+            }
+        })
+        .map_err(|e| NodeError::Startup(format!("cannot start the signal thread: {e}")))?;
+    Ok(())
+}

@@ -1,0 +1,66 @@
+//! The peer listener thread: a ROUTER socket receiving Raft messages from
+//! the other nodes' DEALER sockets. It decodes and forwards; a message that
+//! does not decode is logged and dropped (Raft tolerates lost messages).
+
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+use log::{error, warn};
+
+use super::input::Input;
+use super::peer_codec;
+
+pub struct PeerListener {
+    pub endpoint: String,
+    pub node_count: usize,
+    pub inputs: Sender<Input>,
+}
+
+impl PeerListener {
+    pub fn spawn(
+        self,
+        context: zmq::Context,
+        started: Sender<Result<(), String>>,
+    ) -> JoinHandle<()> {
+        std::thread::Builder::new()
+            .name("peer-listener".into())
+            .spawn(move || match self.bind(&context) {
+                Ok(router) => {
+                    let _ = started.send(Ok(()));
+                    if let Err(failure) = self.serve(&router) {
+                        error!("peer listener stopped: {failure}");
+                    }
+                }
+                Err(failure) => {
+                    let _ = started.send(Err(failure));
+                }
+            })
+            .expect("spawning a thread")
+    }
+
+    fn bind(&self, context: &zmq::Context) -> Result<zmq::Socket, String> {
+        let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
+        router.set_linger(0).map_err(|e| e.to_string())?;
+        router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
+        router
+            .bind(&self.endpoint)
+            .map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
+        Ok(router)
+    }
+
+    fn serve(&self, router: &zmq::Socket) -> Result<(), zmq::Error> {
+        loop {
+            let frames = router.recv_multipart(0)?;
+            let Some(body) = frames.last() else { continue };
+            match peer_codec::decode(body) {
+                Ok((from, message)) if from < self.node_count => {
+                    if self.inputs.send(Input::Peer { from, message }).is_err() {
+                        return Ok(()); // the event loop has ended
+                    }
+                }
+                Ok((from, _)) => warn!("dropping a message from unknown node {from}"),
+                Err(failure) => warn!("dropping a peer message: {failure}"),
+            }
+        }
+    }
+}

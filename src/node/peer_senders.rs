@@ -1,0 +1,60 @@
+//! One DEALER socket per peer, owned by the event loop. Sends never block:
+//! a message to a peer that is down or backed up is dropped, which Raft
+//! tolerates (heartbeats retry), rather than stalling the leader.
+
+use log::debug;
+
+use super::peer_codec;
+use crate::config::ClusterConfig;
+use crate::raft::{Message, NodeId};
+
+pub struct PeerSenders {
+    me: NodeId,
+    sockets: Vec<Option<zmq::Socket>>,
+    buffer: Vec<u8>,
+}
+
+impl PeerSenders {
+    pub fn connect(
+        context: &zmq::Context,
+        config: &ClusterConfig,
+        me: NodeId,
+    ) -> Result<PeerSenders, String> {
+        let mut sockets = Vec::with_capacity(config.node_count());
+        for peer in 0..config.node_count() {
+            if peer == me {
+                sockets.push(None);
+                continue;
+            }
+            let endpoint = config.peer_endpoint(peer);
+            let socket = context.socket(zmq::DEALER).map_err(|e| e.to_string())?;
+            let configure = || -> Result<(), zmq::Error> {
+                socket.set_linger(0)?;
+                socket.set_sndhwm(10_000)?;
+                // Queue nothing for a peer that is not connected: after it
+                // restarts it should get fresh messages, not a stale backlog.
+                socket.set_immediate(true)?;
+                socket.set_reconnect_ivl(20)?;
+                socket.set_reconnect_ivl_max(200)?;
+                socket.connect(&endpoint)
+            };
+            configure().map_err(|e| format!("cannot connect to peer {peer} at {endpoint}: {e}"))?;
+            sockets.push(Some(socket));
+        }
+        Ok(PeerSenders {
+            me,
+            sockets,
+            buffer: Vec::with_capacity(64 * 1024),
+        })
+    }
+
+    pub fn send(&mut self, to: NodeId, message: &Message) {
+        let Some(Some(socket)) = self.sockets.get(to) else {
+            return;
+        };
+        peer_codec::encode(self.me, message, &mut self.buffer);
+        if let Err(failure) = socket.send(self.buffer.as_slice(), zmq::DONTWAIT) {
+            debug!("message to node {to} dropped: {failure}");
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! A resettable deadline. The event loop owns the election and heartbeat
+//! timers and sleeps until the earliest deadline; firing one becomes an
+//! event for the core, which never reads the clock itself.
+
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Default)]
+pub struct Timer {
+    deadline: Option<Instant>,
+}
+
+impl Timer {
+    pub fn reset(&mut self, now: Instant, after: Duration) {
+        self.deadline = Some(now + after);
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    /// True once the deadline has passed; the timer then stays disarmed
+    /// until the next reset.
+    pub fn fire_if_due(&mut self, now: Instant) -> bool {
+        match self.deadline {
+            Some(deadline) if deadline <= now => {
+                self.deadline = None;
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fires_once_per_reset() {
+        let now = Instant::now();
+        let mut timer = Timer::default();
+        assert!(!timer.fire_if_due(now));
+        timer.reset(now, Duration::from_millis(10));
+        assert!(!timer.fire_if_due(now + Duration::from_millis(9)));
+        assert!(timer.fire_if_due(now + Duration::from_millis(10)));
+        assert!(!timer.fire_if_due(now + Duration::from_millis(20)));
+    }
+}
