@@ -37,6 +37,9 @@ struct Arguments {
     /// Requests that may wait for commit at once; beyond it clients get `busy`.
     #[arg(long, default_value_t = NodeSettings::default().max_pending_requests)]
     max_pending_requests: usize,
+    /// Step down as leader after an election timeout without hearing from a majority.
+    #[arg(long, default_value_t = NodeSettings::default().check_quorum, action = clap::ArgAction::Set)]
+    check_quorum: bool,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +52,7 @@ fn main() -> ExitCode {
         request_deadline_ms: arguments.request_deadline_ms,
         max_request_bytes: arguments.max_request_bytes,
         max_pending_requests: arguments.max_pending_requests,
+        check_quorum: arguments.check_quorum,
     };
     let outcome = ClusterConfig::load(&arguments.config)
         .map_err(node::NodeError::Config)

@@ -103,6 +103,32 @@ fn crashed_leader_is_replaced_and_nothing_committed_is_lost() {
     }
 }
 
+// Raft dissertation §6.2 (CheckQuorum): a leader cut off from its majority
+// stops claiming leadership within about one election timeout, while the
+// majority elects a new leader; after healing there is one leader again.
+#[test]
+fn isolated_leader_steps_down_and_majority_elects_another() {
+    for seed in 0..20 {
+        let mut cluster = Cluster::new(seed, SimOptions::new(5));
+        let old_leader = cluster.wait_for_leader(3000);
+        let rest: Vec<NodeId> = (0..5).filter(|&n| n != old_leader).collect();
+        cluster.network.partition(&[vec![old_leader], rest.clone()]);
+        let stepped_down =
+            cluster.run_until(700, |c| c.core(old_leader).unwrap().role() != Role::Leader);
+        assert!(
+            stepped_down,
+            "seed {seed}: isolated leader kept claiming leadership"
+        );
+        cluster.wait_for_leader_among(&rest, 3000);
+        cluster.network.heal();
+        commit_everywhere(&mut cluster, command(1), 5000);
+        let leaders = (0..5)
+            .filter(|&n| cluster.core(n).unwrap().role() == Role::Leader)
+            .count();
+        assert_eq!(leaders, 1, "seed {seed}");
+    }
+}
+
 // Raft §5.3: a follower cut off during many writes catches up once healed.
 #[test]
 fn lagging_follower_catches_up() {

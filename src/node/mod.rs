@@ -38,6 +38,8 @@ pub struct NodeSettings {
     pub max_request_bytes: usize,
     /// Client requests allowed to wait for commit at once before `busy`.
     pub max_pending_requests: usize,
+    /// A leader out of touch with a majority for an election timeout steps down.
+    pub check_quorum: bool,
 }
 
 impl Default for NodeSettings {
@@ -49,6 +51,7 @@ impl Default for NodeSettings {
             request_deadline_ms: 500,
             max_request_bytes: 1 << 20,
             max_pending_requests: 100_000,
+            check_quorum: true,
         }
     }
 }
@@ -138,11 +141,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
 
     let mut log_manager = LogManager::new(Box::new(MemoryStorage::new()));
     let recovered = log_manager.load().map_err(NodeError::Storage)?;
-    let core = RaftCore::new(
-        CoreConfig::new(index, config.node_count()),
-        recovered.hard_state,
-        recovered.entries,
-    );
+    let mut core_config = CoreConfig::new(index, config.node_count());
+    core_config.check_quorum = settings.check_quorum;
+    let core = RaftCore::new(core_config, recovered.hard_state, recovered.entries);
     let peers = PeerSenders::connect(&context, &config, index).map_err(NodeError::Startup)?;
     let replies = context
         .socket(zmq::PUSH)

@@ -20,6 +20,10 @@ pub struct CoreConfig {
     pub max_bytes_per_message: usize,
     /// Unacknowledged AppendEntries allowed per follower in Replicate state.
     pub max_inflight_messages: usize,
+    /// A leader that has not heard from a majority within an election
+    /// timeout steps down (Raft dissertation §6.2, etcd's CheckQuorum), so an
+    /// isolated leader stops claiming leadership.
+    pub check_quorum: bool,
 }
 
 impl CoreConfig {
@@ -30,6 +34,7 @@ impl CoreConfig {
             max_entries_per_message: 4096,
             max_bytes_per_message: 1 << 20,
             max_inflight_messages: 64,
+            check_quorum: true,
         }
     }
 }

@@ -9,9 +9,30 @@ use super::types::{Entry, HardState, NodeId, Role};
 impl RaftCore {
     pub(super) fn on_election_timeout(&mut self) {
         if self.role == Role::Leader {
+            if self.config.check_quorum {
+                self.check_quorum();
+            }
             return;
         }
         self.start_election();
+    }
+
+    /// Once per election timeout: step down unless a majority (counting this
+    /// leader) replied since the last check.
+    fn check_quorum(&mut self) {
+        let active = 1 + self
+            .progress
+            .values()
+            .filter(|progress| progress.recent_active)
+            .count();
+        for progress in self.progress.values_mut() {
+            progress.recent_active = false;
+        }
+        if active >= self.quorum() {
+            self.effects.push(Effect::ResetElectionTimer);
+        } else {
+            self.become_follower(self.hard_state.current_term, None);
+        }
     }
 
     fn start_election(&mut self) {

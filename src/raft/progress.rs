@@ -23,6 +23,8 @@ pub struct Progress {
     inflight: VecDeque<LogIndex>,
     /// In Probe, a message is out and we wait for its reply or a heartbeat.
     probe_sent: bool,
+    /// The follower replied since the leader's last quorum check.
+    pub recent_active: bool,
 }
 
 impl Progress {
@@ -33,6 +35,7 @@ impl Progress {
             state: ReplicationState::Probe,
             inflight: VecDeque::new(),
             probe_sent: false,
+            recent_active: false,
         }
     }
 

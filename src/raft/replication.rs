@@ -166,6 +166,7 @@ impl RaftCore {
             .progress
             .get_mut(&from)
             .expect("leader tracks every peer");
+        progress.recent_active = true;
         if response.success {
             if response.index > last_index {
                 return; // cannot match entries we never had: ignore, do not trust

@@ -510,3 +510,53 @@ fn follower_refuses_proposal_with_leader_hint() {
         Err(NotLeader { leader: Some(2) })
     );
 }
+
+// Raft dissertation §6.2 (CheckQuorum): a leader that hears from no majority
+// within an election timeout steps down; one that does stays.
+#[test]
+fn leader_without_majority_contact_steps_down() {
+    let mut node = core(0, 3);
+    elect(&mut node);
+    let ack = AppendEntriesResponse {
+        term: 1,
+        success: true,
+        index: 1,
+        conflict_index: 0,
+        conflict_term: None,
+    };
+    node.step(Event::Message {
+        from: 1,
+        message: Message::AppendEntriesResponse(ack),
+    });
+    node.step(Event::ElectionTimeout);
+    assert_eq!(
+        node.role(),
+        Role::Leader,
+        "one follower plus itself is a majority of 3"
+    );
+    assert_eq!(drain(&mut node).last(), Some(&Effect::ResetElectionTimer));
+    node.step(Event::ElectionTimeout);
+    assert_eq!(
+        node.role(),
+        Role::Follower,
+        "nobody replied during the last timeout"
+    );
+    let effects = drain(&mut node);
+    assert!(effects.contains(&Effect::RoleChanged {
+        role: Role::Follower,
+        term: 1,
+        leader: None
+    }));
+    assert_eq!(node.term(), 1, "stepping down does not raise the term");
+}
+
+#[test]
+fn check_quorum_can_be_turned_off() {
+    let mut config = CoreConfig::new(0, 3);
+    config.check_quorum = false;
+    let mut node = RaftCore::new(config, HardState::default(), Vec::new());
+    elect(&mut node);
+    node.step(Event::ElectionTimeout);
+    node.step(Event::ElectionTimeout);
+    assert_eq!(node.role(), Role::Leader);
+}
