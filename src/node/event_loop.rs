@@ -180,7 +180,11 @@ impl EventLoop {
                 }
             }
             Err(not_leader) => {
-                let body = self.not_leader(not_leader.leader, "this node is not the leader");
+                let body = self.redirect(
+                    ErrorCode::NotLeader,
+                    not_leader.leader,
+                    "this node is not the leader",
+                );
                 for proposal in proposals {
                     self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
                 }
@@ -283,9 +287,12 @@ impl EventLoop {
             };
             let body = match body {
                 Some(body) if waiting.term == entry_term => body,
-                _ => self.not_leader(
+                // Determinate: a different entry committed at this index, so
+                // this request's entry never will.
+                _ => self.redirect(
+                    ErrorCode::NotLeader,
                     self.core.leader(),
-                    "the request's log entry was replaced by a newer leader's",
+                    "the request's log entry was replaced by a newer leader's; it was not applied",
                 ),
             };
             self.reply(&waiting.envelope, body, waiting.id.as_ref());
@@ -307,17 +314,15 @@ impl EventLoop {
     }
 
     fn fail_all_pending(&mut self, detail: &str) {
-        let body = self.not_leader(self.core.leader(), detail);
+        let body = self.redirect(ErrorCode::LeaderChanged, self.core.leader(), detail);
         for waiting in self.pending.take_all() {
             self.reply(&waiting.envelope, body.clone(), waiting.id.as_ref());
         }
     }
 
-    fn not_leader(&self, leader: Option<NodeId>, detail: &str) -> ReplyBody {
-        ReplyBody::not_leader(
-            leader.and_then(|id| self.client_endpoints.get(id).cloned()),
-            detail,
-        )
+    fn redirect(&self, code: ErrorCode, leader: Option<NodeId>, detail: &str) -> ReplyBody {
+        let address = leader.and_then(|id| self.client_endpoints.get(id).cloned());
+        ReplyBody::redirect(code, address, detail)
     }
 
     fn reply(&self, envelope: &Envelope, body: ReplyBody, id: Option<&serde_json::Value>) {

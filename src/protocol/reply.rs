@@ -9,6 +9,7 @@ use crate::queue::QueueReply;
 pub enum ErrorCode {
     BadRequest,
     NotLeader,
+    LeaderChanged,
     Timeout,
     TooLarge,
     Busy,
@@ -19,6 +20,7 @@ impl ErrorCode {
         match self {
             ErrorCode::BadRequest => "bad_request",
             ErrorCode::NotLeader => "not_leader",
+            ErrorCode::LeaderChanged => "leader_changed",
             ErrorCode::Timeout => "timeout",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Busy => "busy",
@@ -57,9 +59,19 @@ impl ReplyBody {
         }
     }
 
-    pub fn not_leader(leader_address: Option<String>, detail: impl Into<String>) -> ReplyBody {
+    /// `not_leader` or `leader_changed`: an error naming where the leader is
+    /// (its client address, or null when unknown).
+    pub fn redirect(
+        code: ErrorCode,
+        leader_address: Option<String>,
+        detail: impl Into<String>,
+    ) -> ReplyBody {
+        assert!(
+            matches!(code, ErrorCode::NotLeader | ErrorCode::LeaderChanged),
+            "only redirects name a leader"
+        );
         ReplyBody::Error {
-            code: ErrorCode::NotLeader,
+            code,
             detail: detail.into(),
             leader: Some(leader_address),
         }
@@ -154,10 +166,15 @@ mod tests {
     }
 
     #[test]
-    fn not_leader_names_the_leader_or_null() {
-        let known = ReplyBody::not_leader(Some("tcp://127.0.0.1:5550".into()), "x").encode(None);
+    fn redirects_name_the_leader_or_null() {
+        let known = ReplyBody::redirect(
+            ErrorCode::NotLeader,
+            Some("tcp://127.0.0.1:5550".into()),
+            "x",
+        )
+        .encode(None);
         assert_eq!(decode(known)["leader"], json!("tcp://127.0.0.1:5550"));
-        let unknown = decode(ReplyBody::not_leader(None, "x").encode(None));
+        let unknown = decode(ReplyBody::redirect(ErrorCode::NotLeader, None, "x").encode(None));
         assert_eq!(unknown["leader"], Value::Null);
         assert_eq!(unknown["error"], json!("not_leader"));
     }

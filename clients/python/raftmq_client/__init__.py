@@ -1,0 +1,148 @@
+"""Python client for raftmq: finds the leader, follows redirects, and tells
+apart a failure that certainly did nothing from one whose outcome is unknown.
+
+    from raftmq_client import Client
+    client = Client.from_config("config.json")
+    client.put_topic("news")
+    client.put_message("news", "hello")
+    print(client.get_message("news"))   # "hello"
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any, Optional, Sequence
+
+import zmq
+
+__all__ = ["Client", "RaftMQError", "Indeterminate", "request", "endpoints_from_config"]
+
+#: Error codes after which the request may or may not have taken effect.
+INDETERMINATE_CODES = {"timeout", "leader_changed"}
+
+
+class RaftMQError(Exception):
+    """A request failed; ``reply`` holds the node's answer, if any."""
+
+    def __init__(self, message: str, reply: Optional[dict] = None):
+        super().__init__(message)
+        self.reply = reply
+
+
+class Indeterminate(RaftMQError):
+    """The request may or may not have been applied (no reply, ``timeout``,
+    ``leader_changed``). Retrying a write could apply it twice."""
+
+
+_context = zmq.Context.instance()
+
+
+def request(endpoint: str, payload: Any, timeout_ms: int = 1000) -> Optional[dict]:
+    """Send one request on a fresh REQ socket; the reply, or None on timeout.
+
+    ``payload`` is a dict (sent as JSON), or str/bytes sent as they are.
+    """
+    if isinstance(payload, dict):
+        frame = json.dumps(payload).encode()
+    elif isinstance(payload, str):
+        frame = payload.encode()
+    else:
+        frame = bytes(payload)
+    socket = _context.socket(zmq.REQ)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    socket.setsockopt(zmq.SNDTIMEO, timeout_ms)
+    try:
+        socket.connect(endpoint)
+        socket.send(frame)
+        return json.loads(socket.recv())
+    except zmq.Again:
+        return None
+    finally:
+        socket.close()
+
+
+def endpoints_from_config(path: str) -> list[str]:
+    with open(path, encoding="utf-8") as config_file:
+        config = json.load(config_file)
+    return [f"tcp://{a['ip']}:{a['port']}" for a in config["addresses"]]
+
+
+class Client:
+    """Talks to whichever node leads; caches it and follows redirects."""
+
+    def __init__(self, endpoints: Sequence[str], timeout_ms: int = 1000, give_up_after_s: float = 5.0):
+        if not endpoints:
+            raise ValueError("a client needs at least one node endpoint")
+        self.endpoints = list(endpoints)
+        self.timeout_ms = timeout_ms
+        self.give_up_after_s = give_up_after_s
+        self.leader: Optional[str] = None
+
+    @classmethod
+    def from_config(cls, path: str, **options: Any) -> "Client":
+        return cls(endpoints_from_config(path), **options)
+
+    def status(self, endpoint: str) -> Optional[dict]:
+        return request(endpoint, {"op": "status"}, self.timeout_ms)
+
+    def find_leader(self) -> Optional[str]:
+        for endpoint in self.endpoints:
+            status = self.status(endpoint)
+            if status and status.get("role") == "Leader":
+                return endpoint
+        return None
+
+    def call(self, payload: dict, idempotent: bool = False) -> dict:
+        """Send ``payload`` to the leader; the reply (success or plain failure).
+
+        Redirects (``not_leader``) are followed until ``give_up_after_s``. A
+        lost reply, ``timeout`` or ``leader_changed`` is retried only when
+        ``idempotent``; otherwise it raises ``Indeterminate``.
+        """
+        deadline = time.monotonic() + self.give_up_after_s
+        last_reply: Optional[dict] = None
+        candidates = iter(())
+        while time.monotonic() < deadline:
+            endpoint = self.leader or next(candidates, None)
+            if endpoint is None:
+                candidates = iter(self.endpoints)
+                time.sleep(0.05)
+                continue
+            reply = request(endpoint, payload, self.timeout_ms)
+            last_reply = reply
+            if reply is None or reply.get("error") in INDETERMINATE_CODES:
+                self.leader = None
+                if not idempotent:
+                    raise Indeterminate(f"outcome unknown for {payload.get('op')}", reply)
+                continue
+            if reply.get("error") == "not_leader":
+                self.leader = reply.get("leader")
+                if self.leader is None:
+                    time.sleep(0.05)
+                continue
+            if reply.get("error") == "busy":
+                time.sleep(0.05)
+                continue
+            if "error" in reply:
+                raise RaftMQError(f"{reply['error']}: {reply.get('detail')}", reply)
+            self.leader = endpoint
+            return reply
+        raise RaftMQError(f"no leader answered within {self.give_up_after_s} s", last_reply)
+
+    def put_topic(self, topic: str) -> bool:
+        """True if created, False if it already existed."""
+        return self.call({"op": "put_topic", "topic": topic})["success"]
+
+    def get_topics(self) -> list[str]:
+        return self.call({"op": "get_topics"}, idempotent=True)["topics"]
+
+    def put_message(self, topic: str, message: str) -> bool:
+        """True if enqueued, False if the topic does not exist."""
+        return self.call({"op": "put_message", "topic": topic, "message": message})["success"]
+
+    def get_message(self, topic: str) -> Optional[str]:
+        """The oldest message (removed from the topic), or None if there is none."""
+        reply = self.call({"op": "get_message", "topic": topic})
+        return reply["message"] if reply["success"] else None

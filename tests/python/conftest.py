@@ -1,0 +1,176 @@
+"""Process-level test harness: real raftmq-node processes from a generated
+config.json on free loopback ports, as the course's test scripts run them."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import pytest
+
+REPOSITORY = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPOSITORY / "clients" / "python"))
+
+from raftmq_client import Client, request  # noqa: E402
+
+#: Course timings: a cluster is probed 2.0 s after start; after a kill a new
+#: leader must show within 2.0 s plus three probes 0.5 s apart; a client
+#: waits 1 s for a reply.
+STARTUP_WAIT_S = 2.0
+PROBE_INTERVAL_S = 0.5
+PROBES = 3
+REPLY_TIMEOUT_MS = 1000
+
+
+def node_binary() -> Path:
+    configured = os.environ.get("RAFTMQ_NODE")
+    if configured:
+        return Path(configured)
+    binary = REPOSITORY / "target" / "release" / "raftmq-node"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "--release", "--bin", "raftmq-node"], cwd=REPOSITORY, check=True)
+    return binary
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports the kernel hands out, held open together so they are distinct."""
+    sockets = []
+    try:
+        for _ in range(count):
+            held = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            held.bind(("127.0.0.1", 0))
+            sockets.append(held)
+        return [held.getsockname()[1] for held in sockets]
+    finally:
+        for held in sockets:
+            held.close()
+
+
+class LocalCluster:
+    def __init__(self, directory: Path, size: int, extra_arguments: tuple[str, ...] = ()):
+        self.directory = directory
+        self.size = size
+        self.extra_arguments = list(extra_arguments)
+        ports = free_ports(2 * size)
+        self.addresses = [
+            {"ip": "127.0.0.1", "port": ports[2 * i], "internal_port": ports[2 * i + 1]} for i in range(size)
+        ]
+        self.config_path = directory / "config.json"
+        self.config_path.write_text(json.dumps({"addresses": self.addresses}, indent=2))
+        self.processes: list[Optional[subprocess.Popen]] = [None] * size
+        self.log_files = []
+
+    def endpoint(self, index: int) -> str:
+        return f"tcp://127.0.0.1:{self.addresses[index]['port']}"
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [self.endpoint(i) for i in range(self.size)]
+
+    def start(self, index: int) -> None:
+        assert self.processes[index] is None, f"node {index} is already running"
+        log_file = open(self.directory / f"node-{index}.log", "ab")
+        self.log_files.append(log_file)
+        self.processes[index] = subprocess.Popen(
+            [str(node_binary()), str(self.config_path), str(index), *self.extra_arguments],
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_all(self) -> None:
+        for index in range(self.size):
+            self.start(index)
+
+    def kill(self, index: int) -> None:
+        """kill -9, as the course tests do."""
+        process = self.processes[index]
+        assert process is not None, f"node {index} is not running"
+        process.send_signal(signal.SIGKILL)
+        process.wait(timeout=10)
+        self.processes[index] = None
+
+    def terminate(self, index: int) -> int:
+        process = self.processes[index]
+        assert process is not None
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=10)
+        self.processes[index] = None
+        return code
+
+    def running(self) -> list[int]:
+        return [i for i, process in enumerate(self.processes) if process is not None]
+
+    def status(self, index: int) -> Optional[dict]:
+        return request(self.endpoint(index), {"op": "status"}, REPLY_TIMEOUT_MS)
+
+    def ask(self, index: int, payload, timeout_ms: int = REPLY_TIMEOUT_MS) -> Optional[dict]:
+        return request(self.endpoint(index), payload, timeout_ms)
+
+    def leaders(self) -> list[int]:
+        return [i for i in self.running() if (self.status(i) or {}).get("role") == "Leader"]
+
+    def find_leader_course_style(self, initial_wait_s: float = STARTUP_WAIT_S) -> Optional[int]:
+        """Wait, then probe up to three times 0.5 s apart for exactly one leader."""
+        time.sleep(initial_wait_s)
+        for probe in range(PROBES):
+            leaders = self.leaders()
+            if len(leaders) == 1:
+                return leaders[0]
+            if probe < PROBES - 1:
+                time.sleep(PROBE_INTERVAL_S)
+        return None
+
+    def wait_until(self, condition, timeout_s: float = 10.0, interval_s: float = 0.05) -> bool:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if condition():
+                return True
+            time.sleep(interval_s)
+        return condition()
+
+    def client(self) -> Client:
+        return Client(self.endpoints, timeout_ms=REPLY_TIMEOUT_MS)
+
+    def close(self) -> None:
+        for index in self.running():
+            self.kill(index)
+        for log_file in self.log_files:
+            log_file.close()
+
+
+@pytest.fixture
+def make_cluster(tmp_path):
+    clusters = []
+
+    def make(size: int, *extra_arguments: str, start: bool = True) -> LocalCluster:
+        directory = tmp_path / f"cluster-{len(clusters)}"
+        directory.mkdir()
+        cluster = LocalCluster(directory, size, extra_arguments)
+        clusters.append(cluster)
+        if start:
+            cluster.start_all()
+        return cluster
+
+    yield make
+    for cluster in clusters:
+        cluster.close()
+
+
+@pytest.hookimpl(tryfirst=True, hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """On failure, attach the tail of every node's log to the report."""
+    outcome = yield
+    report = outcome.get_result()
+    if report.when == "call" and report.failed:
+        tmp = item.funcargs.get("tmp_path")
+        if tmp:
+            for log in sorted(Path(tmp).glob("cluster-*/node-*.log")):
+                tail = log.read_text(errors="replace").splitlines()[-30:]
+                report.sections.append((f"log {log.parent.name}/{log.name}", "\n".join(tail)))

@@ -1,0 +1,89 @@
+"""The client socket serves REQ and pipelined DEALER clients, many at once."""
+
+import json
+import threading
+
+import zmq
+
+
+def test_pipelined_dealer_gets_every_reply_with_its_id(make_cluster):
+    cluster = make_cluster(3)
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "p"}) == {"success": True}
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVTIMEO, 5000)
+    dealer.connect(cluster.endpoint(leader))
+    count = 500
+    for number in range(count):
+        request = {"op": "put_message", "topic": "p", "message": str(number), "id": number}
+        dealer.send_multipart([b"", json.dumps(request).encode()])
+    replies = {}
+    for _ in range(count):
+        empty, body = dealer.recv_multipart()
+        assert empty == b""
+        reply = json.loads(body)
+        replies[reply["id"]] = reply
+    assert replies == {number: {"success": True, "id": number} for number in range(count)}
+    for number in range(count):
+        dealer.send_multipart([b"", json.dumps({"op": "get_message", "topic": "p", "id": number}).encode()])
+    got = {}
+    for _ in range(count):
+        reply = json.loads(dealer.recv_multipart()[1])
+        got[reply["id"]] = reply["message"]
+    # Pipelined gets commit in send order, so the FIFO order shows through.
+    assert [got[number] for number in range(count)] == [str(number) for number in range(count)]
+    dealer.close()
+
+
+def test_many_concurrent_req_clients(make_cluster):
+    cluster = make_cluster(3)
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "c"}) == {"success": True}
+    failures = []
+
+    def worker(worker_number):
+        for number in range(25):
+            reply = cluster.ask(leader, {"op": "put_message", "topic": "c", "message": f"{worker_number}:{number}"})
+            if reply != {"success": True}:
+                failures.append(reply)
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    received = []
+    while True:
+        reply = cluster.ask(leader, {"op": "get_message", "topic": "c"})
+        if not reply["success"]:
+            break
+        received.append(reply["message"])
+    assert sorted(received) == sorted(f"{w}:{n}" for w in range(16) for n in range(25))
+    for worker_number in range(16):
+        own = [m for m in received if m.startswith(f"{worker_number}:")]
+        assert own == [f"{worker_number}:{n}" for n in range(25)], "each client's order is kept"
+
+
+def test_busy_when_too_many_requests_wait(make_cluster):
+    cluster = make_cluster(3, "--check-quorum", "false", "--max-pending-requests", "2", "--request-deadline-ms", "800")
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "b"}) == {"success": True}
+    for follower in [i for i in range(3) if i != leader]:
+        cluster.kill(follower)
+    context = zmq.Context.instance()
+    dealer = context.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVTIMEO, 3000)
+    dealer.connect(cluster.endpoint(leader))
+    for number in range(6):
+        request = {"op": "put_message", "topic": "b", "message": "m", "id": number}
+        dealer.send_multipart([b"", json.dumps(request).encode()])
+    codes = sorted(json.loads(dealer.recv_multipart()[1]).get("error") for _ in range(6))
+    dealer.close()
+    assert codes.count("busy") >= 4 and set(codes) <= {"busy", "timeout"}, codes
