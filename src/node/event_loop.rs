@@ -27,49 +27,46 @@ const MAX_INPUTS_PER_TURN: usize = 8192;
 /// Longest sleep, so a loop with nothing armed still notices shutdown.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
-pub struct EventLoop {
-    pub core: RaftCore,
-    pub log_manager: LogManager,
-    pub queue: QueueStateMachine,
-    pub pending: PendingRequests,
+/// The event loop's connections to the rest of the process.
+pub struct Wiring {
     pub peers: PeerSenders,
     /// PUSH socket to the client listener, which owns the client sockets.
     pub replies: zmq::Socket,
     pub inputs: Receiver<Input>,
     pub status: Arc<Mutex<StatusReport>>,
-    pub settings: NodeSettings,
-    /// Client endpoint of every node, for `not_leader` redirects.
+    /// Client endpoint of every node, for redirects.
     pub client_endpoints: Vec<String>,
-    pub election_timer: Timer,
-    pub heartbeat_timer: Timer,
-    pub last_applied: LogIndex,
-    pub rng: SmallRng,
-    pub proposals: Vec<ClientCommand>,
-    pub effects: Vec<Effect>,
+}
+
+pub struct EventLoop {
+    core: RaftCore,
+    log_manager: LogManager,
+    queue: QueueStateMachine,
+    pending: PendingRequests,
+    wiring: Wiring,
+    settings: NodeSettings,
+    election_timer: Timer,
+    heartbeat_timer: Timer,
+    last_applied: LogIndex,
+    rng: SmallRng,
+    proposals: Vec<ClientCommand>,
+    effects: Vec<Effect>,
 }
 
 impl EventLoop {
     pub fn new(
         core: RaftCore,
         log_manager: LogManager,
-        peers: PeerSenders,
-        replies: zmq::Socket,
-        inputs: Receiver<Input>,
-        status: Arc<Mutex<StatusReport>>,
+        wiring: Wiring,
         settings: NodeSettings,
-        client_endpoints: Vec<String>,
     ) -> EventLoop {
         EventLoop {
             core,
             log_manager,
             queue: QueueStateMachine::new(),
             pending: PendingRequests::default(),
-            peers,
-            replies,
-            inputs,
-            status,
+            wiring,
             settings,
-            client_endpoints,
             election_timer: Timer::default(),
             heartbeat_timer: Timer::default(),
             last_applied: 0,
@@ -85,14 +82,14 @@ impl EventLoop {
         self.publish_status();
         loop {
             let wait = self.time_to_next_deadline(Instant::now());
-            let first = match self.inputs.recv_timeout(wait) {
+            let first = match self.wiring.inputs.recv_timeout(wait) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
             let inputs = first
                 .into_iter()
-                .chain(self.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
+                .chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
             let mut shutdown = false;
             for input in inputs.collect::<Vec<_>>() {
                 match input {
@@ -222,7 +219,7 @@ impl EventLoop {
     fn execute_after_persist(&mut self, effect: Effect) {
         match effect {
             Effect::PersistHardState(_) | Effect::PersistEntries(_) => {}
-            Effect::Send { to, message } => self.peers.send(to, &message),
+            Effect::Send { to, message } => self.wiring.peers.send(to, &message),
             Effect::Apply {
                 first_index,
                 last_index,
@@ -321,7 +318,7 @@ impl EventLoop {
     }
 
     fn redirect(&self, code: ErrorCode, leader: Option<NodeId>, detail: &str) -> ReplyBody {
-        let address = leader.and_then(|id| self.client_endpoints.get(id).cloned());
+        let address = leader.and_then(|id| self.wiring.client_endpoints.get(id).cloned());
         ReplyBody::redirect(code, address, detail)
     }
 
@@ -331,7 +328,7 @@ impl EventLoop {
             .iter()
             .map(Vec::as_slice)
             .chain(std::iter::once(encoded.as_slice()));
-        if let Err(failure) = self.replies.send_multipart(frames, 0) {
+        if let Err(failure) = self.wiring.replies.send_multipart(frames, 0) {
             error!("cannot hand a reply to the client listener: {failure}");
         }
     }
@@ -346,6 +343,7 @@ impl EventLoop {
             log_size: self.core.log().last_index(),
         };
         *self
+            .wiring
             .status
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = report;

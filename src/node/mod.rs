@@ -23,7 +23,7 @@ use crate::protocol::StatusReport;
 use crate::raft::{CoreConfig, RaftCore};
 use crate::storage::{LogManager, MemoryStorage, StorageError};
 use client_listener::ClientListener;
-use event_loop::EventLoop;
+use event_loop::{EventLoop, Wiring};
 use input::Input;
 use peer_listener::PeerListener;
 use peer_senders::PeerSenders;
@@ -163,16 +163,14 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         config.client_endpoint(index),
         config.peer_endpoint(index)
     );
-    let event_loop = EventLoop::new(
-        core,
-        log_manager,
+    let wiring = Wiring {
         peers,
         replies,
         inputs,
         status,
-        settings,
         client_endpoints,
-    );
+    };
+    let event_loop = EventLoop::new(core, log_manager, wiring, settings);
     event_loop.run().map_err(NodeError::Storage)?;
     info!("node {index} stopped");
     Ok(())

@@ -41,7 +41,7 @@ impl RaftCore {
         let next_index = progress.next_index;
         let has_entries = next_index <= self.log.last_index();
         let window_open = progress.can_send(max_inflight);
-        if !force && !(has_entries && window_open) {
+        if !(force || has_entries && window_open) {
             return;
         }
         let entries = if has_entries && window_open {
