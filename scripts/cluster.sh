@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Start, stop, inspect and tail a local raftmq cluster described by a config.
+#   scripts/cluster.sh start  [config.json]   build (if needed) and start every node
+#   scripts/cluster.sh stop   [config.json]   SIGTERM every node started from it
+#   scripts/cluster.sh status [config.json]   print every node's status
+#   scripts/cluster.sh logs   [config.json]   follow every node's log
+# Logs and pid files live in run/<config name>/.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command="${1:-}"
+config="${2:-config.json}"
+[ -f "$config" ] || { echo "cluster.sh: no config file at $config" >&2; exit 1; }
+run_dir="run/$(basename "$config" .json)"
+binary="${RAFTMQ_NODE:-target/release/raftmq-node}"
+node_count=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["addresses"]))' "$config")
+client_endpoint() {
+  python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["addresses"][int(sys.argv[2])]; print("tcp://%s:%d" % (a["ip"], a["port"]))' "$config" "$1"
+}
+
+case "$command" in
+  start)
+    [ -x "$binary" ] || cargo build --release --bin raftmq-node
+    mkdir -p "$run_dir"
+    for index in $(seq 0 $((node_count - 1))); do
+      pid_file="$run_dir/node-$index.pid"
+      if [ -f "$pid_file" ] && kill -0 "$(cat "$pid_file")" 2>/dev/null; then
+        echo "node $index already running (pid $(cat "$pid_file"))"
+        continue
+      fi
+      nohup "$binary" "$config" "$index" >>"$run_dir/node-$index.log" 2>&1 &
+      echo $! >"$pid_file"
+      echo "node $index started (pid $!), log $run_dir/node-$index.log"
+    done
+    ;;
+  stop)
+    for pid_file in "$run_dir"/node-*.pid; do
+      [ -f "$pid_file" ] || continue
+      pid=$(cat "$pid_file")
+      if kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid" && echo "stopped pid $pid"
+      fi
+      rm -f "$pid_file"
+    done
+    ;;
+  status)
+    for index in $(seq 0 $((node_count - 1))); do
+      endpoint=$(client_endpoint "$index")
+      printf 'node %s %s ' "$index" "$endpoint"
+      python3 - "$endpoint" <<'PY'
+import json, sys, zmq
+socket = zmq.Context.instance().socket(zmq.REQ)
+socket.setsockopt(zmq.LINGER, 0)
+socket.setsockopt(zmq.RCVTIMEO, 1000)
+socket.connect(sys.argv[1])
+socket.send_string('{"op":"status"}')
+try:
+    print(socket.recv_string())
+except zmq.Again:
+    print("(no reply)")
+PY
+    done
+    ;;
+  logs)
+    tail -n 20 -F "$run_dir"/node-*.log
+    ;;
+  *)
+    echo "usage: scripts/cluster.sh start|stop|status|logs [config.json]" >&2
+    exit 2
+    ;;
+esac
