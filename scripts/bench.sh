@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Throughput and latency on a local 3-node cluster (loopback, 100-byte
+# messages). Starts its own cluster on ports 7550-7555, runs each scenario,
+# stops the cluster. Usage: scripts/bench.sh [duration_s]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+duration="${1:-5}"
+cargo build --release --bin raftmq-node --bin raftmq-bench
+mkdir -p run
+config=run/bench.json
+cat >"$config" <<JSON
+{"addresses": [
+  {"ip": "127.0.0.1", "port": 7550, "internal_port": 7553},
+  {"ip": "127.0.0.1", "port": 7551, "internal_port": 7554},
+  {"ip": "127.0.0.1", "port": 7552, "internal_port": 7555}]}
+JSON
+scripts/cluster.sh stop "$config" >/dev/null
+rm -f run/bench/node-*.log
+trap 'scripts/cluster.sh stop "$config" >/dev/null' EXIT
+scripts/cluster.sh start "$config" >/dev/null
+sleep 2
+echo "# raftmq-bench, 3 nodes on loopback, $(nproc) cores, storage: in-memory (no fsync; the WAL is issue 3)"
+for scenario in "1 1" "1 16" "8 8" "64 1" "64 16"; do
+  set -- $scenario
+  target/release/raftmq-bench --config "$config" --clients "$1" --window "$2" --duration-s "$duration"
+done

@@ -1,0 +1,195 @@
+//! Load generator: `raftmq-bench --config config.json --clients 64 --window 16`.
+//! Each client is a DEALER socket on its own thread keeping `window` requests
+//! in flight (put_message of `--message-bytes`), for `--duration-s`. Prints
+//! throughput and latency percentiles measured from send to reply.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use raftmq::config::ClusterConfig;
+use serde_json::{json, Value};
+
+#[derive(Parser, Debug)]
+#[command(name = "raftmq-bench")]
+struct Arguments {
+    /// The cluster's config.json; the leader is found through `status`.
+    #[arg(long, default_value = "config.json")]
+    config: PathBuf,
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Requests each client keeps in flight.
+    #[arg(long, default_value_t = 1)]
+    window: usize,
+    #[arg(long, default_value_t = 100)]
+    message_bytes: usize,
+    #[arg(long, default_value_t = 5.0)]
+    duration_s: f64,
+}
+
+struct ClientOutcome {
+    latencies_us: Vec<u64>,
+    errors: u64,
+}
+
+fn main() -> ExitCode {
+    let arguments = Arguments::parse();
+    match run(&arguments) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(failure) => {
+            eprintln!("raftmq-bench: error: {failure}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(arguments: &Arguments) -> Result<(), String> {
+    if arguments.clients == 0 || arguments.window == 0 {
+        return Err("--clients and --window must be at least 1".into());
+    }
+    let config = ClusterConfig::load(&arguments.config).map_err(|e| e.to_string())?;
+    let context = zmq::Context::new();
+    let leader = find_leader(&context, &config)?;
+    let topic = format!("bench-{}", std::process::id());
+    let reply = call(
+        &context,
+        &leader,
+        &json!({"op": "put_topic", "topic": topic}),
+    )?;
+    if reply["success"] != json!(true) {
+        return Err(format!("cannot create the bench topic: {reply}"));
+    }
+    let duration = Duration::from_secs_f64(arguments.duration_s);
+    let started = Instant::now();
+    let handles: Vec<_> = (0..arguments.clients)
+        .map(|_| {
+            let (context, leader, topic) = (context.clone(), leader.clone(), topic.clone());
+            let (window, message_bytes) = (arguments.window, arguments.message_bytes);
+            std::thread::spawn(move || {
+                drive_client(&context, &leader, &topic, window, message_bytes, duration)
+            })
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    let mut errors = 0;
+    for handle in handles {
+        let outcome = handle
+            .join()
+            .map_err(|_| "a client thread panicked".to_string())??;
+        latencies_us.extend(outcome.latencies_us);
+        errors += outcome.errors;
+    }
+    let elapsed_s = started.elapsed().as_secs_f64();
+    report(arguments, &mut latencies_us, errors, elapsed_s);
+    Ok(())
+}
+
+fn find_leader(context: &zmq::Context, config: &ClusterConfig) -> Result<String, String> {
+    for _attempt in 0..50 {
+        for index in 0..config.node_count() {
+            let endpoint = config.client_endpoint(index);
+            if let Ok(status) = call(context, &endpoint, &json!({"op": "status"})) {
+                if status["role"] == json!("Leader") {
+                    return Ok(endpoint);
+                }
+            }
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err("no leader found".into())
+}
+
+fn call(context: &zmq::Context, endpoint: &str, request: &Value) -> Result<Value, String> {
+    let socket = context.socket(zmq::REQ).map_err(|e| e.to_string())?;
+    socket.set_linger(0).map_err(|e| e.to_string())?;
+    socket.set_rcvtimeo(1000).map_err(|e| e.to_string())?;
+    socket.connect(endpoint).map_err(|e| e.to_string())?;
+    socket
+        .send(request.to_string().as_bytes(), 0)
+        .map_err(|e| e.to_string())?;
+    let reply = socket
+        .recv_bytes(0)
+        .map_err(|e| format!("{endpoint}: {e}"))?;
+    serde_json::from_slice(&reply).map_err(|e| e.to_string())
+}
+
+fn drive_client(
+    context: &zmq::Context,
+    endpoint: &str,
+    topic: &str,
+    window: usize,
+    message_bytes: usize,
+    duration: Duration,
+) -> Result<ClientOutcome, String> {
+    let socket = context.socket(zmq::DEALER).map_err(|e| e.to_string())?;
+    socket.set_linger(0).map_err(|e| e.to_string())?;
+    socket.set_rcvtimeo(5000).map_err(|e| e.to_string())?;
+    socket.connect(endpoint).map_err(|e| e.to_string())?;
+    let message = "m".repeat(message_bytes);
+    let mut sent_at: HashMap<u64, Instant> = HashMap::with_capacity(window);
+    let mut outcome = ClientOutcome {
+        latencies_us: Vec::with_capacity(1 << 16),
+        errors: 0,
+    };
+    let mut next_id = 0u64;
+    let stop_at = Instant::now() + duration;
+    let send = |next_id: &mut u64, sent_at: &mut HashMap<u64, Instant>| -> Result<(), String> {
+        let request =
+            json!({"op": "put_message", "topic": topic, "message": message, "id": *next_id});
+        sent_at.insert(*next_id, Instant::now());
+        *next_id += 1;
+        socket
+            .send_multipart([&b""[..], request.to_string().as_bytes()], 0)
+            .map_err(|e| e.to_string())
+    };
+    for _ in 0..window {
+        send(&mut next_id, &mut sent_at)?;
+    }
+    while !sent_at.is_empty() {
+        let frames = socket
+            .recv_multipart(0)
+            .map_err(|e| format!("waiting for a reply: {e}"))?;
+        let reply: Value = serde_json::from_slice(frames.last().ok_or("empty reply")?)
+            .map_err(|e| e.to_string())?;
+        let id = reply["id"].as_u64().ok_or("reply without id")?;
+        let sent = sent_at.remove(&id).ok_or("reply to an unknown id")?;
+        if reply["success"] == json!(true) {
+            outcome.latencies_us.push(sent.elapsed().as_micros() as u64);
+        } else {
+            outcome.errors += 1;
+        }
+        if Instant::now() < stop_at {
+            send(&mut next_id, &mut sent_at)?;
+        }
+    }
+    Ok(outcome)
+}
+
+fn percentile(sorted: &[u64], fraction: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let position = ((sorted.len() - 1) as f64 * fraction).round() as usize;
+    sorted[position] as f64 / 1000.0
+}
+
+fn report(arguments: &Arguments, latencies_us: &mut [u64], errors: u64, elapsed_s: f64) {
+    latencies_us.sort_unstable();
+    println!(
+        "clients={} window={} message_bytes={} ops={} errors={} elapsed_s={:.2} throughput_ops_s={:.0} \
+         p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        arguments.clients,
+        arguments.window,
+        arguments.message_bytes,
+        latencies_us.len(),
+        errors,
+        elapsed_s,
+        latencies_us.len() as f64 / elapsed_s,
+        percentile(latencies_us, 0.50),
+        percentile(latencies_us, 0.90),
+        percentile(latencies_us, 0.99),
+        latencies_us.last().map_or(0.0, |&max| max as f64 / 1000.0),
+    );
+}
