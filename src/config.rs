@@ -34,13 +34,12 @@ impl ClusterConfig {
         let shown = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError(format!("cannot read config file {shown}: {error}")))?;
-        ClusterConfig::parse(&text)
-            .map_err(|ConfigError(detail)| ConfigError(format!("config file {shown}: {detail}")))
+        ClusterConfig::parse(&text).map_err(|ConfigError(detail)| ConfigError(format!("config file {shown}: {detail}")))
     }
 
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
-        let config: ClusterConfig = serde_json::from_str(text)
-            .map_err(|error| ConfigError(format!("invalid config: {error}")))?;
+        let config: ClusterConfig =
+            serde_json::from_str(text).map_err(|error| ConfigError(format!("invalid config: {error}")))?;
         config.validate()?;
         Ok(config)
     }
@@ -52,14 +51,10 @@ impl ClusterConfig {
         let mut endpoints = std::collections::HashSet::new();
         for (index, address) in self.addresses.iter().enumerate() {
             if address.ip.trim().is_empty() {
-                return Err(ConfigError(format!(
-                    "invalid config: address {index} has an empty \"ip\""
-                )));
+                return Err(ConfigError(format!("invalid config: address {index} has an empty \"ip\"")));
             }
             if address.port == 0 || address.internal_port == 0 {
-                return Err(ConfigError(format!(
-                    "invalid config: address {index} has port 0"
-                )));
+                return Err(ConfigError(format!("invalid config: address {index} has port 0")));
             }
             for port in [address.port, address.internal_port] {
                 if !endpoints.insert((address.ip.clone(), port)) {
@@ -114,11 +109,7 @@ mod tests {
         assert_eq!(config.client_endpoint(1), "tcp://127.0.0.1:5551");
         assert_eq!(config.peer_endpoint(0), "tcp://127.0.0.1:6550");
         assert!(config.check_index(1).is_ok());
-        assert!(config
-            .check_index(2)
-            .unwrap_err()
-            .0
-            .contains("out of range"));
+        assert!(config.check_index(2).unwrap_err().0.contains("out of range"));
     }
 
     #[test]
@@ -127,26 +118,11 @@ mod tests {
             ("{", "invalid config"),
             ("{}", "missing field `addresses`"),
             (r#"{"addresses":[]}"#, "empty"),
-            (
-                r#"{"addresses":[{"ip":"127.0.0.1","port":1}]}"#,
-                "missing field `internal_port`",
-            ),
-            (
-                r#"{"addresses":[{"ip":"127.0.0.1","port":"x","internal_port":2}]}"#,
-                "invalid type",
-            ),
-            (
-                r#"{"addresses":[{"ip":"127.0.0.1","port":70000,"internal_port":2}]}"#,
-                "invalid value",
-            ),
-            (
-                r#"{"addresses":[{"ip":"127.0.0.1","port":5,"internal_port":5}]}"#,
-                "used twice",
-            ),
-            (
-                r#"{"addresses":[{"ip":"","port":5,"internal_port":6}]}"#,
-                "empty \"ip\"",
-            ),
+            (r#"{"addresses":[{"ip":"127.0.0.1","port":1}]}"#, "missing field `internal_port`"),
+            (r#"{"addresses":[{"ip":"127.0.0.1","port":"x","internal_port":2}]}"#, "invalid type"),
+            (r#"{"addresses":[{"ip":"127.0.0.1","port":70000,"internal_port":2}]}"#, "invalid value"),
+            (r#"{"addresses":[{"ip":"127.0.0.1","port":5,"internal_port":5}]}"#, "used twice"),
+            (r#"{"addresses":[{"ip":"","port":5,"internal_port":6}]}"#, "empty \"ip\""),
         ];
         for (text, expected) in cases {
             let error = ClusterConfig::parse(text).unwrap_err();

@@ -9,11 +9,7 @@ use raftmq::node::{self, NodeSettings};
 
 /// Run one node of a raftmq cluster: a Raft-replicated message queue served over ZeroMQ.
 #[derive(Parser, Debug)]
-#[command(
-    name = "raftmq-node",
-    version,
-    after_help = "Log level: RUST_LOG=debug|info|warn (default info)."
-)]
+#[command(name = "raftmq-node", version, after_help = "Log level: RUST_LOG=debug|info|warn (default info).")]
 struct Arguments {
     /// Path to the cluster's config.json (the list of node addresses).
     config: PathBuf,

@@ -26,20 +26,14 @@ fn commit_everywhere(cluster: &mut Cluster, data: Vec<u8>, limit_ms: u64) {
         let Some((index, term)) = cluster.propose(leader, data.clone()) else {
             continue;
         };
-        let live: Vec<NodeId> = (0..cluster.node_count())
-            .filter(|&n| cluster.is_up(n))
-            .collect();
-        let applied = cluster.run_until(1000, |c| {
-            c.is_committed(index, term) && live.iter().all(|&n| c.applied_index(n) >= index)
-        });
+        let live: Vec<NodeId> = (0..cluster.node_count()).filter(|&n| cluster.is_up(n)).collect();
+        let applied = cluster
+            .run_until(1000, |c| c.is_committed(index, term) && live.iter().all(|&n| c.applied_index(n) >= index));
         if applied {
             return;
         }
     }
-    panic!(
-        "seed {}: command not applied everywhere within {limit_ms} ms",
-        cluster.seed
-    );
+    panic!("seed {}: command not applied everywhere within {limit_ms} ms", cluster.seed);
 }
 
 fn leaders_in_term(cluster: &Cluster, term: u64) -> usize {
@@ -59,19 +53,11 @@ fn elects_one_leader_with_1_2_3_5_7_nodes() {
             let leader = cluster.wait_for_leader(3000);
             let term = cluster.core(leader).unwrap().term();
             cluster.run_for(300);
-            assert_eq!(
-                cluster.leader(),
-                Some(leader),
-                "seed {seed}, {nodes} nodes: leadership not stable"
-            );
+            assert_eq!(cluster.leader(), Some(leader), "seed {seed}, {nodes} nodes: leadership not stable");
             assert_eq!(leaders_in_term(&cluster, term), 1);
             for node in 0..nodes {
                 let core = cluster.core(node).unwrap();
-                assert_eq!(
-                    core.leader(),
-                    Some(leader),
-                    "seed {seed}: node {node} does not follow {leader}"
-                );
+                assert_eq!(core.leader(), Some(leader), "seed {seed}: node {node} does not follow {leader}");
                 assert_eq!(core.term(), term);
             }
         }
@@ -96,10 +82,7 @@ fn crashed_leader_is_replaced_and_nothing_committed_is_lost() {
         commit_everywhere(&mut cluster, command(100), 5000);
         cluster.restart(old_leader);
         commit_everywhere(&mut cluster, command(101), 5000);
-        assert_eq!(
-            cluster.committed_count(),
-            cluster.core(new_leader).unwrap().commit_index() as usize
-        );
+        assert_eq!(cluster.committed_count(), cluster.core(new_leader).unwrap().commit_index() as usize);
     }
 }
 
@@ -113,18 +96,12 @@ fn isolated_leader_steps_down_and_majority_elects_another() {
         let old_leader = cluster.wait_for_leader(3000);
         let rest: Vec<NodeId> = (0..5).filter(|&n| n != old_leader).collect();
         cluster.network.partition(&[vec![old_leader], rest.clone()]);
-        let stepped_down =
-            cluster.run_until(700, |c| c.core(old_leader).unwrap().role() != Role::Leader);
-        assert!(
-            stepped_down,
-            "seed {seed}: isolated leader kept claiming leadership"
-        );
+        let stepped_down = cluster.run_until(700, |c| c.core(old_leader).unwrap().role() != Role::Leader);
+        assert!(stepped_down, "seed {seed}: isolated leader kept claiming leadership");
         cluster.wait_for_leader_among(&rest, 3000);
         cluster.network.heal();
         commit_everywhere(&mut cluster, command(1), 5000);
-        let leaders = (0..5)
-            .filter(|&n| cluster.core(n).unwrap().role() == Role::Leader)
-            .count();
+        let leaders = (0..5).filter(|&n| cluster.core(n).unwrap().role() == Role::Leader).count();
         assert_eq!(leaders, 1, "seed {seed}");
     }
 }
@@ -146,18 +123,11 @@ fn lagging_follower_catches_up() {
         }
         cluster.run_for(200);
         let target = cluster.core(leader).unwrap().commit_index();
-        assert!(
-            target >= 300,
-            "seed {seed}: majority should commit while one follower is away"
-        );
+        assert!(target >= 300, "seed {seed}: majority should commit while one follower is away");
         assert!(cluster.applied_index(lagging) < 10);
         cluster.network.heal();
         let caught_up = cluster.run_until(5000, |c| c.applied_index(lagging) >= target);
-        assert!(
-            caught_up,
-            "seed {seed}: follower applied {} of {target}",
-            cluster.applied_index(lagging)
-        );
+        assert!(caught_up, "seed {seed}: follower applied {} of {target}", cluster.applied_index(lagging));
     }
 }
 
@@ -170,16 +140,10 @@ fn conflicting_uncommitted_suffix_is_overwritten() {
         commit_everywhere(&mut cluster, command(0), 5000);
         let old_leader = cluster.leader().unwrap();
         let majority: Vec<NodeId> = (0..5).filter(|&n| n != old_leader).collect();
-        cluster
-            .network
-            .partition(&[vec![old_leader], majority.clone()]);
+        cluster.network.partition(&[vec![old_leader], majority.clone()]);
         let mut doomed = Vec::new();
         for number in 1..=5 {
-            doomed.push(
-                cluster
-                    .propose(old_leader, command(1000 + number))
-                    .expect("still thinks it leads"),
-            );
+            doomed.push(cluster.propose(old_leader, command(1000 + number)).expect("still thinks it leads"));
         }
         let new_leader = cluster.wait_for_leader_among(&majority, 3000);
         for number in 1..=5 {
@@ -189,25 +153,16 @@ fn conflicting_uncommitted_suffix_is_overwritten() {
         cluster.network.heal();
         commit_everywhere(&mut cluster, command(6), 5000);
         for (index, term) in doomed {
-            assert!(
-                !cluster.is_committed(index, term),
-                "seed {seed}: isolated leader's entry {index} committed"
-            );
+            assert!(!cluster.is_committed(index, term), "seed {seed}: isolated leader's entry {index} committed");
             let held = cluster.core(old_leader).unwrap().log().term_at(index);
-            assert_ne!(
-                held,
-                Some(term),
-                "seed {seed}: stale entry {index} survived on the old leader"
-            );
+            assert_ne!(held, Some(term), "seed {seed}: stale entry {index} survived on the old leader");
         }
     }
 }
 
 impl Cluster {
     fn wait_for_leader_among(&mut self, nodes: &[NodeId], limit_ms: u64) -> NodeId {
-        let found = self.run_until(limit_ms, |c| {
-            c.leader().is_some_and(|leader| nodes.contains(&leader))
-        });
+        let found = self.run_until(limit_ms, |c| c.leader().is_some_and(|leader| nodes.contains(&leader)));
         assert!(found, "seed {}: no leader among {nodes:?}", self.seed);
         self.leader().unwrap()
     }
@@ -260,10 +215,7 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
                     .filter_map(|n| cluster.core(n))
                     .filter(|core| core.log().term_at(index + 1).is_some_and(|t| t > old_term))
                     .count();
-                assert!(
-                    own_term_replicas >= 3,
-                    "seed {seed}: entry {index} committed by replica count alone"
-                );
+                assert!(own_term_replicas >= 3, "seed {seed}: entry {index} committed by replica count alone");
             }
         }
         cluster.crash(0);
@@ -352,10 +304,7 @@ fn seeds(default_count: u64, offset: u64) -> Vec<u64> {
     if let Ok(seed) = std::env::var("SIM_SEED") {
         return vec![seed.parse().expect("SIM_SEED is a number")];
     }
-    let count = std::env::var("SIM_SEEDS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default_count);
+    let count = std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(default_count);
     (offset..offset + count).collect()
 }
 

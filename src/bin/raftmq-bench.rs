@@ -53,11 +53,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     let context = zmq::Context::new();
     let leader = find_leader(&context, &config)?;
     let topic = format!("bench-{}", std::process::id());
-    let reply = call(
-        &context,
-        &leader,
-        &json!({"op": "put_topic", "topic": topic}),
-    )?;
+    let reply = call(&context, &leader, &json!({"op": "put_topic", "topic": topic}))?;
     if reply["success"] != json!(true) {
         return Err(format!("cannot create the bench topic: {reply}"));
     }
@@ -67,17 +63,13 @@ fn run(arguments: &Arguments) -> Result<(), String> {
         .map(|_| {
             let (context, leader, topic) = (context.clone(), leader.clone(), topic.clone());
             let (window, message_bytes) = (arguments.window, arguments.message_bytes);
-            std::thread::spawn(move || {
-                drive_client(&context, &leader, &topic, window, message_bytes, duration)
-            })
+            std::thread::spawn(move || drive_client(&context, &leader, &topic, window, message_bytes, duration))
         })
         .collect();
     let mut latencies_us = Vec::new();
     let mut errors = 0;
     for handle in handles {
-        let outcome = handle
-            .join()
-            .map_err(|_| "a client thread panicked".to_string())??;
+        let outcome = handle.join().map_err(|_| "a client thread panicked".to_string())??;
         latencies_us.extend(outcome.latencies_us);
         errors += outcome.errors;
     }
@@ -106,12 +98,8 @@ fn call(context: &zmq::Context, endpoint: &str, request: &Value) -> Result<Value
     socket.set_linger(0).map_err(|e| e.to_string())?;
     socket.set_rcvtimeo(1000).map_err(|e| e.to_string())?;
     socket.connect(endpoint).map_err(|e| e.to_string())?;
-    socket
-        .send(request.to_string().as_bytes(), 0)
-        .map_err(|e| e.to_string())?;
-    let reply = socket
-        .recv_bytes(0)
-        .map_err(|e| format!("{endpoint}: {e}"))?;
+    socket.send(request.to_string().as_bytes(), 0).map_err(|e| e.to_string())?;
+    let reply = socket.recv_bytes(0).map_err(|e| format!("{endpoint}: {e}"))?;
     serde_json::from_slice(&reply).map_err(|e| e.to_string())
 }
 
@@ -129,30 +117,21 @@ fn drive_client(
     socket.connect(endpoint).map_err(|e| e.to_string())?;
     let message = "m".repeat(message_bytes);
     let mut sent_at: HashMap<u64, Instant> = HashMap::with_capacity(window);
-    let mut outcome = ClientOutcome {
-        latencies_us: Vec::with_capacity(1 << 16),
-        errors: 0,
-    };
+    let mut outcome = ClientOutcome { latencies_us: Vec::with_capacity(1 << 16), errors: 0 };
     let mut next_id = 0u64;
     let stop_at = Instant::now() + duration;
     let send = |next_id: &mut u64, sent_at: &mut HashMap<u64, Instant>| -> Result<(), String> {
-        let request =
-            json!({"op": "put_message", "topic": topic, "message": message, "id": *next_id});
+        let request = json!({"op": "put_message", "topic": topic, "message": message, "id": *next_id});
         sent_at.insert(*next_id, Instant::now());
         *next_id += 1;
-        socket
-            .send_multipart([&b""[..], request.to_string().as_bytes()], 0)
-            .map_err(|e| e.to_string())
+        socket.send_multipart([&b""[..], request.to_string().as_bytes()], 0).map_err(|e| e.to_string())
     };
     for _ in 0..window {
         send(&mut next_id, &mut sent_at)?;
     }
     while !sent_at.is_empty() {
-        let frames = socket
-            .recv_multipart(0)
-            .map_err(|e| format!("waiting for a reply: {e}"))?;
-        let reply: Value = serde_json::from_slice(frames.last().ok_or("empty reply")?)
-            .map_err(|e| e.to_string())?;
+        let frames = socket.recv_multipart(0).map_err(|e| format!("waiting for a reply: {e}"))?;
+        let reply: Value = serde_json::from_slice(frames.last().ok_or("empty reply")?).map_err(|e| e.to_string())?;
         let id = reply["id"].as_u64().ok_or("reply without id")?;
         let sent = sent_at.remove(&id).ok_or("reply to an unknown id")?;
         if reply["success"] == json!(true) {

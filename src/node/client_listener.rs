@@ -4,12 +4,12 @@
 //! and forwards queue operations. Its sockets never leave this thread.
 
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
-use log::{debug, error, warn};
+use log::{debug, warn};
 
 use super::input::{ClientCommand, Input};
+use super::listener::Listener;
 use super::pending::Envelope;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
 
@@ -24,27 +24,11 @@ pub struct ClientListener {
     pub max_request_bytes: usize,
 }
 
-impl ClientListener {
-    /// Bind, report the outcome on `started`, then serve until the process ends.
-    pub fn spawn(
-        self,
-        context: zmq::Context,
-        started: Sender<Result<(), String>>,
-    ) -> JoinHandle<()> {
-        std::thread::Builder::new()
-            .name("client-listener".into())
-            .spawn(move || match self.bind(&context) {
-                Ok((router, replies)) => {
-                    let _ = started.send(Ok(()));
-                    if let Err(failure) = self.serve(&router, &replies) {
-                        error!("client listener stopped: {failure}");
-                    }
-                }
-                Err(failure) => {
-                    let _ = started.send(Err(failure));
-                }
-            })
-            .expect("spawning a thread")
+impl Listener for ClientListener {
+    type Sockets = (zmq::Socket, zmq::Socket);
+
+    fn name(&self) -> &'static str {
+        "client-listener"
     }
 
     fn bind(&self, context: &zmq::Context) -> Result<(zmq::Socket, zmq::Socket), String> {
@@ -52,23 +36,16 @@ impl ClientListener {
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_sndhwm(100_000).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
-        router
-            .bind(&self.endpoint)
-            .map_err(|e| format!("cannot bind client socket {}: {e}", self.endpoint))?;
+        router.bind(&self.endpoint).map_err(|e| format!("cannot bind client socket {}: {e}", self.endpoint))?;
         let replies = context.socket(zmq::PULL).map_err(|e| e.to_string())?;
         replies.set_rcvhwm(0).map_err(|e| e.to_string())?;
-        replies
-            .bind(&self.replies_endpoint)
-            .map_err(|e| format!("cannot bind {}: {e}", self.replies_endpoint))?;
+        replies.bind(&self.replies_endpoint).map_err(|e| format!("cannot bind {}: {e}", self.replies_endpoint))?;
         Ok((router, replies))
     }
 
-    fn serve(&self, router: &zmq::Socket, replies: &zmq::Socket) -> Result<(), zmq::Error> {
+    fn serve(&self, (router, replies): &Self::Sockets) -> Result<(), zmq::Error> {
         loop {
-            let mut items = [
-                router.as_poll_item(zmq::POLLIN),
-                replies.as_poll_item(zmq::POLLIN),
-            ];
+            let mut items = [router.as_poll_item(zmq::POLLIN), replies.as_poll_item(zmq::POLLIN)];
             zmq::poll(&mut items, -1)?;
             let (requests_ready, replies_ready) = (items[0].is_readable(), items[1].is_readable());
             if requests_ready {
@@ -91,14 +68,13 @@ impl ClientListener {
             }
         }
     }
+}
 
+impl ClientListener {
     fn on_request(&self, router: &zmq::Socket, frames: Vec<Vec<u8>>) {
         let (envelope, body) = split_envelope(frames);
         let Some(body) = body else {
-            let reply = ReplyBody::error(
-                ErrorCode::BadRequest,
-                "a request is exactly one frame after the delimiter",
-            );
+            let reply = ReplyBody::error(ErrorCode::BadRequest, "a request is exactly one frame after the delimiter");
             return reply_now(router, &envelope, reply.encode(None));
         };
         let request = match parse_request(&body, self.max_request_bytes) {
@@ -111,23 +87,11 @@ impl ClientListener {
         };
         match request.operation {
             Operation::Status => {
-                let status = self
-                    .status
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .clone();
-                reply_now(
-                    router,
-                    &envelope,
-                    ReplyBody::Status(status).encode(request.id.as_ref()),
-                );
+                let status = self.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).clone();
+                reply_now(router, &envelope, ReplyBody::Status(status).encode(request.id.as_ref()));
             }
             Operation::Queue(command) => {
-                let forwarded = Input::Client(ClientCommand {
-                    envelope,
-                    id: request.id,
-                    command,
-                });
+                let forwarded = Input::Client(ClientCommand { envelope, id: request.id, command });
                 if self.inputs.send(forwarded).is_err() {
                     warn!("event loop is gone; dropping a request");
                 }
@@ -144,19 +108,12 @@ fn split_envelope(mut frames: Vec<Vec<u8>>) -> (Envelope, Option<Vec<u8>>) {
         None => 1.min(frames.len()),
     };
     let body_frames = frames.split_off(body_start);
-    let body = if body_frames.len() == 1 {
-        body_frames.into_iter().next()
-    } else {
-        None
-    };
+    let body = if body_frames.len() == 1 { body_frames.into_iter().next() } else { None };
     (frames, body)
 }
 
 fn reply_now(router: &zmq::Socket, envelope: &Envelope, body: Vec<u8>) {
-    let frames = envelope
-        .iter()
-        .map(Vec::as_slice)
-        .chain(std::iter::once(body.as_slice()));
+    let frames = envelope.iter().map(Vec::as_slice).chain(std::iter::once(body.as_slice()));
     if let Err(failure) = router.send_multipart(frames, zmq::DONTWAIT) {
         debug!("reply not delivered: {failure}");
     }
@@ -175,15 +132,9 @@ mod tests {
     #[test]
     fn splits_req_and_dealer_envelopes() {
         let req = vec![b"id".to_vec(), vec![], b"{}".to_vec()];
-        assert_eq!(
-            split_envelope(req),
-            (vec![b"id".to_vec(), vec![]], Some(b"{}".to_vec()))
-        );
+        assert_eq!(split_envelope(req), (vec![b"id".to_vec(), vec![]], Some(b"{}".to_vec())));
         let bare_dealer = vec![b"id".to_vec(), b"{}".to_vec()];
-        assert_eq!(
-            split_envelope(bare_dealer),
-            (vec![b"id".to_vec()], Some(b"{}".to_vec()))
-        );
+        assert_eq!(split_envelope(bare_dealer), (vec![b"id".to_vec()], Some(b"{}".to_vec())));
         let two_bodies = vec![b"id".to_vec(), vec![], b"a".to_vec(), b"b".to_vec()];
         assert_eq!(split_envelope(two_bodies).1, None);
         let no_body = vec![b"id".to_vec(), vec![]];

@@ -54,12 +54,7 @@ pub struct EventLoop {
 }
 
 impl EventLoop {
-    pub fn new(
-        core: RaftCore,
-        log_manager: LogManager,
-        wiring: Wiring,
-        settings: NodeSettings,
-    ) -> EventLoop {
+    pub fn new(core: RaftCore, log_manager: LogManager, wiring: Wiring, settings: NodeSettings) -> EventLoop {
         EventLoop {
             core,
             log_manager,
@@ -87,15 +82,11 @@ impl EventLoop {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
-            let inputs = first
-                .into_iter()
-                .chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
+            let inputs = first.into_iter().chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
             let mut shutdown = false;
             for input in inputs.collect::<Vec<_>>() {
                 match input {
-                    Input::Peer { from, message } => {
-                        self.core.step(Event::Message { from, message })
-                    }
+                    Input::Peer { from, message } => self.core.step(Event::Message { from, message }),
                     Input::Client(command) => self.proposals.push(command),
                     Input::Shutdown => shutdown = true,
                 }
@@ -113,17 +104,11 @@ impl EventLoop {
     }
 
     fn time_to_next_deadline(&mut self, now: Instant) -> Duration {
-        [
-            self.election_timer.deadline(),
-            self.heartbeat_timer.deadline(),
-            self.pending.next_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .map_or(MAX_WAIT, |deadline| {
-            deadline.saturating_duration_since(now).min(MAX_WAIT)
-        })
+        [self.election_timer.deadline(), self.heartbeat_timer.deadline(), self.pending.next_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map_or(MAX_WAIT, |deadline| deadline.saturating_duration_since(now).min(MAX_WAIT))
     }
 
     fn fire_timers(&mut self, now: Instant) {
@@ -141,8 +126,7 @@ impl EventLoop {
             return;
         }
         let mut proposals = std::mem::take(&mut self.proposals);
-        if self.core.role() == Role::Leader
-            && self.pending.len() + proposals.len() > self.settings.max_pending_requests
+        if self.core.role() == Role::Leader && self.pending.len() + proposals.len() > self.settings.max_pending_requests
         {
             let detail = format!(
                 "{} requests already wait for commit (limit {}); retry later",
@@ -150,38 +134,21 @@ impl EventLoop {
                 self.settings.max_pending_requests
             );
             for proposal in proposals {
-                self.reply(
-                    &proposal.envelope,
-                    ReplyBody::error(ErrorCode::Busy, detail.clone()),
-                    proposal.id.as_ref(),
-                );
+                self.reply(&proposal.envelope, ReplyBody::error(ErrorCode::Busy, detail.clone()), proposal.id.as_ref());
             }
             return;
         }
-        let commands: Vec<Vec<u8>> = proposals
-            .iter()
-            .map(|proposal| proposal.command.encode())
-            .collect();
+        let commands: Vec<Vec<u8>> = proposals.iter().map(|proposal| proposal.command.encode()).collect();
         match self.core.propose(commands) {
             Ok((first_index, term)) => {
                 let deadline = Instant::now() + self.settings.request_deadline();
                 for (offset, proposal) in proposals.drain(..).enumerate() {
-                    let waiting = PendingRequest {
-                        term,
-                        envelope: proposal.envelope,
-                        id: proposal.id,
-                        deadline,
-                    };
-                    self.pending
-                        .insert(first_index + offset as LogIndex, waiting);
+                    let waiting = PendingRequest { term, envelope: proposal.envelope, id: proposal.id, deadline };
+                    self.pending.insert(first_index + offset as LogIndex, waiting);
                 }
             }
             Err(not_leader) => {
-                let body = self.redirect(
-                    ErrorCode::NotLeader,
-                    not_leader.leader,
-                    "this node is not the leader",
-                );
+                let body = self.redirect(ErrorCode::NotLeader, not_leader.leader, "this node is not the leader");
                 for proposal in proposals {
                     self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
                 }
@@ -200,9 +167,7 @@ impl EventLoop {
             let effects = std::mem::take(&mut self.effects);
             for effect in &effects {
                 match effect {
-                    Effect::PersistHardState(hard_state) => {
-                        self.log_manager.save_hard_state(*hard_state)?
-                    }
+                    Effect::PersistHardState(hard_state) => self.log_manager.save_hard_state(*hard_state)?,
                     Effect::PersistEntries(entries) => self.log_manager.append_entries(entries)?,
                     _ => {}
                 }
@@ -220,16 +185,11 @@ impl EventLoop {
         match effect {
             Effect::PersistHardState(_) | Effect::PersistEntries(_) => {}
             Effect::Send { to, message } => self.wiring.peers.send(to, &message),
-            Effect::Apply {
-                first_index,
-                last_index,
-            } => self.apply(first_index, last_index),
+            Effect::Apply { first_index, last_index } => self.apply(first_index, last_index),
             Effect::ResetElectionTimer => {
-                let timeout_ms = self.rng.gen_range(
-                    self.settings.election_timeout_min_ms..=self.settings.election_timeout_max_ms,
-                );
-                self.election_timer
-                    .reset(Instant::now(), Duration::from_millis(timeout_ms));
+                let timeout_ms =
+                    self.rng.gen_range(self.settings.election_timeout_min_ms..=self.settings.election_timeout_max_ms);
+                self.election_timer.reset(Instant::now(), Duration::from_millis(timeout_ms));
             }
             Effect::ResetHeartbeatTimer => {
                 let interval = Duration::from_millis(self.settings.heartbeat_interval_ms);
@@ -241,31 +201,17 @@ impl EventLoop {
 
     fn on_role_changed(&mut self, role: Role, term: u64, leader: Option<NodeId>) {
         let leader_text = leader.map_or("unknown".to_string(), |id| id.to_string());
-        info!(
-            "node {}: {} in term {term} (leader: {leader_text})",
-            self.core.id(),
-            role.as_str()
-        );
+        info!("node {}: {} in term {term} (leader: {leader_text})", self.core.id(), role.as_str());
         if role != Role::Leader {
-            self.fail_all_pending(
-                "leadership was lost before the request committed; it may or may not take effect",
-            );
+            self.fail_all_pending("leadership was lost before the request committed; it may or may not take effect");
         }
     }
 
     /// Apply committed entries in order and answer whoever waits on them.
     fn apply(&mut self, first_index: LogIndex, last_index: LogIndex) {
-        assert_eq!(
-            first_index,
-            self.last_applied + 1,
-            "entries are applied in order, once"
-        );
+        assert_eq!(first_index, self.last_applied + 1, "entries are applied in order, once");
         for index in first_index..=last_index {
-            let entry = self
-                .core
-                .log()
-                .entry(index)
-                .expect("committed entries are in the log");
+            let entry = self.core.log().entry(index).expect("committed entries are in the log");
             let body = if entry.is_noop() {
                 None
             } else {
@@ -302,11 +248,7 @@ impl EventLoop {
                 "the request did not commit within {} ms; it may or may not take effect",
                 self.settings.request_deadline_ms
             );
-            self.reply(
-                &waiting.envelope,
-                ReplyBody::error(ErrorCode::Timeout, detail),
-                waiting.id.as_ref(),
-            );
+            self.reply(&waiting.envelope, ReplyBody::error(ErrorCode::Timeout, detail), waiting.id.as_ref());
         }
     }
 
@@ -324,10 +266,7 @@ impl EventLoop {
 
     fn reply(&self, envelope: &Envelope, body: ReplyBody, id: Option<&serde_json::Value>) {
         let encoded = body.encode(id);
-        let frames = envelope
-            .iter()
-            .map(Vec::as_slice)
-            .chain(std::iter::once(encoded.as_slice()));
+        let frames = envelope.iter().map(Vec::as_slice).chain(std::iter::once(encoded.as_slice()));
         if let Err(failure) = self.wiring.replies.send_multipart(frames, 0) {
             error!("cannot hand a reply to the client listener: {failure}");
         }
@@ -342,10 +281,6 @@ impl EventLoop {
             last_applied: self.last_applied,
             log_size: self.core.log().last_index(),
         };
-        *self
-            .wiring
-            .status
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = report;
+        *self.wiring.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = report;
     }
 }

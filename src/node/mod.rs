@@ -5,6 +5,7 @@
 mod client_listener;
 mod event_loop;
 mod input;
+mod listener;
 pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
@@ -25,6 +26,7 @@ use crate::storage::{LogManager, MemoryStorage, StorageError};
 use client_listener::ClientListener;
 use event_loop::{EventLoop, Wiring};
 use input::Input;
+use listener::start_listener;
 use peer_listener::PeerListener;
 use peer_senders::PeerSenders;
 
@@ -65,9 +67,7 @@ impl NodeSettings {
                 "the election timeout range {}..{} ms is empty",
                 self.election_timeout_min_ms, self.election_timeout_max_ms
             ))
-        } else if self.heartbeat_interval_ms == 0
-            || self.heartbeat_interval_ms >= self.election_timeout_min_ms
-        {
+        } else if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.election_timeout_min_ms {
             Some(format!(
                 "the heartbeat interval ({} ms) must be above 0 and below the minimum election timeout ({} ms)",
                 self.heartbeat_interval_ms, self.election_timeout_min_ms
@@ -79,9 +79,7 @@ impl NodeSettings {
         } else {
             None
         };
-        problem.map_or(Ok(()), |detail| {
-            Err(ConfigError(format!("invalid option: {detail}")))
-        })
+        problem.map_or(Ok(()), |detail| Err(ConfigError(format!("invalid option: {detail}"))))
     }
 
     pub fn request_deadline(&self) -> Duration {
@@ -130,13 +128,13 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
     };
-    start(|started| client_listener.spawn(context.clone(), started))?;
+    start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
         node_count: config.node_count(),
         inputs: inputs_sender.clone(),
     };
-    start(|started| peer_listener.spawn(context.clone(), started))?;
+    start_listener(peer_listener, context.clone()).map_err(NodeError::Startup)?;
     forward_signals(inputs_sender)?;
 
     let mut log_manager = LogManager::new(Box::new(MemoryStorage::new()));
@@ -145,50 +143,21 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     core_config.check_quorum = settings.check_quorum;
     let core = RaftCore::new(core_config, recovered.hard_state, recovered.entries);
     let peers = PeerSenders::connect(&context, &config, index).map_err(NodeError::Startup)?;
-    let replies = context
-        .socket(zmq::PUSH)
-        .map_err(|e| NodeError::Startup(e.to_string()))?;
-    replies
-        .set_sndhwm(0)
-        .map_err(|e| NodeError::Startup(e.to_string()))?;
-    replies
-        .connect(&replies_endpoint)
-        .map_err(|e| NodeError::Startup(e.to_string()))?;
-    let client_endpoints = (0..config.node_count())
-        .map(|node| config.client_endpoint(node))
-        .collect();
+    let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;
+    let client_endpoints = (0..config.node_count()).map(|node| config.client_endpoint(node)).collect();
     info!(
         "node {index} of {}: clients on {}, peers on {}",
         config.node_count(),
         config.client_endpoint(index),
         config.peer_endpoint(index)
     );
-    let wiring = Wiring {
-        peers,
-        replies,
-        inputs,
-        status,
-        client_endpoints,
-    };
+    let wiring = Wiring { peers, replies, inputs, status, client_endpoints };
     let event_loop = EventLoop::new(core, log_manager, wiring, settings);
     event_loop.run().map_err(NodeError::Storage)?;
     info!("node {index} stopped");
     Ok(())
-}
-
-/// Spawn a listener and wait until it has bound its socket (or failed to).
-fn start(
-    spawn: impl FnOnce(Sender<Result<(), String>>) -> std::thread::JoinHandle<()>,
-) -> Result<(), NodeError> {
-    let (started_sender, started) = bounded(1);
-    let _handle = spawn(started_sender);
-    match started.recv() {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(detail)) => Err(NodeError::Startup(detail)),
-        Err(_) => Err(NodeError::Startup(
-            "a listener thread died while starting".into(),
-        )),
-    }
 }
 
 /// SIGTERM and SIGINT become a shutdown input for the event loop.

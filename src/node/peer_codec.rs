@@ -4,9 +4,7 @@
 
 use std::fmt;
 
-use crate::raft::{
-    AppendEntries, AppendEntriesResponse, Entry, Message, NodeId, RequestVote, RequestVoteResponse,
-};
+use crate::raft::{AppendEntries, AppendEntriesResponse, Entry, Message, NodeId, RequestVote, RequestVoteResponse};
 
 const VERSION: u8 = 1;
 const KIND_REQUEST_VOTE: u8 = 1;
@@ -88,29 +86,21 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
             last_log_index: reader.u64()?,
             last_log_term: reader.u64()?,
         }),
-        KIND_REQUEST_VOTE_RESPONSE => Message::RequestVoteResponse(RequestVoteResponse {
-            term: reader.u64()?,
-            vote_granted: reader.bool()?,
-        }),
+        KIND_REQUEST_VOTE_RESPONSE => {
+            Message::RequestVoteResponse(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
+        }
         KIND_APPEND_ENTRIES => Message::AppendEntries(decode_append_entries(&mut reader)?),
         KIND_APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: reader.u64()?,
             success: reader.bool()?,
             index: reader.u64()?,
             conflict_index: reader.u64()?,
-            conflict_term: if reader.bool()? {
-                Some(reader.u64()?)
-            } else {
-                None
-            },
+            conflict_term: if reader.bool()? { Some(reader.u64()?) } else { None },
         }),
         kind => return Err(PeerDecodeError(format!("unknown message kind {kind}"))),
     };
     if !reader.rest.is_empty() {
-        return Err(PeerDecodeError(format!(
-            "{} trailing bytes",
-            reader.rest.len()
-        )));
+        return Err(PeerDecodeError(format!("{} trailing bytes", reader.rest.len())));
     }
     Ok((from, message))
 }
@@ -123,33 +113,17 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
     let leader_commit = reader.u64()?;
     let count = reader.u32()? as usize;
     if count > reader.rest.len() / ENTRY_HEADER_BYTES {
-        return Err(PeerDecodeError(format!(
-            "{count} entries cannot fit in {} bytes",
-            reader.rest.len()
-        )));
+        return Err(PeerDecodeError(format!("{count} entries cannot fit in {} bytes", reader.rest.len())));
     }
     let mut entries = Vec::with_capacity(count);
     for position in 0..count {
-        let entry = Entry {
-            term: reader.u64()?,
-            index: reader.u64()?,
-            data: reader.bytes()?.to_vec(),
-        };
+        let entry = Entry { term: reader.u64()?, index: reader.u64()?, data: reader.bytes()?.to_vec() };
         if entry.index != prev_log_index + 1 + position as u64 {
-            return Err(PeerDecodeError(
-                "entries are not contiguous after prev_log_index".into(),
-            ));
+            return Err(PeerDecodeError("entries are not contiguous after prev_log_index".into()));
         }
         entries.push(entry);
     }
-    Ok(AppendEntries {
-        term,
-        leader,
-        prev_log_index,
-        prev_log_term,
-        entries,
-        leader_commit,
-    })
+    Ok(AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit })
 }
 
 fn put_u32(out: &mut Vec<u8>, value: u32) {
@@ -167,10 +141,7 @@ struct Reader<'a> {
 impl<'a> Reader<'a> {
     fn take(&mut self, count: usize) -> Result<&'a [u8], PeerDecodeError> {
         if self.rest.len() < count {
-            return Err(PeerDecodeError(format!(
-                "truncated: wanted {count} bytes, {} left",
-                self.rest.len()
-            )));
+            return Err(PeerDecodeError(format!("truncated: wanted {count} bytes, {} left", self.rest.len())));
         }
         let (taken, rest) = self.rest.split_at(count);
         self.rest = rest;
@@ -187,14 +158,10 @@ impl<'a> Reader<'a> {
         }
     }
     fn u32(&mut self) -> Result<u32, PeerDecodeError> {
-        Ok(u32::from_le_bytes(
-            self.take(4)?.try_into().expect("4 bytes"),
-        ))
+        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
     }
     fn u64(&mut self) -> Result<u64, PeerDecodeError> {
-        Ok(u64::from_le_bytes(
-            self.take(8)?.try_into().expect("8 bytes"),
-        ))
+        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
     }
     fn bytes(&mut self) -> Result<&'a [u8], PeerDecodeError> {
         let length = self.u32()? as usize;
@@ -208,32 +175,16 @@ mod tests {
 
     fn samples() -> Vec<Message> {
         vec![
-            Message::RequestVote(RequestVote {
-                term: 7,
-                candidate: 2,
-                last_log_index: 9,
-                last_log_term: 6,
-            }),
-            Message::RequestVoteResponse(RequestVoteResponse {
-                term: 7,
-                vote_granted: true,
-            }),
+            Message::RequestVote(RequestVote { term: 7, candidate: 2, last_log_index: 9, last_log_term: 6 }),
+            Message::RequestVoteResponse(RequestVoteResponse { term: 7, vote_granted: true }),
             Message::AppendEntries(AppendEntries {
                 term: 3,
                 leader: 1,
                 prev_log_index: 4,
                 prev_log_term: 2,
                 entries: vec![
-                    Entry {
-                        term: 3,
-                        index: 5,
-                        data: vec![],
-                    },
-                    Entry {
-                        term: 3,
-                        index: 6,
-                        data: b"payload".to_vec(),
-                    },
+                    Entry { term: 3, index: 5, data: vec![] },
+                    Entry { term: 3, index: 6, data: b"payload".to_vec() },
                 ],
                 leader_commit: 4,
             }),

@@ -2,12 +2,11 @@
 //! the other nodes' DEALER sockets. It decodes and forwards; a message that
 //! does not decode is logged and dropped (Raft tolerates lost messages).
 
-use std::thread::JoinHandle;
-
 use crossbeam_channel::Sender;
-use log::{error, warn};
+use log::warn;
 
 use super::input::Input;
+use super::listener::Listener;
 use super::peer_codec;
 
 pub struct PeerListener {
@@ -16,35 +15,18 @@ pub struct PeerListener {
     pub inputs: Sender<Input>,
 }
 
-impl PeerListener {
-    pub fn spawn(
-        self,
-        context: zmq::Context,
-        started: Sender<Result<(), String>>,
-    ) -> JoinHandle<()> {
-        std::thread::Builder::new()
-            .name("peer-listener".into())
-            .spawn(move || match self.bind(&context) {
-                Ok(router) => {
-                    let _ = started.send(Ok(()));
-                    if let Err(failure) = self.serve(&router) {
-                        error!("peer listener stopped: {failure}");
-                    }
-                }
-                Err(failure) => {
-                    let _ = started.send(Err(failure));
-                }
-            })
-            .expect("spawning a thread")
+impl Listener for PeerListener {
+    type Sockets = zmq::Socket;
+
+    fn name(&self) -> &'static str {
+        "peer-listener"
     }
 
     fn bind(&self, context: &zmq::Context) -> Result<zmq::Socket, String> {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
-        router
-            .bind(&self.endpoint)
-            .map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
+        router.bind(&self.endpoint).map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
         Ok(router)
     }
 

@@ -15,11 +15,7 @@ pub struct PeerSenders {
 }
 
 impl PeerSenders {
-    pub fn connect(
-        context: &zmq::Context,
-        config: &ClusterConfig,
-        me: NodeId,
-    ) -> Result<PeerSenders, String> {
+    pub fn connect(context: &zmq::Context, config: &ClusterConfig, me: NodeId) -> Result<PeerSenders, String> {
         let mut sockets = Vec::with_capacity(config.node_count());
         for peer in 0..config.node_count() {
             if peer == me {
@@ -41,11 +37,7 @@ impl PeerSenders {
             configure().map_err(|e| format!("cannot connect to peer {peer} at {endpoint}: {e}"))?;
             sockets.push(Some(socket));
         }
-        Ok(PeerSenders {
-            me,
-            sockets,
-            buffer: Vec::with_capacity(64 * 1024),
-        })
+        Ok(PeerSenders { me, sockets, buffer: Vec::with_capacity(64 * 1024) })
     }
 
     pub fn send(&mut self, to: NodeId, message: &Message) {

@@ -32,9 +32,7 @@ pub struct PendingRequests {
 impl PendingRequests {
     pub fn insert(&mut self, index: LogIndex, request: PendingRequest) {
         assert!(
-            self.expiry_order
-                .back()
-                .is_none_or(|(deadline, _)| *deadline <= request.deadline),
+            self.expiry_order.back().is_none_or(|(deadline, _)| *deadline <= request.deadline),
             "deadlines must be registered in order"
         );
         self.expiry_order.push_back((request.deadline, index));
@@ -87,12 +85,7 @@ mod tests {
     use std::time::Duration;
 
     fn request(term: Term, deadline: Instant) -> PendingRequest {
-        PendingRequest {
-            term,
-            envelope: vec![b"client".to_vec(), vec![]],
-            id: None,
-            deadline,
-        }
+        PendingRequest { term, envelope: vec![b"client".to_vec(), vec![]], id: None, deadline }
     }
 
     #[test]
@@ -103,10 +96,7 @@ mod tests {
         pending.insert(2, request(1, start + Duration::from_millis(5)));
         pending.insert(3, request(1, start + Duration::from_millis(10)));
         assert!(pending.take(1).is_some());
-        assert_eq!(
-            pending.next_deadline(),
-            Some(start + Duration::from_millis(5))
-        );
+        assert_eq!(pending.next_deadline(), Some(start + Duration::from_millis(5)));
         let expired = pending.take_expired(start + Duration::from_millis(7));
         assert_eq!(expired.len(), 1);
         assert_eq!(pending.len(), 1);

@@ -52,29 +52,14 @@ pub enum ReplyBody {
 
 impl ReplyBody {
     pub fn error(code: ErrorCode, detail: impl Into<String>) -> ReplyBody {
-        ReplyBody::Error {
-            code,
-            detail: detail.into(),
-            leader: None,
-        }
+        ReplyBody::Error { code, detail: detail.into(), leader: None }
     }
 
     /// `not_leader` or `leader_changed`: an error naming where the leader is
     /// (its client address, or null when unknown).
-    pub fn redirect(
-        code: ErrorCode,
-        leader_address: Option<String>,
-        detail: impl Into<String>,
-    ) -> ReplyBody {
-        assert!(
-            matches!(code, ErrorCode::NotLeader | ErrorCode::LeaderChanged),
-            "only redirects name a leader"
-        );
-        ReplyBody::Error {
-            code,
-            detail: detail.into(),
-            leader: Some(leader_address),
-        }
+    pub fn redirect(code: ErrorCode, leader_address: Option<String>, detail: impl Into<String>) -> ReplyBody {
+        assert!(matches!(code, ErrorCode::NotLeader | ErrorCode::LeaderChanged), "only redirects name a leader");
+        ReplyBody::Error { code, detail: detail.into(), leader: Some(leader_address) }
     }
 
     /// The reply frame, echoing the request's id if it had one.
@@ -94,10 +79,7 @@ impl ReplyBody {
                 object.insert("success".into(), Value::Bool(success));
                 match reply {
                     QueueReply::Topics(topics) => {
-                        object.insert(
-                            "topics".into(),
-                            topics.iter().cloned().map(Value::String).collect(),
-                        );
+                        object.insert("topics".into(), topics.iter().cloned().map(Value::String).collect());
                     }
                     QueueReply::Message(message) => {
                         object.insert("message".into(), Value::String(message.clone()));
@@ -108,27 +90,17 @@ impl ReplyBody {
             ReplyBody::Status(status) => {
                 object.insert("role".into(), status.role.into());
                 object.insert("term".into(), status.term.into());
-                object.insert(
-                    "leader".into(),
-                    status.leader.map_or(Value::Null, Value::from),
-                );
+                object.insert("leader".into(), status.leader.map_or(Value::Null, Value::from));
                 object.insert("commit_index".into(), status.commit_index.into());
                 object.insert("last_applied".into(), status.last_applied.into());
                 object.insert("log_size".into(), status.log_size.into());
             }
-            ReplyBody::Error {
-                code,
-                detail,
-                leader,
-            } => {
+            ReplyBody::Error { code, detail, leader } => {
                 object.insert("success".into(), Value::Bool(false));
                 object.insert("error".into(), code.as_str().into());
                 object.insert("detail".into(), detail.clone().into());
                 if let Some(leader) = leader {
-                    object.insert(
-                        "leader".into(),
-                        leader.clone().map_or(Value::Null, Value::String),
-                    );
+                    object.insert("leader".into(), leader.clone().map_or(Value::Null, Value::String));
                 }
             }
         }
@@ -147,32 +119,17 @@ mod tests {
 
     #[test]
     fn queue_replies_carry_only_their_keys() {
-        assert_eq!(
-            decode(ReplyBody::Queue(QueueReply::Done).encode(None)),
-            json!({"success": true})
-        );
-        assert_eq!(
-            decode(ReplyBody::Queue(QueueReply::Refused).encode(None)),
-            json!({"success": false})
-        );
-        let topics =
-            ReplyBody::Queue(QueueReply::Topics(vec!["a".into()])).encode(Some(&json!("r1")));
-        assert_eq!(
-            decode(topics),
-            json!({"success": true, "topics": ["a"], "id": "r1"})
-        );
+        assert_eq!(decode(ReplyBody::Queue(QueueReply::Done).encode(None)), json!({"success": true}));
+        assert_eq!(decode(ReplyBody::Queue(QueueReply::Refused).encode(None)), json!({"success": false}));
+        let topics = ReplyBody::Queue(QueueReply::Topics(vec!["a".into()])).encode(Some(&json!("r1")));
+        assert_eq!(decode(topics), json!({"success": true, "topics": ["a"], "id": "r1"}));
         let message = ReplyBody::Queue(QueueReply::Message("m".into())).encode(None);
         assert_eq!(decode(message), json!({"success": true, "message": "m"}));
     }
 
     #[test]
     fn redirects_name_the_leader_or_null() {
-        let known = ReplyBody::redirect(
-            ErrorCode::NotLeader,
-            Some("tcp://127.0.0.1:5550".into()),
-            "x",
-        )
-        .encode(None);
+        let known = ReplyBody::redirect(ErrorCode::NotLeader, Some("tcp://127.0.0.1:5550".into()), "x").encode(None);
         assert_eq!(decode(known)["leader"], json!("tcp://127.0.0.1:5550"));
         let unknown = decode(ReplyBody::redirect(ErrorCode::NotLeader, None, "x").encode(None));
         assert_eq!(unknown["leader"], Value::Null);
@@ -181,14 +138,8 @@ mod tests {
 
     #[test]
     fn status_has_the_documented_shape() {
-        let status = StatusReport {
-            role: "Leader",
-            term: 3,
-            leader: Some(1),
-            commit_index: 9,
-            last_applied: 9,
-            log_size: 10,
-        };
+        let status =
+            StatusReport { role: "Leader", term: 3, leader: Some(1), commit_index: 9, last_applied: 9, log_size: 10 };
         let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10});
         assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
     }

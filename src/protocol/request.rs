@@ -32,21 +32,13 @@ pub fn parse_request(frame: &[u8], max_bytes: usize) -> Result<ClientRequest, Re
         return Err(RequestError {
             id: None,
             code: ErrorCode::TooLarge,
-            detail: format!(
-                "request of {} bytes exceeds the limit of {max_bytes} bytes",
-                frame.len()
-            ),
+            detail: format!("request of {} bytes exceeds the limit of {max_bytes} bytes", frame.len()),
         });
     }
-    let bad = |id: Option<Value>, detail: String| RequestError {
-        id,
-        code: ErrorCode::BadRequest,
-        detail,
-    };
-    let text =
-        std::str::from_utf8(frame).map_err(|_| bad(None, "request is not valid UTF-8".into()))?;
-    let value: Value = serde_json::from_str(text)
-        .map_err(|error| bad(None, format!("request is not JSON: {error}")))?;
+    let bad = |id: Option<Value>, detail: String| RequestError { id, code: ErrorCode::BadRequest, detail };
+    let text = std::str::from_utf8(frame).map_err(|_| bad(None, "request is not valid UTF-8".into()))?;
+    let value: Value =
+        serde_json::from_str(text).map_err(|error| bad(None, format!("request is not JSON: {error}")))?;
     let Value::Object(fields) = value else {
         return Err(bad(None, "request must be a JSON object".into()));
     };
@@ -63,17 +55,10 @@ fn parse_operation(fields: &Map<String, Value>) -> Result<Operation, String> {
     };
     let command = match op {
         "status" => return Ok(Operation::Status),
-        "put_topic" => Command::PutTopic {
-            topic: topic_field(fields)?,
-        },
+        "put_topic" => Command::PutTopic { topic: topic_field(fields)? },
         "get_topics" => Command::GetTopics,
-        "put_message" => Command::PutMessage {
-            topic: topic_field(fields)?,
-            message: string_field(fields, "message")?,
-        },
-        "get_message" => Command::GetMessage {
-            topic: topic_field(fields)?,
-        },
+        "put_message" => Command::PutMessage { topic: topic_field(fields)?, message: string_field(fields, "message")? },
+        "get_message" => Command::GetMessage { topic: topic_field(fields)? },
         other => return Err(format!("unknown op {other:?}")),
     };
     Ok(Operation::Queue(command))
@@ -107,31 +92,15 @@ mod tests {
     fn parses_every_operation() {
         let put = parse(r#"{"op":"put_message","topic":"t","message":"m","id":7}"#).unwrap();
         assert_eq!(put.id, Some(Value::from(7)));
+        assert_eq!(put.operation, Operation::Queue(Command::PutMessage { topic: "t".into(), message: "m".into() }));
+        assert_eq!(parse(r#"{"op":"status"}"#).unwrap().operation, Operation::Status);
+        assert_eq!(parse(r#"{"op":"get_topics"}"#).unwrap().operation, Operation::Queue(Command::GetTopics));
         assert_eq!(
-            put.operation,
-            Operation::Queue(Command::PutMessage {
-                topic: "t".into(),
-                message: "m".into()
-            })
-        );
-        assert_eq!(
-            parse(r#"{"op":"status"}"#).unwrap().operation,
-            Operation::Status
-        );
-        assert_eq!(
-            parse(r#"{"op":"get_topics"}"#).unwrap().operation,
-            Operation::Queue(Command::GetTopics)
-        );
-        assert_eq!(
-            parse(r#"{"op":"get_message","topic":"t"}"#)
-                .unwrap()
-                .operation,
+            parse(r#"{"op":"get_message","topic":"t"}"#).unwrap().operation,
             Operation::Queue(Command::GetMessage { topic: "t".into() })
         );
         assert_eq!(
-            parse(r#"{"op":"put_topic","topic":"t"}"#)
-                .unwrap()
-                .operation,
+            parse(r#"{"op":"put_topic","topic":"t"}"#).unwrap().operation,
             Operation::Queue(Command::PutTopic { topic: "t".into() })
         );
     }
@@ -145,19 +114,10 @@ mod tests {
             (r#"{"op":5}"#, "must be a string"),
             (r#"{"op":"fly"}"#, "unknown op"),
             (r#"{"op":"put_topic"}"#, "missing field \"topic\""),
-            (
-                r#"{"op":"put_topic","topic":3}"#,
-                "\"topic\" must be a string",
-            ),
+            (r#"{"op":"put_topic","topic":3}"#, "\"topic\" must be a string"),
             (r#"{"op":"put_topic","topic":""}"#, "must not be empty"),
-            (
-                r#"{"op":"put_message","topic":"t"}"#,
-                "missing field \"message\"",
-            ),
-            (
-                r#"{"op":"put_message","topic":"t","message":null}"#,
-                "\"message\" must be a string",
-            ),
+            (r#"{"op":"put_message","topic":"t"}"#, "missing field \"message\""),
+            (r#"{"op":"put_message","topic":"t","message":null}"#, "\"message\" must be a string"),
         ];
         for (input, reason) in cases {
             let error = parse(input).unwrap_err();

@@ -50,24 +50,15 @@ impl Command {
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
-        let (&tag, mut rest) = bytes
-            .split_first()
-            .ok_or_else(|| DecodeError("empty".into()))?;
+        let (&tag, mut rest) = bytes.split_first().ok_or_else(|| DecodeError("empty".into()))?;
         let command = match tag {
-            TAG_PUT_TOPIC => Command::PutTopic {
-                topic: take_string(&mut rest)?,
-            },
+            TAG_PUT_TOPIC => Command::PutTopic { topic: take_string(&mut rest)? },
             TAG_GET_TOPICS => Command::GetTopics,
             TAG_PUT_MESSAGE => {
                 let topic = take_string(&mut rest)?;
-                Command::PutMessage {
-                    topic,
-                    message: take_string(&mut rest)?,
-                }
+                Command::PutMessage { topic, message: take_string(&mut rest)? }
             }
-            TAG_GET_MESSAGE => Command::GetMessage {
-                topic: take_string(&mut rest)?,
-            },
+            TAG_GET_MESSAGE => Command::GetMessage { topic: take_string(&mut rest)? },
             other => return Err(DecodeError(format!("unknown tag {other}"))),
         };
         if !rest.is_empty() {
@@ -98,10 +89,7 @@ fn take_string(rest: &mut &[u8]) -> Result<String, DecodeError> {
     let (length_bytes, tail) = rest.split_at(4);
     let length = u32::from_le_bytes(length_bytes.try_into().expect("4 bytes")) as usize;
     if tail.len() < length {
-        return Err(DecodeError(format!(
-            "string of {length} bytes truncated to {}",
-            tail.len()
-        )));
+        return Err(DecodeError(format!("string of {length} bytes truncated to {}", tail.len())));
     }
     let (text, tail) = tail.split_at(length);
     *rest = tail;
@@ -117,13 +105,8 @@ mod tests {
         let commands = [
             Command::PutTopic { topic: "t".into() },
             Command::GetTopics,
-            Command::PutMessage {
-                topic: "émoji 🦀".into(),
-                message: String::new(),
-            },
-            Command::GetMessage {
-                topic: "x".repeat(300),
-            },
+            Command::PutMessage { topic: "émoji 🦀".into(), message: String::new() },
+            Command::GetMessage { topic: "x".repeat(300) },
         ];
         for command in commands {
             let bytes = command.encode();
@@ -134,11 +117,7 @@ mod tests {
 
     #[test]
     fn truncated_or_trailing_bytes_are_errors() {
-        let bytes = Command::PutMessage {
-            topic: "ab".into(),
-            message: "cd".into(),
-        }
-        .encode();
+        let bytes = Command::PutMessage { topic: "ab".into(), message: "cd".into() }.encode();
         for cut in 0..bytes.len() {
             assert!(Command::decode(&bytes[..cut]).is_err(), "cut at {cut}");
         }

@@ -35,16 +35,10 @@ impl QueueStateMachine {
                 }
                 None => QueueReply::Refused,
             },
-            Command::GetMessage { topic } => {
-                match self
-                    .queues
-                    .get_mut(topic)
-                    .and_then(|queue| queue.pop_front())
-                {
-                    Some(message) => QueueReply::Message(message),
-                    None => QueueReply::Refused,
-                }
-            }
+            Command::GetMessage { topic } => match self.queues.get_mut(topic).and_then(|queue| queue.pop_front()) {
+                Some(message) => QueueReply::Message(message),
+                None => QueueReply::Refused,
+            },
         }
     }
 
@@ -72,36 +66,23 @@ mod tests {
     use super::*;
 
     fn put_topic(topic: &str) -> Command {
-        Command::PutTopic {
-            topic: topic.into(),
-        }
+        Command::PutTopic { topic: topic.into() }
     }
     fn put(topic: &str, message: &str) -> Command {
-        Command::PutMessage {
-            topic: topic.into(),
-            message: message.into(),
-        }
+        Command::PutMessage { topic: topic.into(), message: message.into() }
     }
     fn get(topic: &str) -> Command {
-        Command::GetMessage {
-            topic: topic.into(),
-        }
+        Command::GetMessage { topic: topic.into() }
     }
 
     #[test]
     fn topics_listed_in_creation_order_and_never_duplicated() {
         let mut queues = QueueStateMachine::new();
-        assert_eq!(
-            queues.apply(&Command::GetTopics),
-            QueueReply::Topics(vec![])
-        );
+        assert_eq!(queues.apply(&Command::GetTopics), QueueReply::Topics(vec![]));
         assert_eq!(queues.apply(&put_topic("b")), QueueReply::Done);
         assert_eq!(queues.apply(&put_topic("a")), QueueReply::Done);
         assert_eq!(queues.apply(&put_topic("b")), QueueReply::Refused);
-        assert_eq!(
-            queues.apply(&Command::GetTopics),
-            QueueReply::Topics(vec!["b".into(), "a".into()])
-        );
+        assert_eq!(queues.apply(&Command::GetTopics), QueueReply::Topics(vec!["b".into(), "a".into()]));
     }
 
     #[test]
@@ -127,14 +108,7 @@ mod tests {
 
     #[test]
     fn replicas_applying_the_same_commands_agree() {
-        let commands = [
-            put_topic("a"),
-            put("a", "x"),
-            put_topic("b"),
-            get("a"),
-            get("a"),
-            put("b", "y"),
-        ];
+        let commands = [put_topic("a"), put("a", "x"), put_topic("b"), get("a"), get("a"), put("b", "y")];
         let (mut first, mut second) = (QueueStateMachine::new(), QueueStateMachine::new());
         let replies_first: Vec<_> = commands.iter().map(|c| first.apply(c)).collect();
         let replies_second: Vec<_> = commands.iter().map(|c| second.apply(c)).collect();

@@ -68,10 +68,7 @@ impl RaftCore {
         assert!(config.id < config.node_count, "node id outside the cluster");
         assert!(config.max_entries_per_message > 0 && config.max_inflight_messages > 0);
         let log = RaftLog::from_entries(entries);
-        assert!(
-            log.last_term() <= hard_state.current_term,
-            "log holds a term from the future"
-        );
+        assert!(log.last_term() <= hard_state.current_term, "log holds a term from the future");
         let persisted_index = log.last_index();
         RaftCore {
             config,
@@ -101,9 +98,7 @@ impl RaftCore {
     /// first; the rest follow consecutively, all in the returned term.
     pub fn propose(&mut self, commands: Vec<Vec<u8>>) -> Result<(LogIndex, Term), NotLeader> {
         if self.role != Role::Leader {
-            return Err(NotLeader {
-                leader: self.leader,
-            });
+            return Err(NotLeader { leader: self.leader });
         }
         let term = self.hard_state.current_term;
         let first_index = self.log.last_index() + 1;
@@ -113,11 +108,7 @@ impl RaftCore {
         let mut appended = Vec::with_capacity(commands.len());
         for data in commands {
             assert!(!data.is_empty(), "an empty command would read as a no-op");
-            let entry = Entry {
-                term,
-                index: self.log.last_index() + 1,
-                data,
-            };
+            let entry = Entry { term, index: self.log.last_index() + 1, data };
             self.log.append(entry.clone());
             appended.push(entry);
         }
@@ -183,9 +174,7 @@ impl RaftCore {
             Message::RequestVote(request) => self.on_request_vote(from, request),
             Message::RequestVoteResponse(response) => self.on_request_vote_response(from, response),
             Message::AppendEntries(request) => self.on_append_entries(from, request),
-            Message::AppendEntriesResponse(response) => {
-                self.on_append_entries_response(from, response)
-            }
+            Message::AppendEntriesResponse(response) => self.on_append_entries_response(from, response),
         }
     }
 
@@ -194,10 +183,7 @@ impl RaftCore {
         assert!(term >= self.hard_state.current_term, "terms never go back");
         let was_leader = self.role == Role::Leader;
         if term > self.hard_state.current_term {
-            self.hard_state = HardState {
-                current_term: term,
-                voted_for: None,
-            };
+            self.hard_state = HardState { current_term: term, voted_for: None };
             self.effects.push(Effect::PersistHardState(self.hard_state));
         }
         let changed = self.role != Role::Follower || self.leader != leader;
@@ -225,18 +211,12 @@ impl RaftCore {
 
     /// Hand newly committed entries to the shell, in order.
     pub(super) fn set_commit_index(&mut self, commit_index: LogIndex) {
-        assert!(
-            commit_index <= self.log.last_index(),
-            "commit beyond the log"
-        );
+        assert!(commit_index <= self.log.last_index(), "commit beyond the log");
         if commit_index <= self.commit_index {
             return;
         }
         self.commit_index = commit_index;
-        self.effects.push(Effect::Apply {
-            first_index: self.applied_index + 1,
-            last_index: commit_index,
-        });
+        self.effects.push(Effect::Apply { first_index: self.applied_index + 1, last_index: commit_index });
         self.applied_index = commit_index;
     }
 }

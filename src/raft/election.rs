@@ -20,11 +20,7 @@ impl RaftCore {
     /// Once per election timeout: step down unless a majority (counting this
     /// leader) replied since the last check.
     fn check_quorum(&mut self) {
-        let active = 1 + self
-            .progress
-            .values()
-            .filter(|progress| progress.recent_active)
-            .count();
+        let active = 1 + self.progress.values().filter(|progress| progress.recent_active).count();
         for progress in self.progress.values_mut() {
             progress.recent_active = false;
         }
@@ -37,10 +33,7 @@ impl RaftCore {
 
     fn start_election(&mut self) {
         let me = self.config.id;
-        self.hard_state = HardState {
-            current_term: self.hard_state.current_term + 1,
-            voted_for: Some(me),
-        };
+        self.hard_state = HardState { current_term: self.hard_state.current_term + 1, voted_for: Some(me) };
         self.role = Role::Candidate;
         self.leader = None;
         self.votes.clear();
@@ -73,9 +66,7 @@ impl RaftCore {
         let grant = request.term == term
             && request.candidate == from
             && free_to_vote
-            && self
-                .log
-                .is_up_to_date(request.last_log_index, request.last_log_term);
+            && self.log.is_up_to_date(request.last_log_index, request.last_log_term);
         if grant {
             if self.hard_state.voted_for.is_none() {
                 self.hard_state.voted_for = Some(request.candidate);
@@ -83,13 +74,7 @@ impl RaftCore {
             }
             self.effects.push(Effect::ResetElectionTimer);
         }
-        self.send(
-            from,
-            Message::RequestVoteResponse(RequestVoteResponse {
-                term,
-                vote_granted: grant,
-            }),
-        );
+        self.send(from, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted: grant }));
     }
 
     pub(super) fn on_request_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {
@@ -107,15 +92,8 @@ impl RaftCore {
     /// Raft §5.2, §8: take office, then append a no-op so entries of earlier
     /// terms can commit (Figure 8) and followers learn who leads.
     pub(super) fn become_leader(&mut self) {
-        assert_eq!(
-            self.role,
-            Role::Candidate,
-            "only a candidate wins an election"
-        );
-        assert!(
-            self.votes.len() >= self.quorum(),
-            "leader without a quorum of votes"
-        );
+        assert_eq!(self.role, Role::Candidate, "only a candidate wins an election");
+        assert!(self.votes.len() >= self.quorum(), "leader without a quorum of votes");
         self.role = Role::Leader;
         self.leader = Some(self.config.id);
         let next_index = self.log.last_index() + 1;
@@ -125,11 +103,7 @@ impl RaftCore {
         }
         self.announce_role();
         self.effects.push(Effect::ResetHeartbeatTimer);
-        let noop = Entry {
-            term: self.hard_state.current_term,
-            index: next_index,
-            data: Vec::new(),
-        };
+        let noop = Entry { term: self.hard_state.current_term, index: next_index, data: Vec::new() };
         self.log.append(noop.clone());
         self.effects.push(Effect::PersistEntries(vec![noop]));
         self.broadcast_append();

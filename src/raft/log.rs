@@ -15,17 +15,9 @@ pub struct RaftLog {
 impl RaftLog {
     pub fn from_entries(entries: Vec<Entry>) -> RaftLog {
         for (position, entry) in entries.iter().enumerate() {
-            assert_eq!(
-                entry.index,
-                position as LogIndex + 1,
-                "restored log has a gap"
-            );
+            assert_eq!(entry.index, position as LogIndex + 1, "restored log has a gap");
         }
-        RaftLog {
-            offset: 0,
-            offset_term: 0,
-            entries,
-        }
+        RaftLog { offset: 0, offset_term: 0, entries }
     }
 
     pub fn last_index(&self) -> LogIndex {
@@ -33,9 +25,7 @@ impl RaftLog {
     }
 
     pub fn last_term(&self) -> Term {
-        self.entries
-            .last()
-            .map_or(self.offset_term, |entry| entry.term)
+        self.entries.last().map_or(self.offset_term, |entry| entry.term)
     }
 
     /// The term of the entry at `index`, or None if the log does not reach it.
@@ -56,10 +46,7 @@ impl RaftLog {
     /// Up to `max_count` entries starting at `first_index`, stopping once
     /// `max_bytes` of payload is reached (but always at least one entry if any).
     pub fn slice(&self, first_index: LogIndex, max_count: usize, max_bytes: usize) -> Vec<Entry> {
-        assert!(
-            first_index > self.offset,
-            "entries before the log's start were requested"
-        );
+        assert!(first_index > self.offset, "entries before the log's start were requested");
         let start = (first_index - self.offset - 1) as usize;
         let mut taken = Vec::new();
         let mut bytes = 0usize;
@@ -74,15 +61,8 @@ impl RaftLog {
     }
 
     pub fn append(&mut self, entry: Entry) {
-        assert_eq!(
-            entry.index,
-            self.last_index() + 1,
-            "log append must be contiguous"
-        );
-        assert!(
-            entry.term >= self.last_term(),
-            "log terms must not decrease"
-        );
+        assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
+        assert!(entry.term >= self.last_term(), "log terms must not decrease");
         self.entries.push(entry);
     }
 
@@ -103,18 +83,13 @@ impl RaftLog {
 
     /// The last index holding `term`, if the log holds that term at all.
     pub fn last_index_of_term(&self, term: Term) -> Option<LogIndex> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|entry| entry.term == term)
-            .map(|entry| entry.index)
+        self.entries.iter().rev().find(|entry| entry.term == term).map(|entry| entry.index)
     }
 
     /// Raft §5.4.1: is a log ending at (last_index, last_term) at least as up
     /// to date as this one?
     pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
-        last_term > self.last_term()
-            || (last_term == self.last_term() && last_index >= self.last_index())
+        last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
 
     pub fn entries(&self) -> &[Entry] {

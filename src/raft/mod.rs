@@ -17,9 +17,7 @@ pub use self::core::{CoreConfig, NotLeader, RaftCore};
 pub use effect::Effect;
 pub use event::Event;
 pub use log::RaftLog;
-pub use message::{
-    AppendEntries, AppendEntriesResponse, Message, RequestVote, RequestVoteResponse,
-};
+pub use message::{AppendEntries, AppendEntriesResponse, Message, RequestVote, RequestVoteResponse};
 pub use progress::{Progress, ReplicationState};
 pub use types::{Entry, HardState, LogIndex, NodeId, Role, Term};
 

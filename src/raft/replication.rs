@@ -13,10 +13,7 @@ impl RaftCore {
         self.effects.push(Effect::ResetHeartbeatTimer);
         let peers: Vec<NodeId> = self.peers().collect();
         for peer in peers {
-            self.progress
-                .get_mut(&peer)
-                .expect("leader tracks every peer")
-                .on_heartbeat();
+            self.progress.get_mut(&peer).expect("leader tracks every peer").on_heartbeat();
             // Always send something: it asserts leadership and, through the
             // log check, exposes anything lost since the last reply.
             self.send_append(peer, true);
@@ -45,24 +42,14 @@ impl RaftCore {
             return;
         }
         let entries = if has_entries && window_open {
-            self.log.slice(
-                next_index,
-                self.config.max_entries_per_message,
-                self.config.max_bytes_per_message,
-            )
+            self.log.slice(next_index, self.config.max_entries_per_message, self.config.max_bytes_per_message)
         } else {
             Vec::new()
         };
         let prev_log_index = next_index - 1;
-        let prev_log_term = self
-            .log
-            .term_at(prev_log_index)
-            .expect("next_index stays within the log");
+        let prev_log_term = self.log.term_at(prev_log_index).expect("next_index stays within the log");
         if let Some(last) = entries.last() {
-            self.progress
-                .get_mut(&peer)
-                .expect("peer tracked")
-                .on_entries_sent(last.index);
+            self.progress.get_mut(&peer).expect("peer tracked").on_entries_sent(last.index);
         }
         let message = AppendEntries {
             term: self.hard_state.current_term,
@@ -114,10 +101,7 @@ impl RaftCore {
                 Some(held) if held == entry.term => continue, // already have it
                 Some(_) => {
                     // Raft §5.3: a conflicting entry and all that follow it go.
-                    assert!(
-                        entry.index > self.commit_index,
-                        "a committed entry would be overwritten"
-                    );
+                    assert!(entry.index > self.commit_index, "a committed entry would be overwritten");
                     self.log.truncate_from(entry.index);
                     self.persisted_index = self.persisted_index.min(entry.index - 1);
                 }
@@ -143,29 +127,17 @@ impl RaftCore {
         conflict_index: LogIndex,
         conflict_term: Option<Term>,
     ) {
-        let response = AppendEntriesResponse {
-            term: self.hard_state.current_term,
-            success,
-            index,
-            conflict_index,
-            conflict_term,
-        };
+        let response =
+            AppendEntriesResponse { term: self.hard_state.current_term, success, index, conflict_index, conflict_term };
         self.send(to, Message::AppendEntriesResponse(response));
     }
 
-    pub(super) fn on_append_entries_response(
-        &mut self,
-        from: NodeId,
-        response: AppendEntriesResponse,
-    ) {
+    pub(super) fn on_append_entries_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
         if self.role != Role::Leader || response.term != self.hard_state.current_term {
             return; // a reply to an earlier term's request
         }
         let last_index = self.log.last_index();
-        let progress = self
-            .progress
-            .get_mut(&from)
-            .expect("leader tracks every peer");
+        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
         progress.recent_active = true;
         if response.success {
             if response.index > last_index {
@@ -179,10 +151,7 @@ impl RaftCore {
                 return; // stale: we already backed off below this probe
             }
             let next_index = self.next_index_after_rejection(&response);
-            self.progress
-                .get_mut(&from)
-                .expect("peer tracked")
-                .on_rejection(next_index);
+            self.progress.get_mut(&from).expect("peer tracked").on_rejection(next_index);
         }
         self.send_append(from, false);
     }
@@ -218,17 +187,11 @@ impl RaftCore {
         if self.role != Role::Leader {
             return;
         }
-        let mut matched: Vec<LogIndex> = self
-            .progress
-            .values()
-            .map(|progress| progress.match_index)
-            .collect();
+        let mut matched: Vec<LogIndex> = self.progress.values().map(|progress| progress.match_index).collect();
         matched.push(self.persisted_index);
         matched.sort_unstable_by(|a, b| b.cmp(a));
         let candidate = matched[self.quorum() - 1];
-        if candidate > self.commit_index
-            && self.log.term_at(candidate) == Some(self.hard_state.current_term)
-        {
+        if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.hard_state.current_term) {
             self.set_commit_index(candidate);
         }
     }

@@ -15,26 +15,27 @@ fn drain(core: &mut RaftCore) -> Vec<Effect> {
 }
 
 fn entry(index: LogIndex, term: Term) -> Entry {
-    Entry {
-        term,
-        index,
-        data: vec![b'x', index as u8],
-    }
+    Entry { term, index, data: vec![b'x', index as u8] }
 }
 
 fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
-    let entries: Vec<Entry> = terms
-        .iter()
-        .enumerate()
-        .map(|(i, &t)| entry(i as LogIndex + 1, t))
-        .collect();
-    let hard_state = HardState {
-        current_term: terms.last().copied().unwrap_or(0),
-        voted_for: None,
-    };
+    let entries: Vec<Entry> = terms.iter().enumerate().map(|(i, &t)| entry(i as LogIndex + 1, t)).collect();
+    let hard_state = HardState { current_term: terms.last().copied().unwrap_or(0), voted_for: None };
     let mut core = RaftCore::new(CoreConfig::new(id, nodes), hard_state, entries);
     drain(&mut core);
     core
+}
+
+fn deliver(node: &mut RaftCore, from: NodeId, message: Message) {
+    node.step(Event::Message { from, message });
+}
+
+fn vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
+    Message::RequestVote(RequestVote { term, candidate, last_log_index, last_log_term })
+}
+
+fn vote_response(term: Term, vote_granted: bool) -> Message {
+    Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted })
 }
 
 fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
@@ -50,18 +51,9 @@ fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
 fn elect(core: &mut RaftCore) {
     core.step(Event::ElectionTimeout);
     let term = core.term();
-    let peers: Vec<NodeId> = (0..core.config.node_count)
-        .filter(|&p| p != core.id())
-        .collect();
+    let peers: Vec<NodeId> = (0..core.config.node_count).filter(|&p| p != core.id()).collect();
     for peer in peers {
-        let response = Message::RequestVoteResponse(RequestVoteResponse {
-            term,
-            vote_granted: true,
-        });
-        core.step(Event::Message {
-            from: peer,
-            message: response,
-        });
+        deliver(core, peer, vote_response(term, true));
     }
     assert_eq!(core.role(), Role::Leader);
     let last = core.log().last_index();
@@ -76,29 +68,10 @@ fn election_timeout_starts_election_and_persists_vote_first() {
     let mut node = core(1, 3);
     node.step(Event::ElectionTimeout);
     let effects = drain(&mut node);
-    assert_eq!(
-        effects[0],
-        Effect::PersistHardState(HardState {
-            current_term: 1,
-            voted_for: Some(1)
-        })
-    );
+    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) }));
     assert_eq!(effects[1], Effect::ResetElectionTimer);
-    assert_eq!(
-        effects[2],
-        Effect::RoleChanged {
-            role: Role::Candidate,
-            term: 1,
-            leader: None
-        }
-    );
-    let request = Message::RequestVote(RequestVote {
-        term: 1,
-        candidate: 1,
-        last_log_index: 0,
-        last_log_term: 0,
-    });
-    assert_eq!(sends(&effects), vec![(0, request.clone()), (2, request)]);
+    assert_eq!(effects[2], Effect::RoleChanged { role: Role::Candidate, term: 1, leader: None });
+    assert_eq!(sends(&effects), vec![(0, vote_request(1, 1, 0, 0)), (2, vote_request(1, 1, 0, 0))]);
     assert_eq!(effects.len(), 5);
 }
 
@@ -109,129 +82,38 @@ fn single_node_becomes_leader_and_commits_its_noop_once_persisted() {
     node.step(Event::ElectionTimeout);
     let effects = drain(&mut node);
     assert_eq!(node.role(), Role::Leader);
-    assert!(effects.contains(&Effect::PersistEntries(vec![Entry {
-        term: 1,
-        index: 1,
-        data: vec![]
-    }])));
-    assert_eq!(
-        node.commit_index(),
-        0,
-        "nothing commits before it is durable"
-    );
+    assert!(effects.contains(&Effect::PersistEntries(vec![Entry { term: 1, index: 1, data: vec![] }])));
+    assert_eq!(node.commit_index(), 0, "nothing commits before it is durable");
     node.step(Event::LogPersisted { index: 1, term: 1 });
-    assert_eq!(
-        drain(&mut node),
-        vec![Effect::Apply {
-            first_index: 1,
-            last_index: 1
-        }]
-    );
+    assert_eq!(drain(&mut node), vec![Effect::Apply { first_index: 1, last_index: 1 }]);
 }
 
 // Raft §5.2: one vote per term.
 #[test]
 fn grants_one_vote_per_term() {
     let mut node = core(0, 3);
-    let ask = |candidate| {
-        Message::RequestVote(RequestVote {
-            term: 1,
-            candidate,
-            last_log_index: 0,
-            last_log_term: 0,
-        })
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: ask(1),
-    });
+    deliver(&mut node, 1, vote_request(1, 1, 0, 0));
     let effects = drain(&mut node);
-    assert_eq!(
-        effects[0],
-        Effect::PersistHardState(HardState {
-            current_term: 1,
-            voted_for: None
-        })
-    );
-    assert!(effects.contains(&Effect::PersistHardState(HardState {
-        current_term: 1,
-        voted_for: Some(1)
-    })));
-    let granted = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 1,
-        vote_granted: true,
-    });
-    assert_eq!(sends(&effects), vec![(1, granted)]);
-    node.step(Event::Message {
-        from: 2,
-        message: ask(2),
-    });
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 1,
-        vote_granted: false,
-    });
-    assert_eq!(sends(&drain(&mut node)), vec![(2, refused)]);
+    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: None }));
+    assert!(effects.contains(&Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) })));
+    assert_eq!(sends(&effects), vec![(1, vote_response(1, true))]);
+    deliver(&mut node, 2, vote_request(1, 2, 0, 0));
+    assert_eq!(sends(&drain(&mut node)), vec![(2, vote_response(1, false))]);
     // A repeated request from the one we voted for is granted again (lost reply).
-    node.step(Event::Message {
-        from: 1,
-        message: ask(1),
-    });
-    let granted = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 1,
-        vote_granted: true,
-    });
-    assert_eq!(sends(&drain(&mut node)), vec![(1, granted)]);
+    deliver(&mut node, 1, vote_request(1, 1, 0, 0));
+    assert_eq!(sends(&drain(&mut node)), vec![(1, vote_response(1, true))]);
 }
 
 // Raft §5.4.1: refuse a candidate whose log is less up to date.
 #[test]
 fn refuses_vote_to_candidate_with_stale_log() {
     let mut node = core_with_log(0, 3, &[1, 2]);
-    let stale_term = RequestVote {
-        term: 3,
-        candidate: 1,
-        last_log_index: 5,
-        last_log_term: 1,
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: Message::RequestVote(stale_term),
-    });
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 3,
-        vote_granted: false,
-    });
-    assert_eq!(sends(&drain(&mut node)), vec![(1, refused)]);
-    let shorter = RequestVote {
-        term: 3,
-        candidate: 2,
-        last_log_index: 1,
-        last_log_term: 2,
-    };
-    node.step(Event::Message {
-        from: 2,
-        message: Message::RequestVote(shorter),
-    });
-    let refused = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 3,
-        vote_granted: false,
-    });
-    assert_eq!(sends(&drain(&mut node)), vec![(2, refused)]);
-    let equal = RequestVote {
-        term: 3,
-        candidate: 2,
-        last_log_index: 2,
-        last_log_term: 2,
-    };
-    node.step(Event::Message {
-        from: 2,
-        message: Message::RequestVote(equal),
-    });
-    let granted = Message::RequestVoteResponse(RequestVoteResponse {
-        term: 3,
-        vote_granted: true,
-    });
-    assert_eq!(sends(&drain(&mut node)), vec![(2, granted)]);
+    deliver(&mut node, 1, vote_request(3, 1, 5, 1)); // longer log, older last term
+    assert_eq!(sends(&drain(&mut node)), vec![(1, vote_response(3, false))]);
+    deliver(&mut node, 2, vote_request(3, 2, 1, 2)); // same last term, shorter
+    assert_eq!(sends(&drain(&mut node)), vec![(2, vote_response(3, false))]);
+    deliver(&mut node, 2, vote_request(3, 2, 2, 2)); // equal: up to date
+    assert_eq!(sends(&drain(&mut node)), vec![(2, vote_response(3, true))]);
 }
 
 // Raft §5.1: a higher term in any message turns a leader into a follower.
@@ -239,31 +121,12 @@ fn refuses_vote_to_candidate_with_stale_log() {
 fn leader_steps_down_on_higher_term() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let response = AppendEntriesResponse {
-        term: 5,
-        success: false,
-        index: 0,
-        conflict_index: 0,
-        conflict_term: None,
-    };
-    node.step(Event::Message {
-        from: 2,
-        message: Message::AppendEntriesResponse(response),
-    });
+    let response = AppendEntriesResponse { term: 5, success: false, index: 0, conflict_index: 0, conflict_term: None };
+    node.step(Event::Message { from: 2, message: Message::AppendEntriesResponse(response) });
     let effects = drain(&mut node);
     assert_eq!(node.role(), Role::Follower);
-    assert_eq!(
-        effects[0],
-        Effect::PersistHardState(HardState {
-            current_term: 5,
-            voted_for: None
-        })
-    );
-    assert!(effects.contains(&Effect::RoleChanged {
-        role: Role::Follower,
-        term: 5,
-        leader: None
-    }));
+    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 5, voted_for: None }));
+    assert!(effects.contains(&Effect::RoleChanged { role: Role::Follower, term: 5, leader: None }));
 }
 
 // Raft §5.3: reject when the log does not contain prev_log_index, with the
@@ -271,58 +134,23 @@ fn leader_steps_down_on_higher_term() {
 #[test]
 fn rejects_append_with_missing_prev_and_hints_log_end() {
     let mut node = core_with_log(1, 3, &[1, 1]);
-    let append = AppendEntries {
-        term: 1,
-        leader: 0,
-        prev_log_index: 5,
-        prev_log_term: 1,
-        entries: vec![],
-        leader_commit: 0,
-    };
-    node.step(Event::Message {
-        from: 0,
-        message: Message::AppendEntries(append),
-    });
-    let response = AppendEntriesResponse {
-        term: 1,
-        success: false,
-        index: 5,
-        conflict_index: 3,
-        conflict_term: None,
-    };
-    assert_eq!(
-        sends(&drain(&mut node)),
-        vec![(0, Message::AppendEntriesResponse(response))]
-    );
+    let append =
+        AppendEntries { term: 1, leader: 0, prev_log_index: 5, prev_log_term: 1, entries: vec![], leader_commit: 0 };
+    node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
+    let response = AppendEntriesResponse { term: 1, success: false, index: 5, conflict_index: 3, conflict_term: None };
+    assert_eq!(sends(&drain(&mut node)), vec![(0, Message::AppendEntriesResponse(response))]);
 }
 
 // Raft §5.3 with the conflict-term hint: first index of the conflicting term.
 #[test]
 fn rejects_append_with_term_mismatch_and_hints_first_index_of_term() {
     let mut node = core_with_log(1, 3, &[1, 2, 2, 2]);
-    let append = AppendEntries {
-        term: 3,
-        leader: 0,
-        prev_log_index: 4,
-        prev_log_term: 3,
-        entries: vec![],
-        leader_commit: 0,
-    };
-    node.step(Event::Message {
-        from: 0,
-        message: Message::AppendEntries(append),
-    });
-    let response = AppendEntriesResponse {
-        term: 3,
-        success: false,
-        index: 4,
-        conflict_index: 2,
-        conflict_term: Some(2),
-    };
-    assert_eq!(
-        sends(&drain(&mut node)).last().unwrap().1,
-        Message::AppendEntriesResponse(response)
-    );
+    let append =
+        AppendEntries { term: 3, leader: 0, prev_log_index: 4, prev_log_term: 3, entries: vec![], leader_commit: 0 };
+    node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
+    let response =
+        AppendEntriesResponse { term: 3, success: false, index: 4, conflict_index: 2, conflict_term: Some(2) };
+    assert_eq!(sends(&drain(&mut node)).last().unwrap().1, Message::AppendEntriesResponse(response));
 }
 
 // Raft §5.3: a conflicting suffix is deleted and replaced; persisted before
@@ -339,36 +167,16 @@ fn overwrites_conflicting_suffix_then_acknowledges() {
         entries: entries.clone(),
         leader_commit: 9,
     };
-    node.step(Event::Message {
-        from: 0,
-        message: Message::AppendEntries(append),
-    });
+    node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
     let effects = drain(&mut node);
-    let persist_at = effects
-        .iter()
-        .position(|e| *e == Effect::PersistEntries(entries.clone()))
-        .unwrap();
-    let response = AppendEntriesResponse {
-        term: 3,
-        success: true,
-        index: 5,
-        conflict_index: 0,
-        conflict_term: None,
-    };
+    let persist_at = effects.iter().position(|e| *e == Effect::PersistEntries(entries.clone())).unwrap();
+    let response = AppendEntriesResponse { term: 3, success: true, index: 5, conflict_index: 0, conflict_term: None };
     let send_at = effects
         .iter()
-        .position(|e| {
-            *e == Effect::Send {
-                to: 0,
-                message: Message::AppendEntriesResponse(response.clone()),
-            }
-        })
+        .position(|e| *e == Effect::Send { to: 0, message: Message::AppendEntriesResponse(response.clone()) })
         .unwrap();
     assert!(persist_at < send_at, "acknowledge only after persisting");
-    assert!(effects.contains(&Effect::Apply {
-        first_index: 1,
-        last_index: 5
-    }));
+    assert!(effects.contains(&Effect::Apply { first_index: 1, last_index: 5 }));
     assert_eq!(node.log().last_term(), 3);
     assert_eq!(node.log().last_index(), 5);
 }
@@ -386,15 +194,10 @@ fn stale_append_does_not_truncate_matching_entries() {
         entries: vec![entry(1, 1)],
         leader_commit: 0,
     };
-    node.step(Event::Message {
-        from: 0,
-        message: Message::AppendEntries(append),
-    });
+    node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
     let effects = drain(&mut node);
     assert_eq!(node.log().last_index(), 3);
-    assert!(!effects
-        .iter()
-        .any(|e| matches!(e, Effect::PersistEntries(_))));
+    assert!(!effects.iter().any(|e| matches!(e, Effect::PersistEntries(_))));
 }
 
 // Raft §5.4.2 / Figure 8: a leader does not commit an entry of an earlier
@@ -403,31 +206,12 @@ fn stale_append_does_not_truncate_matching_entries() {
 fn leader_commits_earlier_term_entries_only_through_its_own() {
     let mut node = core_with_log(0, 3, &[1, 2]);
     elect(&mut node); // term 3, no-op at index 3
-    let ack = |index| AppendEntriesResponse {
-        term: 3,
-        success: true,
-        index,
-        conflict_index: 0,
-        conflict_term: None,
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: Message::AppendEntriesResponse(ack(2)),
-    });
-    assert_eq!(
-        node.commit_index(),
-        0,
-        "index 2 is from term 2: replicas alone do not commit it"
-    );
-    node.step(Event::Message {
-        from: 1,
-        message: Message::AppendEntriesResponse(ack(3)),
-    });
+    let ack = |index| AppendEntriesResponse { term: 3, success: true, index, conflict_index: 0, conflict_term: None };
+    node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(2)) });
+    assert_eq!(node.commit_index(), 0, "index 2 is from term 2: replicas alone do not commit it");
+    node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(3)) });
     assert_eq!(node.commit_index(), 3);
-    assert!(drain(&mut node).contains(&Effect::Apply {
-        first_index: 1,
-        last_index: 3
-    }));
+    assert!(drain(&mut node).contains(&Effect::Apply { first_index: 1, last_index: 3 }));
 }
 
 // Pipelining: proposals go out without waiting for replies, up to the window.
@@ -438,26 +222,15 @@ fn leader_pipelines_up_to_the_inflight_window() {
     let mut node = RaftCore::new(config, HardState::default(), Vec::new());
     elect(&mut node);
     // The no-op probe is out; acknowledge it to enter Replicate.
-    let ack = AppendEntriesResponse {
-        term: 1,
-        success: true,
-        index: 1,
-        conflict_index: 0,
-        conflict_term: None,
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: Message::AppendEntriesResponse(ack),
-    });
+    let ack = AppendEntriesResponse { term: 1, success: true, index: 1, conflict_index: 0, conflict_term: None };
+    node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     drain(&mut node);
     for round in 0..3 {
         node.propose(vec![vec![b'a' + round]]).unwrap();
     }
     let sent = sends(&drain(&mut node));
     assert_eq!(sent.len(), 2, "third proposal waits for the window");
-    let Message::AppendEntries(second) = &sent[1].1 else {
-        panic!("expected AppendEntries")
-    };
+    let Message::AppendEntries(second) = &sent[1].1 else { panic!("expected AppendEntries") };
     assert_eq!(second.prev_log_index, 2);
     assert_eq!(second.entries.len(), 1);
 }
@@ -467,25 +240,11 @@ fn leader_pipelines_up_to_the_inflight_window() {
 fn leader_backtracks_with_conflict_hint() {
     let mut node = core_with_log(0, 2, &[1, 1, 1, 4, 4]);
     elect(&mut node); // term 5, no-op at 6, probe at prev 5
-    let reject = AppendEntriesResponse {
-        term: 5,
-        success: false,
-        index: 5,
-        conflict_index: 4,
-        conflict_term: Some(3),
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: Message::AppendEntriesResponse(reject),
-    });
+    let reject = AppendEntriesResponse { term: 5, success: false, index: 5, conflict_index: 4, conflict_term: Some(3) };
+    node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(reject) });
     let sent = sends(&drain(&mut node));
-    let Message::AppendEntries(retry) = &sent[0].1 else {
-        panic!("expected AppendEntries")
-    };
-    assert_eq!(
-        retry.prev_log_index, 3,
-        "term 3 unknown to leader: resend from the hinted index"
-    );
+    let Message::AppendEntries(retry) = &sent[0].1 else { panic!("expected AppendEntries") };
+    assert_eq!(retry.prev_log_index, 3, "term 3 unknown to leader: resend from the hinted index");
     assert_eq!(retry.entries.first().map(|e| e.index), Some(4));
 }
 
@@ -493,22 +252,10 @@ fn leader_backtracks_with_conflict_hint() {
 #[test]
 fn follower_refuses_proposal_with_leader_hint() {
     let mut node = core(1, 3);
-    let append = AppendEntries {
-        term: 1,
-        leader: 2,
-        prev_log_index: 0,
-        prev_log_term: 0,
-        entries: vec![],
-        leader_commit: 0,
-    };
-    node.step(Event::Message {
-        from: 2,
-        message: Message::AppendEntries(append),
-    });
-    assert_eq!(
-        node.propose(vec![b"x".to_vec()]),
-        Err(NotLeader { leader: Some(2) })
-    );
+    let append =
+        AppendEntries { term: 1, leader: 2, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 };
+    node.step(Event::Message { from: 2, message: Message::AppendEntries(append) });
+    assert_eq!(node.propose(vec![b"x".to_vec()]), Err(NotLeader { leader: Some(2) }));
 }
 
 // Raft dissertation §6.2 (CheckQuorum): a leader that hears from no majority
@@ -517,36 +264,15 @@ fn follower_refuses_proposal_with_leader_hint() {
 fn leader_without_majority_contact_steps_down() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let ack = AppendEntriesResponse {
-        term: 1,
-        success: true,
-        index: 1,
-        conflict_index: 0,
-        conflict_term: None,
-    };
-    node.step(Event::Message {
-        from: 1,
-        message: Message::AppendEntriesResponse(ack),
-    });
+    let ack = AppendEntriesResponse { term: 1, success: true, index: 1, conflict_index: 0, conflict_term: None };
+    node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     node.step(Event::ElectionTimeout);
-    assert_eq!(
-        node.role(),
-        Role::Leader,
-        "one follower plus itself is a majority of 3"
-    );
+    assert_eq!(node.role(), Role::Leader, "one follower plus itself is a majority of 3");
     assert_eq!(drain(&mut node).last(), Some(&Effect::ResetElectionTimer));
     node.step(Event::ElectionTimeout);
-    assert_eq!(
-        node.role(),
-        Role::Follower,
-        "nobody replied during the last timeout"
-    );
+    assert_eq!(node.role(), Role::Follower, "nobody replied during the last timeout");
     let effects = drain(&mut node);
-    assert!(effects.contains(&Effect::RoleChanged {
-        role: Role::Follower,
-        term: 1,
-        leader: None
-    }));
+    assert!(effects.contains(&Effect::RoleChanged { role: Role::Follower, term: 1, leader: None }));
     assert_eq!(node.term(), 1, "stepping down does not raise the term");
 }
 

@@ -14,11 +14,7 @@ pub struct LogManager {
 
 impl LogManager {
     pub fn new(storage: Box<dyn Storage>) -> LogManager {
-        LogManager {
-            storage,
-            unsynced_last: None,
-            hard_state_unsynced: false,
-        }
+        LogManager { storage, unsynced_last: None, hard_state_unsynced: false }
     }
 
     pub fn load(&mut self) -> Result<RecoveredState, StorageError> {

@@ -27,17 +27,11 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn load(&mut self) -> Result<RecoveredState, StorageError> {
-        Ok(RecoveredState {
-            hard_state: self.hard_state,
-            entries: self.entries.clone(),
-        })
+        Ok(RecoveredState { hard_state: self.hard_state, entries: self.entries.clone() })
     }
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        assert!(
-            hard_state.current_term >= self.hard_state.current_term,
-            "stored term must not go back"
-        );
+        assert!(hard_state.current_term >= self.hard_state.current_term, "stored term must not go back");
         self.hard_state = hard_state;
         Ok(())
     }
@@ -49,11 +43,7 @@ impl Storage for MemoryStorage {
         let keep = (first.index - 1) as usize;
         if keep > self.entries.len() {
             return Err(StorageError {
-                detail: format!(
-                    "append at index {} leaves a gap after {}",
-                    first.index,
-                    self.entries.len()
-                ),
+                detail: format!("append at index {} leaves a gap after {}", first.index, self.entries.len()),
             });
         }
         self.entries.truncate(keep);
@@ -71,19 +61,13 @@ mod tests {
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
-        Entry {
-            term,
-            index,
-            data: vec![index as u8],
-        }
+        Entry { term, index, data: vec![index as u8] }
     }
 
     #[test]
     fn append_replaces_the_suffix() {
         let mut storage = MemoryStorage::new();
-        storage
-            .append_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)])
-            .unwrap();
+        storage.append_entries(&[entry(1, 1), entry(2, 1), entry(3, 1)]).unwrap();
         storage.append_entries(&[entry(2, 2)]).unwrap();
         let state = storage.load().unwrap();
         assert_eq!(state.entries, vec![entry(1, 1), entry(2, 2)]);
@@ -99,21 +83,10 @@ mod tests {
     #[test]
     fn hard_state_is_kept_apart_from_entries() {
         let mut storage = MemoryStorage::new();
-        storage
-            .save_hard_state(HardState {
-                current_term: 4,
-                voted_for: Some(2),
-            })
-            .unwrap();
+        storage.save_hard_state(HardState { current_term: 4, voted_for: Some(2) }).unwrap();
         storage.append_entries(&[entry(1, 4)]).unwrap();
         let state = storage.load().unwrap();
-        assert_eq!(
-            state.hard_state,
-            HardState {
-                current_term: 4,
-                voted_for: Some(2)
-            }
-        );
+        assert_eq!(state.hard_state, HardState { current_term: 4, voted_for: Some(2) });
         assert_eq!(state.entries.len(), 1);
     }
 }

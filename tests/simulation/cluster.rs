@@ -87,10 +87,7 @@ impl Cluster {
     }
 
     fn fail(&self, violation: String) -> ! {
-        panic!(
-            "seed {}: at {} ms: {violation}\nreplay with SIM_SEED={}",
-            self.seed, self.now_ms, self.seed
-        );
+        panic!("seed {}: at {} ms: {violation}\nreplay with SIM_SEED={}", self.seed, self.now_ms, self.seed);
     }
 
     pub fn node_count(&self) -> usize {
@@ -139,10 +136,7 @@ impl Cluster {
 
     /// Start (or restart) a node from what its storage kept.
     pub fn restart(&mut self, node: NodeId) {
-        let recovered = self.nodes[node]
-            .storage
-            .load()
-            .expect("memory storage loads");
+        let recovered = self.nodes[node].storage.load().expect("memory storage loads");
         let mut config = CoreConfig::new(node, self.options.nodes);
         config.max_entries_per_message = self.options.max_entries_per_message;
         config.max_inflight_messages = self.options.max_inflight_messages;
@@ -247,29 +241,18 @@ impl Cluster {
         let sim_node = &mut self.nodes[node];
         match effect {
             Effect::PersistHardState(hard_state) => {
-                sim_node
-                    .storage
-                    .save_hard_state(hard_state)
-                    .map_err(|error| error.to_string())?;
+                sim_node.storage.save_hard_state(hard_state).map_err(|error| error.to_string())?;
             }
             Effect::PersistEntries(entries) => {
-                sim_node
-                    .storage
-                    .append_entries(&entries)
-                    .map_err(|error| error.to_string())?;
-                self.checker
-                    .on_persist(node, &mut sim_node.prefix_hashes, &entries)?;
+                sim_node.storage.append_entries(&entries).map_err(|error| error.to_string())?;
+                self.checker.on_persist(node, &mut sim_node.prefix_hashes, &entries)?;
                 let last = entries.last().expect("non-empty");
                 *persisted = Some((last.index, last.term));
             }
             Effect::Send { to, message } => {
-                self.network
-                    .send(&mut self.rng, self.now_ms, node, to, message);
+                self.network.send(&mut self.rng, self.now_ms, node, to, message);
             }
-            Effect::Apply {
-                first_index,
-                last_index,
-            } => {
+            Effect::Apply { first_index, last_index } => {
                 if first_index != sim_node.applied_index + 1 || last_index < first_index {
                     return Err(format!(
                         "node {node} applies {first_index}..={last_index} after {}",
@@ -278,10 +261,7 @@ impl Cluster {
                 }
                 let core = sim_node.core.as_ref().expect("live node");
                 for index in first_index..=last_index {
-                    let entry: &Entry = core
-                        .log()
-                        .entry(index)
-                        .ok_or(format!("applied index {index} missing"))?;
+                    let entry: &Entry = core.log().entry(index).ok_or(format!("applied index {index} missing"))?;
                     self.checker.on_apply(node, entry)?;
                 }
                 sim_node.applied_index = last_index;
@@ -289,10 +269,9 @@ impl Cluster {
             Effect::ResetElectionTimer => {
                 sim_node.election_deadline_ms = if self.options.automatic_elections {
                     self.now_ms
-                        + self.rng.gen_range(
-                            self.options.election_timeout_min_ms
-                                ..=self.options.election_timeout_max_ms,
-                        )
+                        + self
+                            .rng
+                            .gen_range(self.options.election_timeout_min_ms..=self.options.election_timeout_max_ms)
                 } else {
                     NEVER
                 };
@@ -300,11 +279,7 @@ impl Cluster {
             Effect::ResetHeartbeatTimer => {
                 sim_node.heartbeat_deadline_ms = self.now_ms + self.options.heartbeat_interval_ms;
             }
-            Effect::RoleChanged {
-                role: Role::Leader,
-                term,
-                ..
-            } => {
+            Effect::RoleChanged { role: Role::Leader, term, .. } => {
                 let core = sim_node.core.as_ref().expect("live node");
                 self.checker.on_leader(node, term, core.log())?;
             }

@@ -47,22 +47,14 @@ impl Checker {
 
     /// Log Matching: entries with equal index and term have equal prefixes.
     /// `prefix_hashes[i]` is the node's chained hash through index i + 1.
-    pub fn on_persist(
-        &mut self,
-        node: NodeId,
-        prefix_hashes: &mut Vec<u64>,
-        entries: &[Entry],
-    ) -> Result<(), String> {
+    pub fn on_persist(&mut self, node: NodeId, prefix_hashes: &mut Vec<u64>, entries: &[Entry]) -> Result<(), String> {
         let first = entries.first().expect("persist carries entries").index;
         prefix_hashes.truncate((first - 1) as usize);
         for entry in entries {
             let previous = prefix_hashes.last().copied().unwrap_or(0);
             let hash = chain_hash(previous, entry);
             prefix_hashes.push(hash);
-            let known = *self
-                .prefix_by_entry
-                .entry((entry.index, entry.term))
-                .or_insert(hash);
+            let known = *self.prefix_by_entry.entry((entry.index, entry.term)).or_insert(hash);
             if known != hash {
                 return Err(format!(
                     "log matching broken on node {node}: entry {} of term {} ends a different prefix",
@@ -82,8 +74,7 @@ impl Checker {
             )),
             Some(_) => Ok(()),
             None => {
-                self.committed
-                    .insert(entry.index, (entry.term, entry.data.clone()));
+                self.committed.insert(entry.index, (entry.term, entry.data.clone()));
                 Ok(())
             }
         }
@@ -94,8 +85,6 @@ impl Checker {
     }
 
     pub fn is_committed(&self, index: LogIndex, term: Term) -> bool {
-        self.committed
-            .get(&index)
-            .is_some_and(|(committed_term, _)| *committed_term == term)
+        self.committed.get(&index).is_some_and(|(committed_term, _)| *committed_term == term)
     }
 }

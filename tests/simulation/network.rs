@@ -18,21 +18,11 @@ pub struct NetworkConfig {
 
 impl NetworkConfig {
     pub fn reliable() -> NetworkConfig {
-        NetworkConfig {
-            drop_per_mille: 0,
-            duplicate_per_mille: 0,
-            min_delay_ms: 1,
-            max_delay_ms: 3,
-        }
+        NetworkConfig { drop_per_mille: 0, duplicate_per_mille: 0, min_delay_ms: 1, max_delay_ms: 3 }
     }
 
     pub fn hostile() -> NetworkConfig {
-        NetworkConfig {
-            drop_per_mille: 50,
-            duplicate_per_mille: 30,
-            min_delay_ms: 1,
-            max_delay_ms: 25,
-        }
+        NetworkConfig { drop_per_mille: 50, duplicate_per_mille: 30, min_delay_ms: 1, max_delay_ms: 25 }
     }
 }
 
@@ -73,31 +63,14 @@ pub struct Network {
 
 impl Network {
     pub fn new(config: NetworkConfig) -> Network {
-        Network {
-            config,
-            queue: BinaryHeap::new(),
-            cut: HashSet::new(),
-            sequence: 0,
-            delivered: 0,
-        }
+        Network { config, queue: BinaryHeap::new(), cut: HashSet::new(), sequence: 0, delivered: 0 }
     }
 
-    pub fn send(
-        &mut self,
-        rng: &mut SmallRng,
-        now_ms: u64,
-        from: NodeId,
-        to: NodeId,
-        message: Message,
-    ) {
+    pub fn send(&mut self, rng: &mut SmallRng, now_ms: u64, from: NodeId, to: NodeId, message: Message) {
         if rng.gen_range(0..1000) < self.config.drop_per_mille {
             return;
         }
-        let copies = if rng.gen_range(0..1000) < self.config.duplicate_per_mille {
-            2
-        } else {
-            1
-        };
+        let copies = if rng.gen_range(0..1000) < self.config.duplicate_per_mille { 2 } else { 1 };
         for _ in 0..copies {
             let delay_ms = rng.gen_range(self.config.min_delay_ms..=self.config.max_delay_ms);
             self.sequence += 1;
@@ -114,11 +87,7 @@ impl Network {
     /// Messages due by `now_ms` whose link is not cut at delivery time.
     pub fn due(&mut self, now_ms: u64) -> Vec<(NodeId, NodeId, Message)> {
         let mut due = Vec::new();
-        while self
-            .queue
-            .peek()
-            .is_some_and(|head| head.deliver_at_ms <= now_ms)
-        {
+        while self.queue.peek().is_some_and(|head| head.deliver_at_ms <= now_ms) {
             let in_flight = self.queue.pop().expect("peeked");
             if !self.cut.contains(&(in_flight.from, in_flight.to)) {
                 self.delivered += 1;

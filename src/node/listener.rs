@@ -1,0 +1,37 @@
+//! What the two listener threads share: each binds its own sockets inside its
+//! own thread (ZMQ sockets never cross threads), reports whether binding
+//! worked, and then serves until the process ends.
+
+use crossbeam_channel::bounded;
+use log::error;
+
+pub trait Listener: Send + 'static {
+    /// The sockets `bind` creates and `serve` uses, in the listener's thread.
+    type Sockets;
+
+    fn name(&self) -> &'static str;
+    fn bind(&self, context: &zmq::Context) -> Result<Self::Sockets, String>;
+    fn serve(&self, sockets: &Self::Sockets) -> Result<(), zmq::Error>;
+}
+
+/// Start `listener` on its own thread; return once its sockets are bound, or
+/// with the reason they could not be (a port in use, say).
+pub fn start_listener<L: Listener>(listener: L, context: zmq::Context) -> Result<(), String> {
+    let (started_sender, started) = bounded(1);
+    let name = listener.name();
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || match listener.bind(&context) {
+            Ok(sockets) => {
+                let _ = started_sender.send(Ok(()));
+                if let Err(failure) = listener.serve(&sockets) {
+                    error!("{} stopped: {failure}", listener.name());
+                }
+            }
+            Err(failure) => {
+                let _ = started_sender.send(Err(failure));
+            }
+        })
+        .map_err(|failure| format!("cannot start the {name} thread: {failure}"))?;
+    started.recv().unwrap_or_else(|_| Err(format!("the {name} thread died while starting")))
+}
