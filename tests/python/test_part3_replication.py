@@ -124,3 +124,25 @@ def test_writes_keep_flowing_while_one_follower_is_down(make_cluster):
     fill(cluster, leader, ["t"], 20)
     assert time.monotonic() - started < 20 * 1.0
     assert cluster.ask(leader, {"op": "get_message", "topic": "t"}) == {"success": True, "message": "t-0"}
+
+
+def test_waiting_write_gets_leader_changed_when_leader_steps_down(make_cluster):
+    # Long election timeouts make the order certain: the write is pending well
+    # before CheckQuorum (one to two election timeouts after the followers
+    # die) deposes the leader, and well before its 10 s deadline.
+    cluster = make_cluster(
+        3,
+        "--election-timeout-min-ms", "1000",
+        "--election-timeout-max-ms", "1200",
+        "--request-deadline-ms", "10000",
+    )
+    leader = cluster.find_leader_course_style(initial_wait_s=3.0)
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "t"}) == {"success": True}
+    for follower in [i for i in range(3) if i != leader]:
+        cluster.kill(follower)
+    reply = cluster.ask(leader, {"op": "put_message", "topic": "t", "message": "m", "id": "w"}, timeout_ms=5000)
+    assert reply["success"] is False
+    assert reply["error"] == "leader_changed", reply
+    assert reply["leader"] is None and reply["id"] == "w"
+    assert cluster.status(leader)["role"] != "Leader"
