@@ -82,9 +82,9 @@ impl EventLoop {
                 Err(RecvTimeoutError::Timeout) => None,
                 Err(RecvTimeoutError::Disconnected) => return Ok(()),
             };
-            let inputs = first.into_iter().chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
+            let waiting = first.into_iter().chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
             let mut shutdown = false;
-            for input in inputs.collect::<Vec<_>>() {
+            for input in waiting {
                 match input {
                     Input::Peer { from, message } => self.core.step(Event::Message { from, message }),
                     Input::Client(command) => self.proposals.push(command),
