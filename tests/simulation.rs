@@ -240,13 +240,18 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
 fn random_run(seed: u64, nodes: usize, fault_ms: u64) {
     let mut options = SimOptions::new(nodes);
     options.network = NetworkConfig::hostile();
+    // Flow control at its edges too: one entry per message, a window of one.
+    options.max_entries_per_message = [1, 3, 64][(seed % 3) as usize];
+    options.max_inflight_messages = [1, 2, 8][(seed / 3 % 3) as usize];
     let mut cluster = Cluster::new(seed, options);
     let mut number = 0;
     while cluster.now_ms < fault_ms {
         if cluster.rng().gen_range(0..4) == 0 {
             if let Some(leader) = cluster.leader() {
-                number += 1;
-                cluster.propose(leader, command(number));
+                let batch_size = cluster.rng().gen_range(1..=4);
+                let batch: Vec<Vec<u8>> = (0..batch_size).map(|offset| command(number + offset)).collect();
+                number += batch_size;
+                cluster.propose_batch(leader, batch);
             }
         }
         if cluster.rng().gen_range(0..150) == 0 {

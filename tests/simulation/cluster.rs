@@ -154,8 +154,14 @@ impl Cluster {
     }
 
     pub fn propose(&mut self, node: NodeId, data: Vec<u8>) -> Option<(LogIndex, Term)> {
+        self.propose_batch(node, vec![data])
+    }
+
+    /// Propose several commands at once, as the shell does with one turn's
+    /// requests; returns the first one's index and term.
+    pub fn propose_batch(&mut self, node: NodeId, commands: Vec<Vec<u8>>) -> Option<(LogIndex, Term)> {
         let core = self.nodes[node].core.as_mut()?;
-        let accepted = core.propose(vec![data]).ok();
+        let accepted = core.propose(commands).ok();
         let mut effects = Vec::new();
         core.drain_effects(&mut effects);
         self.execute(node, effects);
