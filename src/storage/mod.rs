@@ -3,9 +3,11 @@
 
 mod log_manager;
 mod memory;
+mod wal;
 
 pub use log_manager::LogManager;
 pub use memory::MemoryStorage;
+pub use wal::{WalOptions, WalStorage};
 
 use std::fmt;
 

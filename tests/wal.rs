@@ -1,0 +1,206 @@
+//! The write-ahead log alone: append, sync, reopen, truncate on conflict,
+//! torn tails cut at every byte offset, corruption refused with its place.
+
+use std::fs::{self, OpenOptions};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use raftmq::raft::{Entry, HardState};
+use raftmq::storage::{Storage, WalOptions, WalStorage};
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDirectory(PathBuf);
+
+impl TempDirectory {
+    fn new() -> TempDirectory {
+        static COUNTER: AtomicUsize = AtomicUsize::new(0);
+        let name = format!("raftmq-wal-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
+        let path = std::env::temp_dir().join(name);
+        let _ = fs::remove_dir_all(&path);
+        TempDirectory(path)
+    }
+}
+
+impl Drop for TempDirectory {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn entry(index: u64, term: u64) -> Entry {
+    Entry { term, index, data: format!("entry {index} of term {term}").into_bytes() }
+}
+
+fn open(directory: &Path) -> WalStorage {
+    WalStorage::open(directory, WalOptions::default()).expect("opens")
+}
+
+fn segment_files(directory: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = fs::read_dir(directory)
+        .unwrap()
+        .map(|item| item.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|extension| extension == "wal"))
+        .collect();
+    files.sort();
+    files
+}
+
+/// Write entries 1..=count (term 1) with one sync, then close.
+fn write_log(directory: &Path, count: u64) {
+    let mut wal = open(directory);
+    let entries: Vec<Entry> = (1..=count).map(|index| entry(index, 1)).collect();
+    wal.append_entries(&entries).unwrap();
+    wal.sync().unwrap();
+}
+
+#[test]
+fn entries_and_hard_state_survive_reopen() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = open(&directory.0);
+        wal.save_hard_state(HardState { current_term: 3, voted_for: Some(2) }).unwrap();
+        wal.append_entries(&[entry(1, 1), entry(2, 3)]).unwrap();
+        wal.append_entries(&[entry(3, 3)]).unwrap();
+        wal.sync().unwrap();
+    }
+    let mut wal = open(&directory.0);
+    let state = wal.load().unwrap();
+    assert_eq!(state.hard_state, HardState { current_term: 3, voted_for: Some(2) });
+    assert_eq!(state.entries, vec![entry(1, 1), entry(2, 3), entry(3, 3)]);
+    // Appending after a reopen continues the same log.
+    wal.append_entries(&[entry(4, 3)]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    assert_eq!(open(&directory.0).load().unwrap().entries.len(), 4);
+}
+
+#[test]
+fn conflicting_append_replaces_the_suffix_on_disk() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = open(&directory.0);
+        wal.append_entries(&(1..=5).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        wal.sync().unwrap();
+        wal.append_entries(&[entry(3, 2), entry(4, 2)]).unwrap();
+        wal.sync().unwrap();
+    }
+    let entries = open(&directory.0).load().unwrap().entries;
+    assert_eq!(entries, vec![entry(1, 1), entry(2, 1), entry(3, 2), entry(4, 2)]);
+}
+
+#[test]
+fn gap_is_an_error() {
+    let directory = TempDirectory::new();
+    let mut wal = open(&directory.0);
+    let error = wal.append_entries(&[entry(2, 1)]).unwrap_err();
+    assert!(error.detail.contains("gap"), "{}", error.detail);
+}
+
+#[test]
+fn torn_last_record_is_cut_at_every_byte_offset() {
+    let reference = TempDirectory::new();
+    write_log(&reference.0, 2);
+    let two_records = fs::metadata(&segment_files(&reference.0)[0]).unwrap().len();
+    let directory = TempDirectory::new();
+    write_log(&directory.0, 3);
+    let segment = segment_files(&directory.0)[0].clone();
+    let full = fs::read(&segment).unwrap();
+    for cut in two_records..full.len() as u64 {
+        fs::write(&segment, &full[..cut as usize]).unwrap();
+        let mut wal = open(&directory.0);
+        let entries = wal.load().unwrap().entries;
+        assert_eq!(entries, vec![entry(1, 1), entry(2, 1)], "cut at {cut}");
+        assert_eq!(fs::metadata(&segment).unwrap().len(), two_records, "torn bytes removed (cut at {cut})");
+        // The log goes on from the cut.
+        wal.append_entries(&[entry(3, 2)]).unwrap();
+        wal.sync().unwrap();
+        drop(wal);
+        assert_eq!(open(&directory.0).load().unwrap().entries.last(), Some(&entry(3, 2)));
+    }
+}
+
+#[test]
+fn last_record_with_bad_checksum_or_zero_tail_is_torn() {
+    let directory = TempDirectory::new();
+    write_log(&directory.0, 3);
+    let segment = segment_files(&directory.0)[0].clone();
+    let mut bytes = fs::read(&segment).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff; // last record's final data byte
+    bytes.extend_from_slice(&[0; 100]); // and zeros the file system left after it
+    fs::write(&segment, &bytes).unwrap();
+    assert_eq!(open(&directory.0).load().unwrap().entries.len(), 2);
+}
+
+#[test]
+fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
+    let directory = TempDirectory::new();
+    write_log(&directory.0, 3);
+    let segment = segment_files(&directory.0)[0].clone();
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[20] ^= 0x01; // inside the first record's payload
+    fs::write(&segment, &bytes).unwrap();
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
+    assert!(error.detail.contains("corrupt record"), "{}", error.detail);
+    assert!(error.detail.contains(&segment.display().to_string()), "{}", error.detail);
+    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
+    let directory = TempDirectory::new();
+    write_log(&directory.0, 3);
+    let segment = segment_files(&directory.0)[0].clone();
+    let mut bytes = fs::read(&segment).unwrap();
+    bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes()); // first record now "runs past the end"
+    fs::write(&segment, &bytes).unwrap();
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
+    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
+}
+
+#[test]
+fn segments_rotate_and_truncation_removes_later_segments() {
+    let directory = TempDirectory::new();
+    let options = WalOptions { segment_bytes: 100 };
+    {
+        let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
+        wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        wal.sync().unwrap();
+    }
+    let before = segment_files(&directory.0).len();
+    assert!(before >= 4, "small segments rotate: {before}");
+    {
+        let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
+        assert_eq!(wal.load().unwrap().entries.len(), 10);
+        wal.append_entries(&[entry(3, 2)]).unwrap();
+        wal.sync().unwrap();
+    }
+    assert!(segment_files(&directory.0).len() < before);
+    let entries = WalStorage::open(&directory.0, options).unwrap().load().unwrap().entries;
+    assert_eq!(entries, vec![entry(1, 1), entry(2, 1), entry(3, 2)]);
+}
+
+#[test]
+fn a_directory_is_used_by_one_process_at_a_time() {
+    let directory = TempDirectory::new();
+    let _first = open(&directory.0);
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("locked");
+    assert!(error.detail.contains("in use"), "{}", error.detail);
+}
+
+#[test]
+fn corrupt_hard_state_refuses_to_start() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = open(&directory.0);
+        wal.save_hard_state(HardState { current_term: 7, voted_for: None }).unwrap();
+    }
+    let path = directory.0.join("hard_state");
+    let mut file = OpenOptions::new().write(true).open(&path).unwrap();
+    std::io::Write::write_all(&mut file, b"XX").unwrap();
+    drop(file);
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refuses");
+    assert!(error.detail.contains("hard_state"), "{}", error.detail);
+}
