@@ -26,6 +26,9 @@ use crate::storage::{LogManager, StorageError};
 const MAX_INPUTS_PER_TURN: usize = 8192;
 /// Longest sleep, so a loop with nothing armed still notices shutdown.
 const MAX_WAIT: Duration = Duration::from_millis(100);
+/// On shutdown, time for the client listener to put the last replies on
+/// the wire before the process exits.
+const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
 
 /// The event loop's connections to the rest of the process.
 pub struct Wiring {
@@ -92,7 +95,7 @@ impl EventLoop {
                 }
             }
             if shutdown {
-                self.fail_all_pending("the node is shutting down");
+                self.shut_down();
                 return Ok(());
             }
             self.propose_waiting();
@@ -101,6 +104,24 @@ impl EventLoop {
             self.expire_pending(Instant::now());
             self.publish_status();
         }
+    }
+
+    /// Answer every request this node holds, so none is left without a
+    /// reply: those never proposed certainly did not take effect; those
+    /// waiting for commit may still commit under the next leader.
+    fn shut_down(&mut self) {
+        let mut unproposed = std::mem::take(&mut self.proposals);
+        for input in self.wiring.inputs.try_iter() {
+            if let Input::Client(command) = input {
+                unproposed.push(command);
+            }
+        }
+        let body = self.redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
+        for proposal in unproposed {
+            self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
+        }
+        self.fail_all_pending("the node is shutting down; the request may or may not take effect");
+        std::thread::sleep(SHUTDOWN_FLUSH);
     }
 
     fn time_to_next_deadline(&mut self, now: Instant) -> Duration {
@@ -164,7 +185,7 @@ impl EventLoop {
             if self.effects.is_empty() {
                 return Ok(());
             }
-            let effects = std::mem::take(&mut self.effects);
+            let mut effects = std::mem::take(&mut self.effects);
             for effect in &effects {
                 match effect {
                     Effect::PersistHardState(hard_state) => self.log_manager.save_hard_state(*hard_state)?,
@@ -175,9 +196,12 @@ impl EventLoop {
             if let Some((index, term)) = self.log_manager.sync()? {
                 self.core.step(Event::LogPersisted { index, term });
             }
-            for effect in effects {
+            for effect in effects.drain(..) {
                 self.execute_after_persist(effect);
             }
+            // Keep the buffer's capacity for the next round: no allocation per turn.
+            assert!(self.effects.is_empty(), "effects are drained from the core only at the top of the loop");
+            self.effects = effects;
         }
     }
 

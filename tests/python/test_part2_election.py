@@ -103,3 +103,32 @@ def test_sigterm_and_sigint_stop_a_node_promptly(make_cluster):
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=2) == 0
     cluster.processes[0] = None
+
+
+def test_sigterm_answers_every_waiting_request(make_cluster):
+    # Requests that cannot commit (both followers are down) wait on the
+    # leader; SIGTERM must still answer each one before the process exits.
+    cluster = make_cluster(3, "--check-quorum", "false", "--request-deadline-ms", "30000")
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "t"}) == {"success": True}
+    for follower in [i for i in range(3) if i != leader]:
+        cluster.kill(follower)
+    import json
+
+    import zmq
+
+    dealer = zmq.Context.instance().socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVTIMEO, 3000)
+    dealer.connect(cluster.endpoint(leader))
+    for number in range(20):
+        request = {"op": "put_message", "topic": "t", "message": "m", "id": number}
+        dealer.send_multipart([b"", json.dumps(request).encode()])
+    assert cluster.wait_until(lambda: cluster.status(leader)["log_size"] >= 22, timeout_s=5), "requests not yet waiting"
+    assert cluster.terminate(leader) == 0
+    replies = [json.loads(dealer.recv_multipart()[1]) for _ in range(20)]
+    dealer.close()
+    assert sorted(reply["id"] for reply in replies) == list(range(20))
+    for reply in replies:
+        assert reply["success"] is False and reply["error"] == "leader_changed", reply
