@@ -113,13 +113,11 @@ fn split_envelope(mut frames: Vec<Vec<u8>>) -> (Envelope, Option<Vec<u8>>) {
 }
 
 fn reply_now(router: &zmq::Socket, envelope: &Envelope, body: Vec<u8>) {
-    let frames = envelope.iter().map(Vec::as_slice).chain(std::iter::once(body.as_slice()));
-    if let Err(failure) = router.send_multipart(frames, zmq::DONTWAIT) {
-        debug!("reply not delivered: {failure}");
-    }
+    send_to_client(router, envelope.iter().map(Vec::as_slice).chain(std::iter::once(body.as_slice())));
 }
 
-fn send_to_client(router: &zmq::Socket, frames: Vec<Vec<u8>>) {
+/// Never blocks: a client that is gone or not reading loses its reply.
+fn send_to_client<F: Into<zmq::Message>>(router: &zmq::Socket, frames: impl IntoIterator<Item = F>) {
     if let Err(failure) = router.send_multipart(frames, zmq::DONTWAIT) {
         debug!("reply not delivered: {failure}");
     }

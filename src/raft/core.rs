@@ -131,9 +131,6 @@ impl RaftCore {
     pub fn term(&self) -> Term {
         self.hard_state.current_term
     }
-    pub fn hard_state(&self) -> HardState {
-        self.hard_state
-    }
     pub fn leader(&self) -> Option<NodeId> {
         self.leader
     }

@@ -91,8 +91,4 @@ impl RaftLog {
     pub fn is_up_to_date(&self, last_index: LogIndex, last_term: Term) -> bool {
         last_term > self.last_term() || (last_term == self.last_term() && last_index >= self.last_index())
     }
-
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
-    }
 }

@@ -18,7 +18,6 @@ pub use effect::Effect;
 pub use event::Event;
 pub use log::RaftLog;
 pub use message::{AppendEntries, AppendEntriesResponse, Message, RequestVote, RequestVoteResponse};
-pub use progress::{Progress, ReplicationState};
 pub use types::{Entry, HardState, LogIndex, NodeId, Role, Term};
 
 mod types;

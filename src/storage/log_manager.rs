@@ -36,7 +36,7 @@ impl LogManager {
         Ok(())
     }
 
-    pub fn has_unsynced_writes(&self) -> bool {
+    fn has_unsynced_writes(&self) -> bool {
         self.unsynced_last.is_some() || self.hard_state_unsynced
     }
 

@@ -15,14 +15,6 @@ impl MemoryStorage {
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
     }
-
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
-    }
-
-    pub fn hard_state(&self) -> HardState {
-        self.hard_state
-    }
 }
 
 impl Storage for MemoryStorage {
