@@ -46,18 +46,10 @@ case "$command" in
     for index in $(seq 0 $((node_count - 1))); do
       endpoint=$(client_endpoint "$index")
       printf 'node %s %s ' "$index" "$endpoint"
-      python3 - "$endpoint" <<'PY'
-import json, sys, zmq
-socket = zmq.Context.instance().socket(zmq.REQ)
-socket.setsockopt(zmq.LINGER, 0)
-socket.setsockopt(zmq.RCVTIMEO, 1000)
-socket.connect(sys.argv[1])
-socket.send_string('{"op":"status"}')
-try:
-    print(socket.recv_string())
-except zmq.Again:
-    print("(no reply)")
-PY
+      PYTHONPATH=clients/python python3 -c 'import json, sys
+from raftmq_client import request
+reply = request(sys.argv[1], {"op": "status"}, 1000)
+print(json.dumps(reply) if reply is not None else "(no reply)")' "$endpoint"
     done
     ;;
   logs)

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Optional
 
 import pytest
+import zmq
 
 REPOSITORY = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPOSITORY / "clients" / "python"))
@@ -51,6 +52,15 @@ def free_ports(count: int) -> list[int]:
     finally:
         for held in sockets:
             held.close()
+
+
+def dealer(endpoint: str, timeout_ms: int = REPLY_TIMEOUT_MS) -> zmq.Socket:
+    """A DEALER socket connected to ``endpoint``, for pipelined requests."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 0)
+    socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
+    socket.connect(endpoint)
+    return socket
 
 
 class LocalCluster:

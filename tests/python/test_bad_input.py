@@ -3,9 +3,8 @@
 import json
 
 import pytest
-import zmq
 
-from conftest import STARTUP_WAIT_S
+from conftest import STARTUP_WAIT_S, dealer
 
 
 @pytest.fixture(scope="module")
@@ -69,27 +68,20 @@ def test_oversized_request_is_too_large(node):
 
 
 def test_multi_frame_request_is_refused(node):
-    context = zmq.Context.instance()
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.setsockopt(zmq.RCVTIMEO, 1000)
-    dealer.connect(node.endpoint(0))
-    dealer.send_multipart([b"", b'{"op":"get_topics"}', b"extra"])
-    frames = dealer.recv_multipart()
+    socket = dealer(node.endpoint(0))
+    socket.send_multipart([b"", b'{"op":"get_topics"}', b"extra"])
+    frames = socket.recv_multipart()
     assert frames[0] == b""
     assert json.loads(frames[1])["error"] == "bad_request"
-    dealer.close()
+    socket.close()
     still_serving(node)
 
 
 def test_garbage_on_the_peer_port_is_ignored(node):
     with __import__("socket").create_connection(("127.0.0.1", node.addresses[0]["internal_port"])) as raw:
         raw.sendall(b"\x00" * 64 + b"garbage that is not ZMTP")
-    context = zmq.Context.instance()
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.connect(f"tcp://127.0.0.1:{node.addresses[0]['internal_port']}")
+    socket = dealer(f"tcp://127.0.0.1:{node.addresses[0]['internal_port']}")
     for junk in [b"", b"\x01", b"\x01\x00\x00\x00\x00\x03" + b"\xff" * 40, b"\x07" * 100]:
-        dealer.send(junk)
-    dealer.close()
+        socket.send(junk)
+    socket.close()
     still_serving(node)

@@ -3,7 +3,7 @@
 import json
 import threading
 
-import zmq
+from conftest import dealer
 
 
 def test_pipelined_dealer_gets_every_reply_with_its_id(make_cluster):
@@ -11,31 +11,27 @@ def test_pipelined_dealer_gets_every_reply_with_its_id(make_cluster):
     leader = cluster.find_leader_course_style()
     assert leader is not None
     assert cluster.ask(leader, {"op": "put_topic", "topic": "p"}) == {"success": True}
-    context = zmq.Context.instance()
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.setsockopt(zmq.RCVTIMEO, 5000)
-    dealer.connect(cluster.endpoint(leader))
+    socket = dealer(cluster.endpoint(leader), timeout_ms=5000)
     count = 500
     for number in range(count):
         request = {"op": "put_message", "topic": "p", "message": str(number), "id": number}
-        dealer.send_multipart([b"", json.dumps(request).encode()])
+        socket.send_multipart([b"", json.dumps(request).encode()])
     replies = {}
     for _ in range(count):
-        empty, body = dealer.recv_multipart()
+        empty, body = socket.recv_multipart()
         assert empty == b""
         reply = json.loads(body)
         replies[reply["id"]] = reply
     assert replies == {number: {"success": True, "id": number} for number in range(count)}
     for number in range(count):
-        dealer.send_multipart([b"", json.dumps({"op": "get_message", "topic": "p", "id": number}).encode()])
+        socket.send_multipart([b"", json.dumps({"op": "get_message", "topic": "p", "id": number}).encode()])
     got = {}
     for _ in range(count):
-        reply = json.loads(dealer.recv_multipart()[1])
+        reply = json.loads(socket.recv_multipart()[1])
         got[reply["id"]] = reply["message"]
     # Pipelined gets commit in send order, so the FIFO order shows through.
     assert [got[number] for number in range(count)] == [str(number) for number in range(count)]
-    dealer.close()
+    socket.close()
 
 
 def test_many_concurrent_req_clients(make_cluster):
@@ -76,14 +72,10 @@ def test_busy_when_too_many_requests_wait(make_cluster):
     assert cluster.ask(leader, {"op": "put_topic", "topic": "b"}) == {"success": True}
     for follower in [i for i in range(3) if i != leader]:
         cluster.kill(follower)
-    context = zmq.Context.instance()
-    dealer = context.socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.setsockopt(zmq.RCVTIMEO, 3000)
-    dealer.connect(cluster.endpoint(leader))
+    socket = dealer(cluster.endpoint(leader), timeout_ms=3000)
     for number in range(6):
         request = {"op": "put_message", "topic": "b", "message": "m", "id": number}
-        dealer.send_multipart([b"", json.dumps(request).encode()])
-    codes = sorted(json.loads(dealer.recv_multipart()[1]).get("error") for _ in range(6))
-    dealer.close()
+        socket.send_multipart([b"", json.dumps(request).encode()])
+    codes = sorted(json.loads(socket.recv_multipart()[1]).get("error") for _ in range(6))
+    socket.close()
     assert codes.count("busy") >= 4 and set(codes) <= {"busy", "timeout"}, codes

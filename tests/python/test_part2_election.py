@@ -1,8 +1,10 @@
 """Course part 2: status and leader election."""
 
+import json
+import signal
 import time
 
-from conftest import STARTUP_WAIT_S
+from conftest import STARTUP_WAIT_S, dealer
 
 STATUS_KEYS = {"role", "term", "leader", "commit_index", "last_applied", "log_size"}
 
@@ -97,8 +99,6 @@ def test_sigterm_and_sigint_stop_a_node_promptly(make_cluster):
     assert time.monotonic() - started < 2.0
     cluster.start(0)
     assert cluster.wait_until(lambda: cluster.status(0) is not None, timeout_s=5)
-    import signal
-
     process = cluster.processes[0]
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=2) == 0
@@ -114,21 +114,14 @@ def test_sigterm_answers_every_waiting_request(make_cluster):
     assert cluster.ask(leader, {"op": "put_topic", "topic": "t"}) == {"success": True}
     for follower in [i for i in range(3) if i != leader]:
         cluster.kill(follower)
-    import json
-
-    import zmq
-
-    dealer = zmq.Context.instance().socket(zmq.DEALER)
-    dealer.setsockopt(zmq.LINGER, 0)
-    dealer.setsockopt(zmq.RCVTIMEO, 3000)
-    dealer.connect(cluster.endpoint(leader))
+    socket = dealer(cluster.endpoint(leader), timeout_ms=3000)
     for number in range(20):
         request = {"op": "put_message", "topic": "t", "message": "m", "id": number}
-        dealer.send_multipart([b"", json.dumps(request).encode()])
+        socket.send_multipart([b"", json.dumps(request).encode()])
     assert cluster.wait_until(lambda: cluster.status(leader)["log_size"] >= 22, timeout_s=5), "requests not yet waiting"
     assert cluster.terminate(leader) == 0
-    replies = [json.loads(dealer.recv_multipart()[1]) for _ in range(20)]
-    dealer.close()
+    replies = [json.loads(socket.recv_multipart()[1]) for _ in range(20)]
+    socket.close()
     assert sorted(reply["id"] for reply in replies) == list(range(20))
     for reply in replies:
         assert reply["success"] is False and reply["error"] == "leader_changed", reply

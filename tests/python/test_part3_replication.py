@@ -2,7 +2,6 @@
 
 import time
 
-from conftest import STARTUP_WAIT_S
 
 
 def fill(cluster, leader, topics, messages_per_topic):
