@@ -83,6 +83,21 @@ impl ClusterConfig {
         Ok(())
     }
 
+    /// A short fingerprint of the address list: two configs with the same
+    /// nodes share it, and a config with new ports (as every course test
+    /// writes) gets a new one. FNV-1a, 64 bits, in hex.
+    pub fn cluster_id(&self) -> String {
+        let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+        for address in &self.addresses {
+            let text = format!("{}:{}:{};", address.ip, address.port, address.internal_port);
+            for byte in text.bytes() {
+                hash ^= u64::from(byte);
+                hash = hash.wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        format!("{hash:016x}")
+    }
+
     pub fn client_endpoint(&self, index: usize) -> String {
         let address = &self.addresses[index];
         format!("tcp://{}:{}", address.ip, address.port)

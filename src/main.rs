@@ -36,6 +36,22 @@ struct Arguments {
     /// Step down as leader after an election timeout without hearing from a majority.
     #[arg(long, default_value_t = NodeSettings::default().check_quorum, action = clap::ArgAction::Set)]
     check_quorum: bool,
+    /// Where this node keeps its log and snapshot [default: raftmq-data/<cluster id>-node<index>,
+    /// under the working directory; the cluster id is a hash of the config's addresses].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Snapshot the state machine and compact the log once this many log bytes were applied since the last snapshot.
+    #[arg(long, default_value_t = NodeSettings::default().snapshot_threshold_bytes)]
+    snapshot_threshold_bytes: u64,
+    /// Size at which a WAL segment file is closed; compaction removes whole segments.
+    #[arg(long, default_value_t = NodeSettings::default().wal_segment_bytes)]
+    wal_segment_bytes: u64,
+    /// fdatasync the log before acknowledging. `false` is unsafe and exists only to measure what durability costs.
+    #[arg(long, default_value_t = NodeSettings::default().fsync, action = clap::ArgAction::Set)]
+    fsync: bool,
+    /// Testing only: every disk write fails with ENOSPC while this file exists.
+    #[arg(long, hide = true)]
+    inject_disk_faults: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -49,6 +65,11 @@ fn main() -> ExitCode {
         max_request_bytes: arguments.max_request_bytes,
         max_pending_requests: arguments.max_pending_requests,
         check_quorum: arguments.check_quorum,
+        data_dir: arguments.data_dir,
+        snapshot_threshold_bytes: arguments.snapshot_threshold_bytes,
+        wal_segment_bytes: arguments.wal_segment_bytes,
+        fsync: arguments.fsync,
+        inject_disk_faults: arguments.inject_disk_faults,
     };
     let outcome = ClusterConfig::load(&arguments.config)
         .map_err(node::NodeError::Config)

@@ -131,6 +131,41 @@ fn lagging_follower_catches_up() {
     }
 }
 
+// Raft §7: a follower away while the leader compacts its log catches up
+// through InstallSnapshot, sent in chunks, then continues from the log; a
+// restart afterwards recovers from its own snapshot.
+#[test]
+fn follower_catches_up_by_snapshot_after_compaction() {
+    for seed in 0..10 {
+        let mut options = SimOptions::new(3);
+        options.snapshot_every_entries = 50;
+        options.snapshot_chunk_bytes = 5;
+        let mut cluster = Cluster::new(seed, options);
+        let leader = cluster.wait_for_leader(3000);
+        let lagging = (leader + 1) % 3;
+        cluster.crash(lagging);
+        for number in 0..300 {
+            cluster.propose(leader, command(number));
+            if number % 20 == 0 {
+                cluster.run_for(5);
+            }
+        }
+        cluster.run_for(200);
+        let leader_core = cluster.core(leader).unwrap();
+        assert!(leader_core.log().first_index() > 2, "seed {seed}: the leader compacted its log");
+        let target = leader_core.commit_index();
+        cluster.restart(lagging);
+        let caught_up = cluster.run_until(5000, |c| c.applied_index(lagging) >= target);
+        assert!(caught_up, "seed {seed}: follower applied {} of {target}", cluster.applied_index(lagging));
+        assert!(cluster.snapshots_installed >= 1, "seed {seed}: the follower caught up without a snapshot");
+        commit_everywhere(&mut cluster, command(1000), 5000);
+        cluster.crash(lagging);
+        cluster.restart(lagging);
+        assert!(cluster.core(lagging).unwrap().snapshot_index() > 0, "seed {seed}: restart starts from the snapshot");
+        commit_everywhere(&mut cluster, command(1001), 5000);
+    }
+}
+
 // Raft §5.3: an isolated leader's uncommitted entries are overwritten by the
 // entries the majority committed meanwhile.
 #[test]
@@ -237,12 +272,19 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
 // (one-way too), drops, duplicates and reordering, with client proposals
 // throughout. Safety is checked at every step; after healing, the cluster
 // must elect a leader and commit again (liveness).
-fn random_run(seed: u64, nodes: usize, fault_ms: u64) {
+/// Returns how many snapshots were installed, so the campaign can show
+/// InstallSnapshot was exercised.
+fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
     let mut options = SimOptions::new(nodes);
     options.network = NetworkConfig::hostile();
     // Flow control at its edges too: one entry per message, a window of one.
     options.max_entries_per_message = [1, 3, 64][(seed % 3) as usize];
     options.max_inflight_messages = [1, 2, 8][(seed / 3 % 3) as usize];
+    // Raft §7: most seeds snapshot often, in chunks of a few bytes, so
+    // lagging and restarted nodes catch up through InstallSnapshot.
+    options.snapshot_every_entries = [0, 5, 17][(seed / 9 % 3) as usize];
+    options.snapshot_chunk_bytes = [3, 7, 16][(seed / 27 % 3) as usize];
+    options.retained_entries_after_snapshot = [0, 4][(seed / 81 % 2) as usize];
     let mut cluster = Cluster::new(seed, options);
     let mut number = 0;
     while cluster.now_ms < fault_ms {
@@ -276,6 +318,7 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) {
             cluster.network.delivered
         );
     }
+    cluster.snapshots_installed
 }
 
 fn inject_fault(cluster: &mut Cluster, nodes: usize) {
@@ -315,16 +358,16 @@ fn seeds(default_count: u64, offset: u64) -> Vec<u64> {
 
 #[test]
 fn randomized_faults_3_nodes() {
-    for seed in seeds(150, 0) {
-        random_run(seed, 3, 3000);
-    }
+    let installed: u64 = seeds(150, 0).into_iter().map(|seed| random_run(seed, 3, 3000)).sum();
+    eprintln!("3 nodes: {installed} snapshots installed");
+    assert!(seeds(150, 0).len() < 50 || installed > 0, "no seed exercised InstallSnapshot");
 }
 
 #[test]
 fn randomized_faults_5_nodes() {
-    for seed in seeds(150, 1_000_000) {
-        random_run(seed, 5, 3000);
-    }
+    let installed: u64 = seeds(150, 1_000_000).into_iter().map(|seed| random_run(seed, 5, 3000)).sum();
+    eprintln!("5 nodes: {installed} snapshots installed");
+    assert!(seeds(150, 1_000_000).len() < 50 || installed > 0, "no seed exercised InstallSnapshot");
 }
 
 #[test]

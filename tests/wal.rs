@@ -1,11 +1,14 @@
 //! The write-ahead log alone: append, sync, reopen, truncate on conflict,
-//! torn tails cut at every byte offset, corruption refused with its place.
+//! torn tails cut at every byte offset, corruption refused with its place;
+//! snapshots, compaction, an interrupted install, identity, and the cut
+//! back to the last good sync after a failure.
 
 use std::fs::{self, OpenOptions};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 
-use raftmq::raft::{Entry, HardState};
+use raftmq::raft::{Entry, HardState, Snapshot};
 use raftmq::storage::{Storage, WalOptions, WalStorage};
 
 /// A fresh directory under the system temp dir, removed when dropped.
@@ -93,7 +96,7 @@ fn gap_is_an_error() {
     let directory = TempDirectory::new();
     let mut wal = open(&directory.0);
     let error = wal.append_entries(&[entry(2, 1)]).unwrap_err();
-    assert!(error.detail.contains("gap"), "{}", error.detail);
+    assert!(error.detail.contains("outside the stored log"), "{}", error.detail);
 }
 
 #[test]
@@ -163,7 +166,7 @@ fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
 #[test]
 fn segments_rotate_and_truncation_removes_later_segments() {
     let directory = TempDirectory::new();
-    let options = WalOptions { segment_bytes: 100 };
+    let options = WalOptions { segment_bytes: 100, ..WalOptions::default() };
     {
         let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
         wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
@@ -203,4 +206,131 @@ fn corrupt_hard_state_refuses_to_start() {
     drop(file);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refuses");
     assert!(error.detail.contains("hard_state"), "{}", error.detail);
+}
+
+fn small_segments() -> WalOptions {
+    WalOptions { segment_bytes: 200, ..WalOptions::default() }
+}
+
+fn snapshot(last_index: u64, last_term: u64) -> Snapshot {
+    Snapshot { last_index, last_term, data: Arc::new(format!("state through {last_index}").into_bytes()) }
+}
+
+// Raft §7: a snapshot and compaction survive a reopen; only whole segments
+// at or before the compaction point are removed, and load returns the
+// entries after the snapshot.
+#[test]
+fn snapshot_and_compaction_survive_reopen() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
+        wal.append_entries(&(1..=30).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        wal.sync().unwrap();
+        let before = segment_files(&directory.0).len();
+        wal.save_snapshot(&snapshot(20, 1)).unwrap();
+        wal.compact(20).unwrap();
+        assert!(segment_files(&directory.0).len() < before, "compaction removed segments");
+        assert!(wal.disk_bytes() > 0);
+    }
+    let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
+    let state = wal.load().unwrap();
+    assert_eq!(state.snapshot, Some(snapshot(20, 1)));
+    assert_eq!(state.entries, (21..=30).map(|index| entry(index, 1)).collect::<Vec<_>>());
+    wal.append_entries(&[entry(31, 2)]).unwrap();
+    wal.sync().unwrap();
+}
+
+// Raft Figure 13 step 7: an installed snapshot that the log does not
+// continue replaces the whole log; appends continue after the snapshot.
+#[test]
+fn reset_after_an_installed_snapshot_starts_the_log_after_it() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
+        wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        wal.save_snapshot(&snapshot(50, 3)).unwrap();
+        wal.reset_log(50).unwrap();
+        wal.append_entries(&[entry(51, 3)]).unwrap();
+        wal.sync().unwrap();
+    }
+    let state = open(&directory.0).load().unwrap();
+    assert_eq!(state.snapshot, Some(snapshot(50, 3)));
+    assert_eq!(state.entries, vec![entry(51, 3)]);
+}
+
+// A crash between saving an installed snapshot and removing the old log
+// leaves entries that do not continue the snapshot: they are dropped
+// (none can be committed), and the log restarts after the snapshot.
+#[test]
+fn an_interrupted_install_leaves_no_stale_entries() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = open(&directory.0);
+        wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        wal.sync().unwrap();
+        wal.save_snapshot(&snapshot(8, 2)).unwrap(); // term 2 at 8: the old log diverges
+    }
+    let mut wal = open(&directory.0);
+    let state = wal.load().unwrap();
+    assert_eq!(state.entries, Vec::<Entry>::new());
+    wal.append_entries(&[entry(9, 2)]).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    assert_eq!(open(&directory.0).load().unwrap().entries, vec![entry(9, 2)]);
+}
+
+#[test]
+fn a_corrupt_snapshot_refuses_to_start() {
+    let directory = TempDirectory::new();
+    {
+        let mut wal = open(&directory.0);
+        wal.save_snapshot(&snapshot(5, 1)).unwrap();
+    }
+    let path = directory.0.join("snapshot");
+    let mut bytes = fs::read(&path).unwrap();
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 1;
+    fs::write(&path, bytes).unwrap();
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused");
+    assert!(error.detail.contains("snapshot") && error.detail.contains("corrupt"), "{}", error.detail);
+}
+
+// etcd's cluster token: a directory written by another cluster or node is refused.
+#[test]
+fn a_directory_of_another_cluster_or_node_is_refused() {
+    let directory = TempDirectory::new();
+    let identity = |text: &str| WalOptions { identity: Some(text.into()), ..WalOptions::default() };
+    drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
+    drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
+    let error = WalStorage::open(&directory.0, identity("raftmq cluster bb node 1")).err().expect("refused");
+    assert!(error.detail.contains("belongs to raftmq cluster aa node 0"), "{}", error.detail);
+}
+
+// After a failed write or sync, nothing written since the last good sync
+// may be read back as durable: it is cut off.
+#[test]
+fn discard_unsynced_cuts_back_to_the_last_good_sync() {
+    let directory = TempDirectory::new();
+    let mut wal = open(&directory.0);
+    wal.append_entries(&(1..=3).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+    wal.sync().unwrap();
+    wal.append_entries(&(4..=20).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+    wal.discard_unsynced().unwrap();
+    drop(wal);
+    let state = open(&directory.0).load().unwrap();
+    assert_eq!(state.entries, (1..=3).map(|index| entry(index, 1)).collect::<Vec<_>>());
+}
+
+// Rotation syncs the segment it closes, so those entries are durable; the
+// active segment's unsynced records are what a discard removes.
+#[test]
+fn discard_unsynced_keeps_segments_that_rotation_synced() {
+    let directory = TempDirectory::new();
+    let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
+    wal.append_entries(&(1..=20).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+    wal.discard_unsynced().unwrap();
+    drop(wal);
+    let kept = WalStorage::open(&directory.0, small_segments()).unwrap().load().unwrap().entries;
+    assert!(!kept.is_empty() && kept.len() < 20, "kept {} entries", kept.len());
+    assert_eq!(kept, (1..=kept.len() as u64).map(|index| entry(index, 1)).collect::<Vec<_>>());
 }

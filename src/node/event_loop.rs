@@ -1,8 +1,11 @@
-//! The event loop: the one thread that owns the consensus core, the
-//! LogManager, the queue state machine, the timers and the pending client
-//! requests. Each turn it takes every input that is waiting (so one turn's
-//! persist covers a whole batch), then executes the core's effects: persist
-//! and sync first, then send and apply in the order emitted (etcd's Ready).
+//! The event loop: the one thread that owns the consensus core, the queue
+//! state machine, the timers and the pending client requests, and hands
+//! writes to the LogManager's thread. Each turn it takes every input that is
+//! waiting (so one turn's writes form one batch), then executes the core's
+//! effects in order: writes go into the turn's disk batch, sends that must
+//! follow those writes wait for the LogManager to report them durable, and
+//! everything else runs at once. It never waits for the disk itself, so
+//! heartbeats and the election timer keep their pace on a slow disk.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -12,6 +15,7 @@ use log::{error, info};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::held_sends::HeldSends;
 use super::input::{ClientCommand, Input};
 use super::peer_senders::PeerSenders;
 use super::pending::{Envelope, PendingRequest, PendingRequests};
@@ -19,8 +23,8 @@ use super::timer::Timer;
 use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
 use crate::queue::{Command, QueueStateMachine};
-use crate::raft::{Effect, Event, LogIndex, NodeId, RaftCore, Role};
-use crate::storage::{LogManager, StorageError};
+use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot};
+use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState};
 
 /// Inputs taken per turn at most, so timers and replies keep flowing.
 const MAX_INPUTS_PER_TURN: usize = 8192;
@@ -29,6 +33,8 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// On shutdown, time for the client listener to put the last replies on
 /// the wire before the process exits.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
+/// Per-entry bytes a log record adds to its payload, for the snapshot trigger.
+const RECORD_OVERHEAD_BYTES: u64 = 24;
 
 /// The event loop's connections to the rest of the process.
 pub struct Wiring {
@@ -43,7 +49,8 @@ pub struct Wiring {
 
 pub struct EventLoop {
     core: RaftCore,
-    log_manager: LogManager,
+    core_config: CoreConfig,
+    log_manager: LogManagerHandle,
     queue: QueueStateMachine,
     pending: PendingRequests,
     wiring: Wiring,
@@ -54,53 +61,89 @@ pub struct EventLoop {
     rng: SmallRng,
     proposals: Vec<ClientCommand>,
     effects: Vec<Effect>,
+    /// This turn's writes, submitted as one batch at the end of the turn.
+    disk_batch: Vec<DiskOperation>,
+    /// Highest batch the LogManager reported durable.
+    durable_batch: u64,
+    held: HeldSends,
+    /// Why storage failed, while it does: the node then takes no part.
+    storage_error: Option<String>,
+    disk_bytes: u64,
+    /// Log bytes applied since the last snapshot, against the threshold.
+    bytes_since_snapshot: u64,
+    snapshot_in_progress: bool,
 }
 
 impl EventLoop {
-    pub fn new(core: RaftCore, log_manager: LogManager, wiring: Wiring, settings: NodeSettings) -> EventLoop {
+    /// `queue` is the state machine restored from `recovered`'s snapshot.
+    pub fn new(
+        core_config: CoreConfig,
+        recovered: RecoveredState,
+        queue: QueueStateMachine,
+        log_manager: LogManagerHandle,
+        wiring: Wiring,
+        settings: NodeSettings,
+    ) -> EventLoop {
+        let last_applied = recovered.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
+        let core = RaftCore::restore(core_config.clone(), recovered.hard_state, recovered.snapshot, recovered.entries);
         EventLoop {
             core,
+            core_config,
             log_manager,
-            queue: QueueStateMachine::new(),
+            queue,
             pending: PendingRequests::default(),
             wiring,
             settings,
             election_timer: Timer::default(),
             heartbeat_timer: Timer::default(),
-            last_applied: 0,
+            last_applied,
             rng: SmallRng::from_entropy(),
             proposals: Vec::new(),
             effects: Vec::new(),
+            disk_batch: Vec::new(),
+            durable_batch: 0,
+            held: HeldSends::default(),
+            storage_error: None,
+            disk_bytes: 0,
+            bytes_since_snapshot: 0,
+            snapshot_in_progress: false,
         }
     }
 
-    /// Serve until a shutdown input arrives; a storage failure ends the node.
-    pub fn run(mut self) -> Result<(), StorageError> {
-        self.execute_effects()?;
+    /// Serve until a shutdown input arrives.
+    pub fn run(mut self) {
+        self.execute_effects();
         self.publish_status();
+        // A handle of our own, so handling an input may borrow `self` mutably.
+        let inputs = self.wiring.inputs.clone();
         loop {
             let wait = self.time_to_next_deadline(Instant::now());
-            let first = match self.wiring.inputs.recv_timeout(wait) {
+            let first = match inputs.recv_timeout(wait) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return Ok(()),
+                Err(RecvTimeoutError::Disconnected) => return,
             };
-            let waiting = first.into_iter().chain(self.wiring.inputs.try_iter().take(MAX_INPUTS_PER_TURN));
+            let waiting = first.into_iter().chain(inputs.try_iter().take(MAX_INPUTS_PER_TURN));
             let mut shutdown = false;
             for input in waiting {
                 match input {
-                    Input::Peer { from, message } => self.core.step(Event::Message { from, message }),
+                    Input::Peer { from, message } => {
+                        if self.storage_error.is_none() {
+                            self.core.step(Event::Message { from, message });
+                        }
+                    }
                     Input::Client(command) => self.proposals.push(command),
+                    Input::Disk(report) => self.on_disk_report(report),
                     Input::Shutdown => shutdown = true,
                 }
             }
             if shutdown {
                 self.shut_down();
-                return Ok(());
+                return;
             }
             self.propose_waiting();
             self.fire_timers(Instant::now());
-            self.execute_effects()?;
+            self.execute_effects();
             self.expire_pending(Instant::now());
             self.publish_status();
         }
@@ -108,7 +151,8 @@ impl EventLoop {
 
     /// Answer every request this node holds, so none is left without a
     /// reply: those never proposed certainly did not take effect; those
-    /// waiting for commit may still commit under the next leader.
+    /// waiting for commit may still commit under the next leader. Then let
+    /// the LogManager finish its last group.
     fn shut_down(&mut self) {
         let mut unproposed = std::mem::take(&mut self.proposals);
         for input in self.wiring.inputs.try_iter() {
@@ -121,6 +165,7 @@ impl EventLoop {
             self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
         }
         self.fail_all_pending("the node is shutting down; the request may or may not take effect");
+        self.log_manager.close();
         std::thread::sleep(SHUTDOWN_FLUSH);
     }
 
@@ -133,6 +178,9 @@ impl EventLoop {
     }
 
     fn fire_timers(&mut self, now: Instant) {
+        if self.storage_error.is_some() {
+            return;
+        }
         if self.election_timer.fire_if_due(now) {
             self.core.step(Event::ElectionTimeout);
         }
@@ -147,6 +195,17 @@ impl EventLoop {
             return;
         }
         let mut proposals = std::mem::take(&mut self.proposals);
+        if let Some(storage_error) = &self.storage_error {
+            let detail = format!("this node's storage failed ({storage_error}); it takes no writes until it recovers");
+            for proposal in proposals {
+                self.reply(
+                    &proposal.envelope,
+                    ReplyBody::error(ErrorCode::StorageFailed, detail.clone()),
+                    proposal.id.as_ref(),
+                );
+            }
+            return;
+        }
         if self.core.role() == Role::Leader && self.pending.len() + proposals.len() > self.settings.max_pending_requests
         {
             let detail = format!(
@@ -177,38 +236,37 @@ impl EventLoop {
         }
     }
 
-    /// Persist and sync everything first, then run the rest in order; repeat
-    /// while the core has more to say (durability reports produce commits).
-    fn execute_effects(&mut self) -> Result<(), StorageError> {
+    /// Run the core's effects in emission order. Writes join this turn's
+    /// disk batch; a send that must follow them waits for that batch to be
+    /// durable; the rest runs now. Repeats while the core has more to say.
+    fn execute_effects(&mut self) {
         loop {
             self.core.drain_effects(&mut self.effects);
             if self.effects.is_empty() {
-                return Ok(());
+                break;
             }
             let mut effects = std::mem::take(&mut self.effects);
-            for effect in &effects {
-                match effect {
-                    Effect::PersistHardState(hard_state) => self.log_manager.save_hard_state(*hard_state)?,
-                    Effect::PersistEntries(entries) => self.log_manager.append_entries(entries)?,
-                    _ => {}
-                }
-            }
-            if let Some((index, term)) = self.log_manager.sync()? {
-                self.core.step(Event::LogPersisted { index, term });
-            }
             for effect in effects.drain(..) {
-                self.execute_after_persist(effect);
+                self.execute(effect);
             }
+            self.maybe_snapshot();
             // Keep the buffer's capacity for the next round: no allocation per turn.
             assert!(self.effects.is_empty(), "effects are drained from the core only at the top of the loop");
             self.effects = effects;
         }
+        if !self.disk_batch.is_empty() {
+            let batch = std::mem::take(&mut self.disk_batch);
+            self.log_manager.submit(batch);
+        }
     }
 
-    fn execute_after_persist(&mut self, effect: Effect) {
+    fn execute(&mut self, effect: Effect) {
         match effect {
-            Effect::PersistHardState(_) | Effect::PersistEntries(_) => {}
-            Effect::Send { to, message } => self.wiring.peers.send(to, &message),
+            Effect::PersistHardState(hard_state) => self.disk_batch.push(DiskOperation::HardState(hard_state)),
+            Effect::PersistEntries(entries) => self.disk_batch.push(DiskOperation::Entries(entries)),
+            Effect::CompactLog { through_index } => self.disk_batch.push(DiskOperation::Compact(through_index)),
+            Effect::InstallSnapshot { snapshot, log_kept } => self.install_snapshot(snapshot, log_kept),
+            Effect::Send { to, message } => self.send_or_hold(to, message),
             Effect::Apply { first_index, last_index } => self.apply(first_index, last_index),
             Effect::ResetElectionTimer => {
                 let timeout_ms =
@@ -223,6 +281,108 @@ impl EventLoop {
         }
     }
 
+    /// Send now, or after the writes emitted before this message are durable.
+    fn send_or_hold(&mut self, to: NodeId, message: Message) {
+        let submitted = self.log_manager.submitted_sequence();
+        let writes_outstanding = !self.disk_batch.is_empty() || self.durable_batch < submitted;
+        if writes_outstanding && HeldSends::needs_durability(&message) {
+            let after_batch = submitted + u64::from(!self.disk_batch.is_empty());
+            self.held.hold(after_batch, to, message);
+        } else {
+            self.wiring.peers.send(to, &message);
+        }
+    }
+
+    fn on_disk_report(&mut self, report: DiskReport) {
+        match report {
+            DiskReport::Durable { epoch, sequence, last_entry, saved_snapshot, disk_bytes } => {
+                if epoch != self.log_manager.epoch() || self.storage_error.is_some() {
+                    return; // about writes a failure has since voided
+                }
+                self.durable_batch = sequence;
+                self.disk_bytes = disk_bytes;
+                for (to, message) in self.held.release(sequence) {
+                    self.wiring.peers.send(to, &message);
+                }
+                if let Some((index, term)) = last_entry {
+                    self.core.step(Event::LogPersisted { index, term });
+                }
+                if let Some(snapshot) = saved_snapshot {
+                    self.snapshot_in_progress = false;
+                    info!("snapshot through index {} saved ({} bytes)", snapshot.last_index, snapshot.data.len());
+                    self.core.step(Event::SnapshotSaved { snapshot });
+                }
+            }
+            DiskReport::Failed { detail } => self.on_storage_failed(detail),
+            DiskReport::Recovered { epoch, state, disk_bytes } => self.on_storage_recovered(epoch, state, disk_bytes),
+        }
+    }
+
+    /// Writes since the last durable report may be lost: stop taking part,
+    /// as a crashed node would, so nothing unpersisted is acknowledged.
+    fn on_storage_failed(&mut self, detail: String) {
+        error!(
+            "node {}: storage failed: {detail}; refusing writes and leaving the cluster until it recovers",
+            self.core.id()
+        );
+        self.storage_error = Some(detail.clone());
+        self.held.clear();
+        self.disk_batch.clear();
+        self.election_timer.cancel();
+        self.heartbeat_timer.cancel();
+        let message = format!("this node's storage failed ({detail}); the request may or may not take effect");
+        self.fail_all_pending(&message);
+    }
+
+    /// Rejoin from what storage durably holds, exactly as after a restart.
+    /// The state machine stays: it holds only committed entries.
+    fn on_storage_recovered(&mut self, epoch: u64, state: RecoveredState, disk_bytes: u64) {
+        info!("node {}: storage recovered; rejoining from its durable state", self.core.id());
+        self.log_manager.enter_epoch(epoch);
+        self.durable_batch = self.log_manager.submitted_sequence();
+        self.disk_bytes = disk_bytes;
+        self.storage_error = None;
+        self.snapshot_in_progress = false;
+        let snapshot_index = state.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
+        assert!(snapshot_index <= self.last_applied, "storage holds a snapshot this node never applied");
+        self.core = RaftCore::restore(self.core_config.clone(), state.hard_state, state.snapshot, state.entries);
+        self.execute_effects();
+    }
+
+    /// A snapshot from the leader replaces the state machine at once (its
+    /// entries are committed); the disk copy follows in this turn's batch.
+    fn install_snapshot(&mut self, snapshot: Snapshot, log_kept: bool) {
+        match QueueStateMachine::decode_snapshot(&snapshot.data) {
+            Ok(queue) => self.queue = queue,
+            Err(problem) => {
+                // The leader's own state machine produced it; a bad image is a bug.
+                panic!("the leader sent an unreadable snapshot through index {}: {problem}", snapshot.last_index)
+            }
+        }
+        info!("installed the leader's snapshot through index {}", snapshot.last_index);
+        self.last_applied = snapshot.last_index;
+        self.bytes_since_snapshot = 0;
+        assert_eq!(self.pending.len(), 0, "only a follower installs a snapshot, and followers hold no requests");
+        self.disk_batch.push(DiskOperation::InstallSnapshot { snapshot, log_kept });
+    }
+
+    /// When the log has grown past the threshold since the last snapshot,
+    /// snapshot the state machine at the last applied entry.
+    fn maybe_snapshot(&mut self) {
+        if self.snapshot_in_progress || self.bytes_since_snapshot < self.settings.snapshot_threshold_bytes {
+            return;
+        }
+        // After a storage recovery the log may not reach the applied index yet.
+        let Some(last_term) = self.core.log().term_at(self.last_applied) else {
+            return;
+        };
+        let data = Arc::new(self.queue.encode_snapshot());
+        let snapshot = Snapshot { last_index: self.last_applied, last_term, data };
+        self.disk_batch.push(DiskOperation::SaveSnapshot(snapshot));
+        self.snapshot_in_progress = true;
+        self.bytes_since_snapshot = 0;
+    }
+
     fn on_role_changed(&mut self, role: Role, term: u64, leader: Option<NodeId>) {
         let leader_text = leader.map_or("unknown".to_string(), |id| id.to_string());
         info!("node {}: {} in term {term} (leader: {leader_text})", self.core.id(), role.as_str());
@@ -233,9 +393,12 @@ impl EventLoop {
 
     /// Apply committed entries in order and answer whoever waits on them.
     fn apply(&mut self, first_index: LogIndex, last_index: LogIndex) {
+        // After a storage recovery the core re-commits entries applied before.
+        let first_index = first_index.max(self.last_applied + 1);
         assert_eq!(first_index, self.last_applied + 1, "entries are applied in order, once");
         for index in first_index..=last_index {
             let entry = self.core.log().entry(index).expect("committed entries are in the log");
+            self.bytes_since_snapshot += entry.data.len() as u64 + RECORD_OVERHEAD_BYTES;
             let body = if entry.is_noop() {
                 None
             } else {
@@ -297,13 +460,18 @@ impl EventLoop {
     }
 
     fn publish_status(&self) {
+        let failed = self.storage_error.is_some();
         let report = StatusReport {
-            role: self.core.role().as_str(),
+            role: if failed { Role::Follower.as_str() } else { self.core.role().as_str() },
             term: self.core.term(),
-            leader: self.core.leader(),
+            leader: if failed { None } else { self.core.leader() },
             commit_index: self.core.commit_index(),
             last_applied: self.last_applied,
             log_size: self.core.log().last_index(),
+            first_index: self.core.log().first_index(),
+            snapshot_index: self.core.snapshot_index(),
+            disk_bytes: self.disk_bytes,
+            storage_error: self.storage_error.clone(),
         };
         *self.wiring.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = report;
     }

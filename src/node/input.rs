@@ -5,10 +5,16 @@ use serde_json::Value;
 use super::pending::Envelope;
 use crate::queue::Command;
 use crate::raft::{Message, NodeId};
+use crate::storage::DiskReport;
 
 pub enum Input {
-    Peer { from: NodeId, message: Message },
+    Peer {
+        from: NodeId,
+        message: Message,
+    },
     Client(ClientCommand),
+    /// What the LogManager made durable, or that storage failed or recovered.
+    Disk(DiskReport),
     Shutdown,
 }
 

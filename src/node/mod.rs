@@ -4,6 +4,7 @@
 
 mod client_listener;
 mod event_loop;
+mod held_sends;
 mod input;
 mod listener;
 pub mod peer_codec;
@@ -13,16 +14,18 @@ mod pending;
 mod timer;
 
 use std::fmt;
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Sender};
 use log::info;
 
 use crate::config::{ClusterConfig, ConfigError};
 use crate::protocol::StatusReport;
-use crate::raft::{CoreConfig, RaftCore};
-use crate::storage::{LogManager, MemoryStorage, StorageError};
+use crate::queue::QueueStateMachine;
+use crate::raft::CoreConfig;
+use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
 use client_listener::ClientListener;
 use event_loop::{EventLoop, Wiring};
 use input::Input;
@@ -42,6 +45,15 @@ pub struct NodeSettings {
     pub max_pending_requests: usize,
     /// A leader out of touch with a majority for an election timeout steps down.
     pub check_quorum: bool,
+    /// Where this node keeps its log; None derives one from the config.
+    pub data_dir: Option<PathBuf>,
+    /// Log bytes applied since the last snapshot that trigger a new one.
+    pub snapshot_threshold_bytes: u64,
+    pub wal_segment_bytes: u64,
+    /// fdatasync before acknowledging; off only to measure what it costs.
+    pub fsync: bool,
+    /// Test switch: storage fails while this file exists.
+    pub inject_disk_faults: Option<PathBuf>,
 }
 
 impl Default for NodeSettings {
@@ -54,6 +66,11 @@ impl Default for NodeSettings {
             max_request_bytes: 1 << 20,
             max_pending_requests: 100_000,
             check_quorum: true,
+            data_dir: None,
+            snapshot_threshold_bytes: 32 << 20,
+            wal_segment_bytes: 8 << 20,
+            fsync: true,
+            inject_disk_faults: None,
         }
     }
 }
@@ -76,6 +93,8 @@ impl NodeSettings {
             Some("the request deadline must be at least 1 ms".to_string())
         } else if self.max_request_bytes == 0 || self.max_pending_requests == 0 {
             Some("the request size and pending-request limits must be above 0".to_string())
+        } else if self.snapshot_threshold_bytes == 0 || self.wal_segment_bytes < 4096 {
+            Some("the snapshot threshold must be above 0 and WAL segments at least 4096 bytes".to_string())
         } else {
             None
         };
@@ -112,14 +131,23 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     config.check_index(index).map_err(NodeError::Config)?;
     let context = zmq::Context::new();
     let (inputs_sender, inputs) = bounded::<Input>(200_000);
-    let status = Arc::new(Mutex::new(StatusReport {
-        role: "Follower",
-        term: 0,
-        leader: None,
-        commit_index: 0,
-        last_applied: 0,
-        log_size: 0,
-    }));
+    let (mut storage, reopen) = open_storage(&config, index, &settings)?;
+    let started = Instant::now();
+    let recovered = storage.load().map_err(NodeError::Storage)?;
+    let queue = match &recovered.snapshot {
+        Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
+            NodeError::Storage(StorageError { detail: format!("the snapshot cannot be restored: {problem}") })
+        })?,
+        None => QueueStateMachine::new(),
+    };
+    info!(
+        "recovered term {}, snapshot through index {}, {} log entries in {} ms",
+        recovered.hard_state.current_term,
+        recovered.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index),
+        recovered.entries.len(),
+        started.elapsed().as_millis()
+    );
+    let status = Arc::new(Mutex::new(StatusReport::starting()));
     let replies_endpoint = format!("inproc://raftmq-replies-{index}");
     let client_listener = ClientListener {
         endpoint: config.client_endpoint(index),
@@ -135,13 +163,15 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         inputs: inputs_sender.clone(),
     };
     start_listener(peer_listener, context.clone()).map_err(NodeError::Startup)?;
+    let disk_reports = inputs_sender.clone();
+    let report = Box::new(move |report| {
+        let _ = disk_reports.send(Input::Disk(report));
+    });
+    let log_manager = LogManager::spawn(storage, reopen, report).map_err(NodeError::Startup)?;
     forward_signals(inputs_sender)?;
 
-    let mut log_manager = LogManager::new(Box::new(MemoryStorage::new()));
-    let recovered = log_manager.load().map_err(NodeError::Storage)?;
     let mut core_config = CoreConfig::new(index, config.node_count());
     core_config.check_quorum = settings.check_quorum;
-    let core = RaftCore::new(core_config, recovered.hard_state, recovered.entries);
     let peers = PeerSenders::connect(&context, &config, index).map_err(NodeError::Startup)?;
     let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
@@ -154,10 +184,43 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         config.peer_endpoint(index)
     );
     let wiring = Wiring { peers, replies, inputs, status, client_endpoints };
-    let event_loop = EventLoop::new(core, log_manager, wiring, settings);
-    event_loop.run().map_err(NodeError::Storage)?;
+    let event_loop = EventLoop::new(core_config, recovered, queue, log_manager, wiring, settings);
+    event_loop.run();
     info!("node {index} stopped");
     Ok(())
+}
+
+/// The data directory: `--data-dir`, or `raftmq-data/<cluster id>-node<index>`
+/// under the working directory, so a restarted node of the same config finds
+/// its state and a config with new addresses starts empty.
+pub fn data_directory(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> PathBuf {
+    settings
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("raftmq-data").join(format!("{}-node{index}", config.cluster_id())))
+}
+
+type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);
+
+/// Open the WAL, and a way to open it again after a storage failure.
+fn open_storage(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> Result<OpenedStorage, NodeError> {
+    let directory = data_directory(config, index, settings);
+    let options = WalOptions {
+        segment_bytes: settings.wal_segment_bytes,
+        identity: Some(format!("raftmq cluster {} node {index}", config.cluster_id())),
+        fsync: settings.fsync,
+    };
+    let faults = settings.inject_disk_faults.clone();
+    let mut reopen: crate::storage::Reopen = Box::new(move || {
+        let wal: Box<dyn Storage> = Box::new(WalStorage::open(&directory, options.clone())?);
+        Ok(match &faults {
+            Some(flag) => Box::new(FaultInjectingStorage::new(wal, flag.clone())),
+            None => wal,
+        })
+    });
+    let storage = reopen().map_err(NodeError::Storage)?;
+    info!("data directory {}", data_directory(config, index, settings).display());
+    Ok((storage, reopen))
 }
 
 /// SIGTERM and SIGINT become a shutdown input for the event loop.

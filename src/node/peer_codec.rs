@@ -4,13 +4,18 @@
 
 use std::fmt;
 
-use crate::raft::{AppendEntries, AppendEntriesResponse, Entry, Message, NodeId, RequestVote, RequestVoteResponse};
+use crate::raft::{
+    AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, NodeId,
+    RequestVote, RequestVoteResponse,
+};
 
 const VERSION: u8 = 1;
 const KIND_REQUEST_VOTE: u8 = 1;
 const KIND_REQUEST_VOTE_RESPONSE: u8 = 2;
 const KIND_APPEND_ENTRIES: u8 = 3;
 const KIND_APPEND_ENTRIES_RESPONSE: u8 = 4;
+const KIND_INSTALL_SNAPSHOT: u8 = 5;
+const KIND_INSTALL_SNAPSHOT_RESPONSE: u8 = 6;
 /// Smallest encoded entry: term, index, data length.
 const ENTRY_HEADER_BYTES: usize = 8 + 8 + 4;
 
@@ -69,6 +74,24 @@ pub fn encode(from: NodeId, message: &Message, out: &mut Vec<u8>) {
                 None => out.push(0),
             }
         }
+        Message::InstallSnapshot(m) => {
+            out.push(KIND_INSTALL_SNAPSHOT);
+            put_u64(out, m.term);
+            put_u32(out, m.leader as u32);
+            put_u64(out, m.last_index);
+            put_u64(out, m.last_term);
+            put_u64(out, m.offset);
+            put_u64(out, m.total_bytes);
+            put_u32(out, m.data.len() as u32);
+            out.extend_from_slice(&m.data);
+        }
+        Message::InstallSnapshotResponse(m) => {
+            out.push(KIND_INSTALL_SNAPSHOT_RESPONSE);
+            put_u64(out, m.term);
+            put_u64(out, m.last_index);
+            put_u64(out, m.received_bytes);
+            out.push(u8::from(m.done));
+        }
     }
 }
 
@@ -97,6 +120,13 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
             conflict_index: reader.u64()?,
             conflict_term: if reader.bool()? { Some(reader.u64()?) } else { None },
         }),
+        KIND_INSTALL_SNAPSHOT => Message::InstallSnapshot(decode_install_snapshot(&mut reader)?),
+        KIND_INSTALL_SNAPSHOT_RESPONSE => Message::InstallSnapshotResponse(InstallSnapshotResponse {
+            term: reader.u64()?,
+            last_index: reader.u64()?,
+            received_bytes: reader.u64()?,
+            done: reader.bool()?,
+        }),
         kind => return Err(PeerDecodeError(format!("unknown message kind {kind}"))),
     };
     if !reader.rest.is_empty() {
@@ -124,6 +154,23 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
         entries.push(entry);
     }
     Ok(AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit })
+}
+
+fn decode_install_snapshot(reader: &mut Reader<'_>) -> Result<InstallSnapshot, PeerDecodeError> {
+    let request = InstallSnapshot {
+        term: reader.u64()?,
+        leader: reader.u32()? as NodeId,
+        last_index: reader.u64()?,
+        last_term: reader.u64()?,
+        offset: reader.u64()?,
+        total_bytes: reader.u64()?,
+        data: reader.bytes()?.to_vec(),
+    };
+    let end = request.offset.checked_add(request.data.len() as u64);
+    if end.is_none_or(|end| end > request.total_bytes) {
+        return Err(PeerDecodeError("snapshot chunk runs past the snapshot's size".into()));
+    }
+    Ok(request)
 }
 
 fn put_u32(out: &mut Vec<u8>, value: u32) {
@@ -194,6 +241,21 @@ mod tests {
                 index: 4,
                 conflict_index: 2,
                 conflict_term: Some(1),
+            }),
+            Message::InstallSnapshot(InstallSnapshot {
+                term: 4,
+                leader: 2,
+                last_index: 90,
+                last_term: 3,
+                offset: 10,
+                total_bytes: 30,
+                data: b"chunk".to_vec(),
+            }),
+            Message::InstallSnapshotResponse(InstallSnapshotResponse {
+                term: 4,
+                last_index: 90,
+                received_bytes: 15,
+                done: false,
             }),
             Message::AppendEntriesResponse(AppendEntriesResponse {
                 term: 3,

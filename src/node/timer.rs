@@ -14,6 +14,10 @@ impl Timer {
         self.deadline = Some(now + after);
     }
 
+    pub fn cancel(&mut self) {
+        self.deadline = None;
+    }
+
     pub fn deadline(&self) -> Option<Instant> {
         self.deadline
     }

@@ -13,6 +13,8 @@ pub enum ErrorCode {
     Timeout,
     TooLarge,
     Busy,
+    /// The node's storage failed; it takes no writes until it works again.
+    StorageFailed,
 }
 
 impl ErrorCode {
@@ -24,6 +26,7 @@ impl ErrorCode {
             ErrorCode::Timeout => "timeout",
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Busy => "busy",
+            ErrorCode::StorageFailed => "storage_failed",
         }
     }
 }
@@ -36,6 +39,30 @@ pub struct StatusReport {
     pub commit_index: u64,
     pub last_applied: u64,
     pub log_size: u64,
+    /// First index still held in the log; earlier ones are in the snapshot.
+    pub first_index: u64,
+    pub snapshot_index: u64,
+    /// Bytes the data directory's log, snapshot and term file occupy.
+    pub disk_bytes: u64,
+    /// None while storage works; else why writes are refused.
+    pub storage_error: Option<String>,
+}
+
+impl StatusReport {
+    pub fn starting() -> StatusReport {
+        StatusReport {
+            role: "Follower",
+            term: 0,
+            leader: None,
+            commit_index: 0,
+            last_applied: 0,
+            log_size: 0,
+            first_index: 1,
+            snapshot_index: 0,
+            disk_bytes: 0,
+            storage_error: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -94,6 +121,12 @@ impl ReplyBody {
                 object.insert("commit_index".into(), status.commit_index.into());
                 object.insert("last_applied".into(), status.last_applied.into());
                 object.insert("log_size".into(), status.log_size.into());
+                object.insert("first_index".into(), status.first_index.into());
+                object.insert("snapshot_index".into(), status.snapshot_index.into());
+                object.insert("disk_bytes".into(), status.disk_bytes.into());
+                let storage =
+                    status.storage_error.as_ref().map_or("ok".to_string(), |error| format!("failed: {error}"));
+                object.insert("storage".into(), storage.into());
             }
             ReplyBody::Error { code, detail, leader } => {
                 object.insert("success".into(), Value::Bool(false));
@@ -138,9 +171,20 @@ mod tests {
 
     #[test]
     fn status_has_the_documented_shape() {
-        let status =
-            StatusReport { role: "Leader", term: 3, leader: Some(1), commit_index: 9, last_applied: 9, log_size: 10 };
-        let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10});
+        let status = StatusReport {
+            role: "Leader",
+            term: 3,
+            leader: Some(1),
+            commit_index: 9,
+            last_applied: 9,
+            log_size: 10,
+            first_index: 4,
+            snapshot_index: 5,
+            disk_bytes: 300,
+            storage_error: None,
+        };
+        let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10,
+            "first_index":4,"snapshot_index":5,"disk_bytes":300,"storage":"ok"});
         assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
     }
 }

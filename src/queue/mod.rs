@@ -2,6 +2,7 @@
 //! Raft; it applies committed commands in order and returns their replies.
 
 mod command;
+mod snapshot;
 mod state_machine;
 
 pub use command::{Command, DecodeError};

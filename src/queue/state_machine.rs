@@ -56,6 +56,21 @@ impl QueueStateMachine {
         &self.topic_order
     }
 
+    /// Every topic in creation order with its queued messages, oldest first.
+    pub fn topics_with_messages(&self) -> impl Iterator<Item = (&str, &VecDeque<String>)> {
+        self.topic_order.iter().map(|topic| (topic.as_str(), &self.queues[topic]))
+    }
+
+    /// Add a topic read from a snapshot, after those already restored.
+    pub fn restore_topic(&mut self, topic: String, messages: VecDeque<String>) -> Result<(), String> {
+        if topic.is_empty() || self.queues.contains_key(&topic) {
+            return Err(format!("snapshot holds an empty or repeated topic {topic:?}"));
+        }
+        self.topic_order.push(topic.clone());
+        self.queues.insert(topic, messages);
+        Ok(())
+    }
+
     pub fn queue_length(&self, topic: &str) -> Option<usize> {
         self.queues.get(topic).map(VecDeque::len)
     }

@@ -8,7 +8,8 @@ use super::event::Event;
 use super::log::RaftLog;
 use super::message::Message;
 use super::progress::Progress;
-use super::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
+use super::snapshot::IncomingSnapshot;
+use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
@@ -24,6 +25,12 @@ pub struct CoreConfig {
     /// timeout steps down (Raft dissertation §6.2, etcd's CheckQuorum), so an
     /// isolated leader stops claiming leadership.
     pub check_quorum: bool,
+    /// Snapshot bytes per InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Entries kept in the leader's log below a new snapshot, so a follower
+    /// that lags a little catches up from the log, not a whole snapshot
+    /// (etcd's SnapshotCatchUpEntries).
+    pub retained_entries_after_snapshot: u64,
 }
 
 impl CoreConfig {
@@ -35,6 +42,8 @@ impl CoreConfig {
             max_bytes_per_message: 1 << 20,
             max_inflight_messages: 64,
             check_quorum: true,
+            snapshot_chunk_bytes: 1 << 20,
+            retained_entries_after_snapshot: 4096,
         }
     }
 }
@@ -58,6 +67,11 @@ pub struct RaftCore {
     pub(super) persisted_index: LogIndex,
     pub(super) votes: BTreeSet<NodeId>,
     pub(super) progress: BTreeMap<NodeId, Progress>,
+    /// The latest durable snapshot: what a leader streams to a follower
+    /// that needs compacted entries.
+    pub(super) snapshot: Option<Snapshot>,
+    /// A follower's partly received snapshot.
+    pub(super) incoming_snapshot: Option<IncomingSnapshot>,
     pub(super) effects: Vec<Effect>,
 }
 
@@ -65,9 +79,23 @@ impl RaftCore {
     /// A core restarted from what storage kept. Every restored entry counts as
     /// durable; nothing is known committed until a leader says so.
     pub fn new(config: CoreConfig, hard_state: HardState, entries: Vec<Entry>) -> RaftCore {
+        RaftCore::restore(config, hard_state, None, entries)
+    }
+
+    /// A core restarted from a snapshot and the entries that follow it. The
+    /// snapshot's entries are committed and already applied by the shell.
+    pub fn restore(
+        config: CoreConfig,
+        hard_state: HardState,
+        snapshot: Option<Snapshot>,
+        entries: Vec<Entry>,
+    ) -> RaftCore {
         assert!(config.id < config.node_count, "node id outside the cluster");
         assert!(config.max_entries_per_message > 0 && config.max_inflight_messages > 0);
-        let log = RaftLog::from_entries(entries);
+        assert!(config.snapshot_chunk_bytes > 0, "snapshot chunks must carry bytes");
+        let (offset, offset_term) =
+            snapshot.as_ref().map_or((0, 0), |snapshot| (snapshot.last_index, snapshot.last_term));
+        let log = RaftLog::after(offset, offset_term, entries);
         assert!(log.last_term() <= hard_state.current_term, "log holds a term from the future");
         let persisted_index = log.last_index();
         RaftCore {
@@ -76,11 +104,13 @@ impl RaftCore {
             log,
             role: Role::Follower,
             leader: None,
-            commit_index: 0,
-            applied_index: 0,
+            commit_index: offset,
+            applied_index: offset,
             persisted_index,
             votes: BTreeSet::new(),
             progress: BTreeMap::new(),
+            snapshot,
+            incoming_snapshot: None,
             effects: vec![Effect::ResetElectionTimer],
         }
     }
@@ -91,6 +121,7 @@ impl RaftCore {
             Event::ElectionTimeout => self.on_election_timeout(),
             Event::HeartbeatTimeout => self.on_heartbeat_timeout(),
             Event::LogPersisted { index, term } => self.on_log_persisted(index, term),
+            Event::SnapshotSaved { snapshot } => self.on_snapshot_saved(snapshot),
         }
     }
 
@@ -140,6 +171,10 @@ impl RaftCore {
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
+    /// Last index of the latest durable snapshot (0 if none).
+    pub fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index)
+    }
 
     pub(super) fn quorum(&self) -> usize {
         self.config.node_count / 2 + 1
@@ -163,6 +198,7 @@ impl RaftCore {
         if message.term() > self.hard_state.current_term {
             let leader = match &message {
                 Message::AppendEntries(append) => Some(append.leader),
+                Message::InstallSnapshot(install) => Some(install.leader),
                 _ => None,
             };
             self.become_follower(message.term(), leader);
@@ -172,6 +208,8 @@ impl RaftCore {
             Message::RequestVoteResponse(response) => self.on_request_vote_response(from, response),
             Message::AppendEntries(request) => self.on_append_entries(from, request),
             Message::AppendEntriesResponse(response) => self.on_append_entries_response(from, response),
+            Message::InstallSnapshot(request) => self.on_install_snapshot(from, request),
+            Message::InstallSnapshotResponse(response) => self.on_install_snapshot_response(from, response),
         }
     }
 

@@ -2,7 +2,7 @@
 //! they were emitted: persist, then send, then apply (etcd's Ready contract).
 
 use super::message::Message;
-use super::types::{Entry, HardState, LogIndex, NodeId, Role, Term};
+use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Effect {
@@ -19,6 +19,19 @@ pub enum Effect {
     Apply {
         first_index: LogIndex,
         last_index: LogIndex,
+    },
+    /// Drop stored entries up to and including `through_index`; a durable
+    /// snapshot covers them.
+    CompactLog {
+        through_index: LogIndex,
+    },
+    /// A snapshot from the leader replaces the state machine. Make it durable,
+    /// then drop the stored log: all of it, or, when `log_kept`, only the
+    /// entries it covers (Raft Figure 13, steps 6 and 7). Entries up to
+    /// `snapshot.last_index` count as applied.
+    InstallSnapshot {
+        snapshot: Snapshot,
+        log_kept: bool,
     },
     /// Re-arm the election timer with a fresh randomized timeout.
     ResetElectionTimer,

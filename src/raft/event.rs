@@ -3,7 +3,7 @@
 //! `RaftCore::propose` because they return the index they were given.
 
 use super::message::Message;
-use super::types::{LogIndex, NodeId, Term};
+use super::types::{LogIndex, NodeId, Snapshot, Term};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
@@ -17,5 +17,10 @@ pub enum Event {
     LogPersisted {
         index: LogIndex,
         term: Term,
+    },
+    /// The shell wrote this snapshot of its applied state durably: the log
+    /// before it may be compacted, and followers behind it receive it.
+    SnapshotSaved {
+        snapshot: Snapshot,
     },
 }

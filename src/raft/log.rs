@@ -5,8 +5,8 @@ use super::types::{Entry, LogIndex, Term};
 
 #[derive(Debug, Default, Clone)]
 pub struct RaftLog {
-    /// Index of the entry just before `entries[0]`: 0 today, the snapshot's
-    /// last index once compaction exists.
+    /// Index of the entry just before `entries[0]`: 0, or the last index
+    /// that compaction dropped (covered by a snapshot).
     offset: LogIndex,
     offset_term: Term,
     entries: Vec<Entry>,
@@ -14,10 +14,37 @@ pub struct RaftLog {
 
 impl RaftLog {
     pub fn from_entries(entries: Vec<Entry>) -> RaftLog {
+        RaftLog::after(0, 0, entries)
+    }
+
+    /// A log whose entries follow (offset, offset_term), as after a snapshot.
+    pub fn after(offset: LogIndex, offset_term: Term, entries: Vec<Entry>) -> RaftLog {
         for (position, entry) in entries.iter().enumerate() {
-            assert_eq!(entry.index, position as LogIndex + 1, "restored log has a gap");
+            assert_eq!(entry.index, offset + position as LogIndex + 1, "restored log has a gap");
         }
-        RaftLog { offset: 0, offset_term: 0, entries }
+        assert!(entries.first().is_none_or(|first| first.term >= offset_term), "log terms must not decrease");
+        RaftLog { offset, offset_term, entries }
+    }
+
+    /// Index of the first entry still held (one past the compacted prefix).
+    pub fn first_index(&self) -> LogIndex {
+        self.offset + 1
+    }
+
+    /// Drop every entry up to and including `index`, which must be held.
+    pub fn compact_through(&mut self, index: LogIndex) {
+        assert!(index >= self.offset && index <= self.last_index(), "compaction point outside the log");
+        let term = self.term_at(index).expect("index is within the log");
+        self.entries.drain(..(index - self.offset) as usize);
+        self.offset = index;
+        self.offset_term = term;
+    }
+
+    /// Replace the whole log by the empty log after a snapshot's last entry.
+    pub fn reset_after(&mut self, index: LogIndex, term: Term) {
+        self.entries.clear();
+        self.offset = index;
+        self.offset_term = term;
     }
 
     pub fn last_index(&self) -> LogIndex {

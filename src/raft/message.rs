@@ -8,6 +8,8 @@ pub enum Message {
     RequestVoteResponse(RequestVoteResponse),
     AppendEntries(AppendEntries),
     AppendEntriesResponse(AppendEntriesResponse),
+    InstallSnapshot(InstallSnapshot),
+    InstallSnapshotResponse(InstallSnapshotResponse),
 }
 
 impl Message {
@@ -17,6 +19,8 @@ impl Message {
             Message::RequestVoteResponse(m) => m.term,
             Message::AppendEntries(m) => m.term,
             Message::AppendEntriesResponse(m) => m.term,
+            Message::InstallSnapshot(m) => m.term,
+            Message::InstallSnapshotResponse(m) => m.term,
         }
     }
 }
@@ -58,4 +62,30 @@ pub struct AppendEntriesResponse {
     /// `conflict_term`, or its last index + 1 when its log is too short.
     pub conflict_index: LogIndex,
     pub conflict_term: Option<Term>,
+}
+
+/// One chunk of the leader's snapshot (Raft §7, Figure 13). Chunks are sent
+/// one at a time; an empty chunk at the follower's received offset is a
+/// keepalive that also asks how far the follower got.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSnapshot {
+    pub term: Term,
+    pub leader: NodeId,
+    pub last_index: LogIndex,
+    pub last_term: Term,
+    /// Byte offset of `data` within the snapshot.
+    pub offset: u64,
+    pub total_bytes: u64,
+    pub data: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallSnapshotResponse {
+    pub term: Term,
+    /// The snapshot this answers for.
+    pub last_index: LogIndex,
+    /// Bytes of it the follower holds; the leader continues from here.
+    pub received_bytes: u64,
+    /// The follower holds the snapshot durably (or already had its entries).
+    pub done: bool,
 }

@@ -9,6 +9,7 @@ mod log;
 mod message;
 mod progress;
 mod replication;
+mod snapshot;
 
 #[cfg(test)]
 mod tests;
@@ -17,7 +18,10 @@ pub use self::core::{CoreConfig, NotLeader, RaftCore};
 pub use effect::Effect;
 pub use event::Event;
 pub use log::RaftLog;
-pub use message::{AppendEntries, AppendEntriesResponse, Message, RequestVote, RequestVoteResponse};
-pub use types::{Entry, HardState, LogIndex, NodeId, Role, Term};
+pub use message::{
+    AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
+    RequestVoteResponse,
+};
+pub use types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 
 mod types;

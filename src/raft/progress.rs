@@ -12,7 +12,14 @@ pub enum ReplicationState {
     /// The follower is known to match up to `match_index`: send optimistically
     /// up to the in-flight window (etcd's MaxInflightMsgs).
     Replicate,
+    /// The entries the follower needs were compacted away: the leader is
+    /// streaming its snapshot, one chunk at a time.
+    Snapshot,
 }
+
+/// Heartbeat intervals without progress after which the leader resends the
+/// snapshot chunk it is waiting on (its own retransmission timeout).
+pub const SNAPSHOT_RESEND_HEARTBEATS: u32 = 4;
 
 #[derive(Debug, Clone)]
 pub struct Progress {
@@ -25,6 +32,11 @@ pub struct Progress {
     probe_sent: bool,
     /// The follower replied since the leader's last quorum check.
     pub recent_active: bool,
+    /// In Snapshot: which snapshot is being sent and how far the follower got.
+    pub snapshot_index: LogIndex,
+    pub snapshot_acked_bytes: u64,
+    /// In Snapshot: heartbeats since the follower last reported progress.
+    pub snapshot_idle_heartbeats: u32,
 }
 
 impl Progress {
@@ -36,6 +48,9 @@ impl Progress {
             inflight: VecDeque::new(),
             probe_sent: false,
             recent_active: false,
+            snapshot_index: 0,
+            snapshot_acked_bytes: 0,
+            snapshot_idle_heartbeats: 0,
         }
     }
 
@@ -43,6 +58,7 @@ impl Progress {
         match self.state {
             ReplicationState::Probe => !self.probe_sent,
             ReplicationState::Replicate => self.inflight.len() < max_inflight,
+            ReplicationState::Snapshot => false,
         }
     }
 
@@ -54,6 +70,7 @@ impl Progress {
                 self.next_index = last_index + 1;
                 self.inflight.push_back(last_index);
             }
+            ReplicationState::Snapshot => unreachable!("no entries are sent while a snapshot is streamed"),
         }
     }
 
@@ -67,7 +84,7 @@ impl Progress {
         while self.inflight.front().is_some_and(|&last| last <= index) {
             self.inflight.pop_front();
         }
-        if self.state == ReplicationState::Probe {
+        if self.state != ReplicationState::Replicate {
             self.state = ReplicationState::Replicate;
             self.inflight.clear();
         }
@@ -91,6 +108,27 @@ impl Progress {
 
     /// A heartbeat interval passed: let a stalled probe try again.
     pub fn on_heartbeat(&mut self) {
+        self.probe_sent = false;
+    }
+}
+
+impl Progress {
+    /// Start streaming the snapshot ending at `snapshot_index` from byte 0.
+    pub fn begin_snapshot(&mut self, snapshot_index: LogIndex) {
+        self.state = ReplicationState::Snapshot;
+        self.snapshot_index = snapshot_index;
+        self.snapshot_acked_bytes = 0;
+        self.snapshot_idle_heartbeats = 0;
+        self.inflight.clear();
+        self.probe_sent = false;
+    }
+
+    /// The follower holds the snapshot: replicate entries after it.
+    pub fn on_snapshot_installed(&mut self, snapshot_index: LogIndex) {
+        assert_eq!(self.state, ReplicationState::Snapshot, "only a streamed snapshot completes");
+        self.match_index = self.match_index.max(snapshot_index);
+        self.next_index = snapshot_index + 1;
+        self.state = ReplicationState::Probe;
         self.probe_sent = false;
     }
 }

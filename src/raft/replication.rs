@@ -3,6 +3,7 @@
 use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{AppendEntries, AppendEntriesResponse, Message};
+use super::progress::ReplicationState;
 use super::types::{LogIndex, NodeId, Role, Term};
 
 impl RaftCore {
@@ -32,10 +33,15 @@ impl RaftCore {
 
     /// Send `peer` an AppendEntries from its next index. Without `force`, only
     /// when there are entries to carry and the flow-control window is open.
-    fn send_append(&mut self, peer: NodeId, force: bool) {
+    pub(super) fn send_append(&mut self, peer: NodeId, force: bool) {
         let max_inflight = self.config.max_inflight_messages;
         let progress = &self.progress[&peer];
         let next_index = progress.next_index;
+        // Raft §7: entries the follower needs were compacted into a snapshot.
+        if progress.state == ReplicationState::Snapshot || next_index < self.log.first_index() {
+            self.send_snapshot(peer, force);
+            return;
+        }
         let has_entries = next_index <= self.log.last_index();
         let window_open = progress.can_send(max_inflight);
         if !(force || has_entries && window_open) {
@@ -79,7 +85,15 @@ impl RaftCore {
     }
 
     /// Raft §5.3: check the log matches at prev_log_index, then reconcile.
-    fn accept_entries(&mut self, from: NodeId, request: AppendEntries) {
+    fn accept_entries(&mut self, from: NodeId, mut request: AppendEntries) {
+        let compacted_through = self.log.first_index() - 1;
+        if request.prev_log_index < compacted_through {
+            // Entries up to the compaction point are committed and held in
+            // the snapshot: they match. Continue from the compaction point.
+            request.entries.retain(|entry| entry.index > compacted_through);
+            request.prev_log_index = compacted_through;
+            request.prev_log_term = self.log.term_at(compacted_through).expect("the compaction point has a term");
+        }
         let prev_log_index = request.prev_log_index;
         match self.log.term_at(prev_log_index) {
             None => {
@@ -139,6 +153,9 @@ impl RaftCore {
         let last_index = self.log.last_index();
         let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
         progress.recent_active = true;
+        if progress.state == ReplicationState::Snapshot {
+            return; // replies to entries sent before the snapshot began
+        }
         if response.success {
             if response.index > last_index {
                 return; // cannot match entries we never had: ignore, do not trust

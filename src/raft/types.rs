@@ -46,3 +46,13 @@ pub struct HardState {
     pub current_term: Term,
     pub voted_for: Option<NodeId>,
 }
+
+/// A state machine image covering every entry up to `last_index` (Raft §7).
+/// The data is shared, not copied, between the core, the shell and the disk
+/// thread; only its chunks are copied onto the wire.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Snapshot {
+    pub last_index: LogIndex,
+    pub last_term: Term,
+    pub data: std::sync::Arc<Vec<u8>>,
+}

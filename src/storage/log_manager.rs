@@ -1,53 +1,235 @@
-//! The LogManager owns a node's durable log. It executes the core's persist
-//! effects, batching writes so that one `sync` covers everything written
-//! since the last one, and says what became durable.
+//! The LogManager owns a node's durable log on a thread of its own, so the
+//! event loop, and with it heartbeats and the election timer, never waits
+//! behind a write or an fsync.
+//!
+//! Group commit: the event loop submits one batch of operations per turn;
+//! the LogManager takes every batch that is waiting, writes them all, syncs
+//! once, and reports what became durable. Batches that arrive while an
+//! fsync runs share the next one.
+//!
+//! A failed write or sync is never retried as if nothing happened: the
+//! LogManager reports the failure, cuts the log back to what the last good
+//! sync covered, and reopens the storage from disk once it can. Batches of
+//! the failed epoch are dropped; the event loop rebuilds its consensus state
+//! from what the reopened storage holds, as after a crash.
+
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
+use log::{error, info, warn};
 
 use super::{RecoveredState, Storage, StorageError};
-use crate::raft::{Entry, HardState, LogIndex, Term};
+use crate::raft::{Entry, HardState, LogIndex, Snapshot, Term};
+
+/// How often a failed LogManager tries to get its storage back.
+const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
+
+#[derive(Debug)]
+pub enum DiskOperation {
+    HardState(HardState),
+    Entries(Vec<Entry>),
+    /// A snapshot of this node's own state machine; reported when durable.
+    SaveSnapshot(Snapshot),
+    /// A snapshot from the leader: saved, then the log after it is kept
+    /// (`log_kept`) or the whole log is dropped.
+    InstallSnapshot {
+        snapshot: Snapshot,
+        log_kept: bool,
+    },
+    Compact(LogIndex),
+}
+
+struct DiskBatch {
+    epoch: u64,
+    sequence: u64,
+    operations: Vec<DiskOperation>,
+}
+
+#[derive(Debug)]
+pub enum DiskReport {
+    /// Every batch up to `sequence` is durable.
+    Durable {
+        epoch: u64,
+        sequence: u64,
+        /// The log's last entry after these batches, if they changed it.
+        last_entry: Option<(LogIndex, Term)>,
+        saved_snapshot: Option<Snapshot>,
+        disk_bytes: u64,
+    },
+    /// Writes of this epoch failed; nothing after the last report is durable.
+    Failed { detail: String },
+    /// Storage works again; `state` is what it durably holds. Batches must
+    /// now carry `epoch`.
+    Recovered { epoch: u64, state: RecoveredState, disk_bytes: u64 },
+}
+
+/// Opens the storage again after a failure.
+pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Storage>, StorageError> + Send>;
+
+/// The event loop's side: submit batches, and wait for the thread on exit.
+pub struct LogManagerHandle {
+    batches: Option<Sender<DiskBatch>>,
+    thread: Option<JoinHandle<()>>,
+    epoch: u64,
+    submitted_sequence: u64,
+}
+
+impl LogManagerHandle {
+    /// Queue operations to run in order; returns the batch's sequence number.
+    pub fn submit(&mut self, operations: Vec<DiskOperation>) -> u64 {
+        assert!(!operations.is_empty(), "an empty batch would only cost a sync");
+        self.submitted_sequence += 1;
+        let batch = DiskBatch { epoch: self.epoch, sequence: self.submitted_sequence, operations };
+        if let Some(batches) = &self.batches {
+            // Fails only if the thread is gone, which its report has said.
+            let _ = batches.send(batch);
+        }
+        self.submitted_sequence
+    }
+
+    pub fn submitted_sequence(&self) -> u64 {
+        self.submitted_sequence
+    }
+
+    pub fn epoch(&self) -> u64 {
+        self.epoch
+    }
+
+    /// Start submitting under the epoch a `Recovered` report named.
+    pub fn enter_epoch(&mut self, epoch: u64) {
+        assert!(epoch > self.epoch, "epochs only move forward");
+        self.epoch = epoch;
+    }
+
+    /// Let the thread finish what it has and stop.
+    pub fn close(&mut self) {
+        self.batches = None;
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
 
 pub struct LogManager {
-    storage: Box<dyn Storage>,
-    /// Last entry written but not yet synced: what a sync will make durable.
-    unsynced_last: Option<(LogIndex, Term)>,
-    hard_state_unsynced: bool,
+    storage: Option<Box<dyn Storage>>,
+    reopen: Reopen,
+    batches: Receiver<DiskBatch>,
+    report: Box<dyn Fn(DiskReport) + Send>,
+    epoch: u64,
 }
 
 impl LogManager {
-    pub fn new(storage: Box<dyn Storage>) -> LogManager {
-        LogManager { storage, unsynced_last: None, hard_state_unsynced: false }
+    /// Start the LogManager's thread over `storage` (already loaded).
+    pub fn spawn(
+        storage: Box<dyn Storage>,
+        reopen: Reopen,
+        report: Box<dyn Fn(DiskReport) + Send>,
+    ) -> Result<LogManagerHandle, String> {
+        let (sender, batches) = unbounded();
+        let manager = LogManager { storage: Some(storage), reopen, batches, report, epoch: 0 };
+        let thread = std::thread::Builder::new()
+            .name("log-manager".into())
+            .spawn(move || manager.run())
+            .map_err(|error| format!("cannot start the log manager thread: {error}"))?;
+        Ok(LogManagerHandle { batches: Some(sender), thread: Some(thread), epoch: 0, submitted_sequence: 0 })
     }
 
-    pub fn load(&mut self) -> Result<RecoveredState, StorageError> {
-        self.storage.load()
-    }
-
-    pub fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.storage.save_hard_state(hard_state)?;
-        self.hard_state_unsynced = true;
-        Ok(())
-    }
-
-    pub fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        let Some(last) = entries.last() else {
-            return Ok(());
-        };
-        self.storage.append_entries(entries)?;
-        self.unsynced_last = Some((last.index, last.term));
-        Ok(())
-    }
-
-    fn has_unsynced_writes(&self) -> bool {
-        self.unsynced_last.is_some() || self.hard_state_unsynced
-    }
-
-    /// Sync everything written so far. Returns the last entry now durable, if
-    /// entries were written since the previous sync.
-    pub fn sync(&mut self) -> Result<Option<(LogIndex, Term)>, StorageError> {
-        if !self.has_unsynced_writes() {
-            return Ok(None);
+    fn run(mut self) {
+        while let Ok(first) = self.batches.recv() {
+            let mut group: Vec<DiskBatch> = std::iter::once(first).chain(self.batches.try_iter()).collect();
+            group.retain(|batch| batch.epoch == self.epoch);
+            if group.is_empty() {
+                continue;
+            }
+            match self.write_group(group) {
+                Ok(report) => (self.report)(report),
+                Err(failure) => {
+                    if !self.fail_and_recover(failure) {
+                        return;
+                    }
+                }
+            }
         }
-        self.storage.sync()?;
-        self.hard_state_unsynced = false;
-        Ok(self.unsynced_last.take())
+    }
+
+    /// Write every batch of the group, then sync once.
+    fn write_group(&mut self, group: Vec<DiskBatch>) -> Result<DiskReport, StorageError> {
+        let storage = self.storage.as_mut().expect("a working LogManager has storage");
+        let sequence = group.last().expect("non-empty group").sequence;
+        let mut last_entry = None;
+        let mut saved_snapshot = None;
+        for operation in group.into_iter().flat_map(|batch| batch.operations) {
+            match operation {
+                DiskOperation::HardState(hard_state) => storage.save_hard_state(hard_state)?,
+                DiskOperation::Entries(entries) => {
+                    storage.append_entries(&entries)?;
+                    last_entry = entries.last().map(|entry| (entry.index, entry.term));
+                }
+                DiskOperation::SaveSnapshot(snapshot) => {
+                    storage.save_snapshot(&snapshot)?;
+                    saved_snapshot = Some(snapshot);
+                }
+                DiskOperation::InstallSnapshot { snapshot, log_kept } => {
+                    storage.save_snapshot(&snapshot)?;
+                    if log_kept {
+                        storage.compact(snapshot.last_index)?;
+                    } else {
+                        storage.reset_log(snapshot.last_index)?;
+                        last_entry = Some((snapshot.last_index, snapshot.last_term));
+                    }
+                }
+                DiskOperation::Compact(through_index) => storage.compact(through_index)?,
+            }
+        }
+        storage.sync()?;
+        Ok(DiskReport::Durable {
+            epoch: self.epoch,
+            sequence,
+            last_entry,
+            saved_snapshot,
+            disk_bytes: storage.disk_bytes(),
+        })
+    }
+
+    /// Report the failure, then retry until the storage is back. Returns
+    /// false if the event loop went away meanwhile.
+    fn fail_and_recover(&mut self, failure: StorageError) -> bool {
+        error!("{failure}; this node refuses writes until its storage works again");
+        self.epoch += 1;
+        (self.report)(DiskReport::Failed { detail: failure.detail.clone() });
+        let started = Instant::now();
+        let mut last_problem = failure.detail;
+        loop {
+            match self.batches.recv_timeout(RECOVERY_INTERVAL) {
+                Ok(_) => continue, // a batch of the failed epoch: dropped
+                Err(RecvTimeoutError::Disconnected) => return false,
+                Err(RecvTimeoutError::Timeout) => {}
+            }
+            match self.try_recover() {
+                Ok((state, disk_bytes)) => {
+                    info!("storage works again after {:.1} s", started.elapsed().as_secs_f64());
+                    (self.report)(DiskReport::Recovered { epoch: self.epoch, state, disk_bytes });
+                    return true;
+                }
+                Err(problem) if problem.detail != last_problem => {
+                    warn!("storage still failing: {problem}");
+                    last_problem = problem.detail;
+                }
+                Err(_) => {}
+            }
+        }
+    }
+
+    fn try_recover(&mut self) -> Result<(RecoveredState, u64), StorageError> {
+        if let Some(storage) = self.storage.as_mut() {
+            storage.discard_unsynced()?;
+        }
+        self.storage = None; // closes its files and releases the directory lock
+        let mut storage = (self.reopen)()?;
+        let state = storage.load()?;
+        let disk_bytes = storage.disk_bytes();
+        self.storage = Some(storage);
+        Ok((state, disk_bytes))
     }
 }

@@ -1,13 +1,16 @@
 //! Storage that lives as long as its owner. The simulator keeps one per node
 //! across simulated crashes, so it models a disk; a node process using it
-//! forgets everything when it exits.
+//! (`--data-dir none`) forgets everything when it exits.
 
-use super::{RecoveredState, Storage, StorageError};
-use crate::raft::{Entry, HardState};
+use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
+use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
     hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    /// Index of the entry before `entries[0]`.
+    offset: LogIndex,
     entries: Vec<Entry>,
 }
 
@@ -19,7 +22,12 @@ impl MemoryStorage {
 
 impl Storage for MemoryStorage {
     fn load(&mut self) -> Result<RecoveredState, StorageError> {
-        Ok(RecoveredState { hard_state: self.hard_state, entries: self.entries.clone() })
+        let (entries, must_reset) = chain_after_snapshot(self.snapshot.as_ref(), self.entries.clone());
+        if must_reset {
+            let index = self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
+            self.reset_log(index)?;
+        }
+        Ok(RecoveredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries })
     }
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
@@ -32,24 +40,56 @@ impl Storage for MemoryStorage {
         let Some(first) = entries.first() else {
             return Ok(());
         };
-        let keep = (first.index - 1) as usize;
-        if keep > self.entries.len() {
+        let last_index = self.offset + self.entries.len() as LogIndex;
+        if first.index <= self.offset || first.index > last_index + 1 {
             return Err(StorageError {
-                detail: format!("append at index {} leaves a gap after {}", first.index, self.entries.len()),
+                detail: format!(
+                    "append at index {} outside the stored log {}..={last_index}",
+                    first.index,
+                    self.offset + 1
+                ),
             });
         }
-        self.entries.truncate(keep);
+        self.entries.truncate((first.index - self.offset - 1) as usize);
         self.entries.extend_from_slice(entries);
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
+        let drop = through_index.saturating_sub(self.offset).min(self.entries.len() as LogIndex);
+        self.entries.drain(..drop as usize);
+        self.offset += drop;
+        Ok(())
+    }
+
+    fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.entries.clear();
+        self.offset = index;
         Ok(())
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
         Ok(())
     }
+
+    fn discard_unsynced(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        0
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
 
     fn entry(index: u64, term: u64) -> Entry {
@@ -69,7 +109,7 @@ mod tests {
     fn append_with_a_gap_is_an_error_not_a_panic() {
         let mut storage = MemoryStorage::new();
         let error = storage.append_entries(&[entry(3, 1)]).unwrap_err();
-        assert!(error.detail.contains("gap"), "{}", error.detail);
+        assert!(error.detail.contains("outside"), "{}", error.detail);
     }
 
     #[test]
@@ -80,5 +120,19 @@ mod tests {
         let state = storage.load().unwrap();
         assert_eq!(state.hard_state, HardState { current_term: 4, voted_for: Some(2) });
         assert_eq!(state.entries.len(), 1);
+    }
+
+    // Raft §7: after a snapshot and compaction, load returns the snapshot and
+    // only the entries after it.
+    #[test]
+    fn load_after_compaction_returns_the_snapshot_and_what_follows() {
+        let mut storage = MemoryStorage::new();
+        storage.append_entries(&(1..=6).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
+        let snapshot = Snapshot { last_index: 4, last_term: 1, data: Arc::new(vec![9]) };
+        storage.save_snapshot(&snapshot).unwrap();
+        storage.compact(3).unwrap();
+        let state = storage.load().unwrap();
+        assert_eq!(state.snapshot, Some(snapshot));
+        assert_eq!(state.entries, vec![entry(5, 1), entry(6, 1)]);
     }
 }

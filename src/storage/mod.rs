@@ -1,22 +1,29 @@
-//! Where a node keeps its term, vote and log. The consensus core never calls
-//! storage; the shell's `LogManager` does, executing the core's effects.
+//! Where a node keeps its term, vote, snapshot and log. The consensus core
+//! never calls storage; the shell's `LogManager` does, on its own thread,
+//! executing the core's persist effects.
 
+mod fault;
 mod log_manager;
 mod memory;
+mod snapshot_file;
 mod wal;
 
-pub use log_manager::LogManager;
+pub use fault::FaultInjectingStorage;
+pub use log_manager::{DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen};
 pub use memory::MemoryStorage;
+pub use snapshot_file::{read_snapshot, write_snapshot};
 pub use wal::{WalOptions, WalStorage};
 
 use std::fmt;
 
-use crate::raft::{Entry, HardState};
+use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
-/// What a node finds in storage when it starts.
+/// What a node finds in storage when it starts: the latest snapshot and the
+/// entries that follow it (`entries[0].index == snapshot's last index + 1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveredState {
     pub hard_state: HardState,
+    pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
 }
 
@@ -43,6 +50,43 @@ pub trait Storage: Send {
     /// Store `entries`, first removing any stored entry at or after
     /// `entries[0].index`. Entries are contiguous and non-empty.
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
+    /// Replace the stored snapshot atomically; durable when this returns.
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// Entries up to `through_index` may be dropped (a durable snapshot
+    /// covers them). Storage may keep some, e.g. to drop whole files only.
+    fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError>;
+    /// Drop every entry; the next append is at `index + 1`, right after the
+    /// snapshot just saved.
+    fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError>;
     /// Make every earlier write durable.
     fn sync(&mut self) -> Result<(), StorageError>;
+    /// After a failed write or sync: forget whatever was not synced, so that
+    /// nothing a failed sync may have lost is later read back as durable.
+    fn discard_unsynced(&mut self) -> Result<(), StorageError>;
+    /// Bytes this storage occupies on disk.
+    fn disk_bytes(&self) -> u64;
+}
+
+/// Raft Figure 13 on recovery: keep only entries that continue the
+/// snapshot. Entries it covers are dropped; a log that does not chain from
+/// the snapshot's last entry (left by an install that a crash interrupted)
+/// is dropped whole, which is safe because by Log Matching none of its
+/// entries after the snapshot can be committed. Returns the entries kept and
+/// whether the stored log must be reset.
+pub fn chain_after_snapshot(snapshot: Option<&Snapshot>, entries: Vec<Entry>) -> (Vec<Entry>, bool) {
+    let Some(snapshot) = snapshot else {
+        return (entries, false);
+    };
+    let last_index = snapshot.last_index;
+    let first_index = entries.first().map_or(last_index + 1, |entry| entry.index);
+    let stored_last_index = entries.last().map_or(first_index - 1, |entry| entry.index);
+    let term_at_snapshot = entries.iter().find(|entry| entry.index == last_index).map(|entry| entry.term);
+    let chains = first_index <= last_index + 1
+        && stored_last_index >= last_index
+        && (first_index == last_index + 1 || term_at_snapshot == Some(snapshot.last_term));
+    if !chains {
+        return (Vec::new(), !entries.is_empty() || first_index != last_index + 1);
+    }
+    let kept = entries.into_iter().filter(|entry| entry.index > last_index).collect();
+    (kept, false)
 }

@@ -5,6 +5,9 @@
 //! - `hard_state`: term and vote, replaced atomically (temp file, fsync,
 //!   rename, fsync of the directory). Small and rarely written, so it never
 //!   waits behind a long log write.
+//! - `IDENTITY`: which cluster and node the directory belongs to; a node of
+//!   another cluster or index is refused (etcd's cluster token).
+//! - `snapshot`: the latest snapshot, replaced atomically (see snapshot_file).
 //! - `<first index, 20 digits>.wal`: log segments. Each record is
 //!   `u32 payload length | u32 crc32c(payload) | payload`, where the payload
 //!   is `u64 term | u64 index | data`, all little-endian.
@@ -24,8 +27,9 @@ use std::path::{Path, PathBuf};
 
 use log::warn;
 
-use super::{RecoveredState, Storage, StorageError};
-use crate::raft::{Entry, HardState, LogIndex};
+use super::snapshot_file::{io_error, read_snapshot, replace_file_atomically, sync_directory, write_snapshot};
+use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
+use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
 const RECORD_HEADER_BYTES: usize = 8;
 const PAYLOAD_HEADER_BYTES: usize = 16;
@@ -36,12 +40,19 @@ const HARD_STATE_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
 #[derive(Debug, Clone)]
 pub struct WalOptions {
     /// A segment that reaches this size is closed and a new one started.
+    /// Compaction removes whole segments, so this bounds what it leaves.
     pub segment_bytes: u64,
+    /// Written to `IDENTITY` on first use and required to match afterwards.
+    pub identity: Option<String>,
+    /// fdatasync on every `sync`. Off only for benchmarks that measure what
+    /// durability costs (etcd's --unsafe-no-fsync): acknowledged writes can
+    /// then be lost when the whole cluster loses power.
+    pub fsync: bool,
 }
 
 impl Default for WalOptions {
     fn default() -> WalOptions {
-        WalOptions { segment_bytes: 64 << 20 }
+        WalOptions { segment_bytes: 8 << 20, identity: None, fsync: true }
     }
 }
 
@@ -53,7 +64,8 @@ struct Segment {
     length: u64,
 }
 
-/// Where an entry's record starts.
+/// Where an entry's record starts. `segment` counts every segment this
+/// process has known, so compaction need not renumber positions.
 #[derive(Clone, Copy)]
 struct Position {
     segment: usize,
@@ -65,17 +77,22 @@ pub struct WalStorage {
     options: WalOptions,
     _lock: File,
     hard_state: HardState,
+    snapshot: Option<Snapshot>,
+    snapshot_bytes: u64,
     segments: Vec<Segment>,
-    /// positions[i] is where the entry with index i + 1 starts.
+    /// Segments removed from the front of `segments` by compaction.
+    segment_base: usize,
+    /// Index of the entry `positions[0]` locates (the next index when empty).
+    log_start: LogIndex,
     positions: Vec<Position>,
     /// Encoded records not yet written to the active (last) segment.
     pending: Vec<u8>,
+    /// What the last successful sync covered: segments known then (counted
+    /// like `Position::segment`) and the active one's length.
+    synced_segment_count: usize,
+    synced_length: u64,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
-}
-
-fn io_error(what: &str, path: &Path, error: std::io::Error) -> StorageError {
-    StorageError { detail: format!("cannot {what} {}: {error}", path.display()) }
 }
 
 impl WalStorage {
@@ -88,26 +105,55 @@ impl WalStorage {
         lock.try_lock().map_err(|_| StorageError {
             detail: format!("data directory {} is in use by another raftmq process", directory.display()),
         })?;
+        if let Some(identity) = &options.identity {
+            check_identity(directory, identity)?;
+        }
+        let snapshot = read_snapshot(directory)?;
         let mut storage = WalStorage {
             directory: directory.to_path_buf(),
             options,
             _lock: lock,
             hard_state: read_hard_state(&directory.join("hard_state"))?,
+            snapshot_bytes: snapshot.as_ref().map_or(0, |(_, bytes)| *bytes),
+            snapshot: snapshot.map(|(snapshot, _)| snapshot),
             segments: Vec::new(),
+            segment_base: 0,
+            log_start: 1,
             positions: Vec::new(),
             pending: Vec::new(),
+            synced_segment_count: 0,
+            synced_length: 0,
             recovered: None,
         };
         let entries = storage.recover_segments()?;
-        if storage.segments.is_empty() {
-            storage.start_segment(1)?;
+        let (entries, must_reset) = chain_after_snapshot(storage.snapshot.as_ref(), entries);
+        let snapshot_index = storage.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
+        if must_reset || storage.segments.is_empty() || storage.last_index() < snapshot_index {
+            if must_reset {
+                warn!(
+                    "{}: the log does not continue the snapshot at index {snapshot_index} (a snapshot install was \
+                     interrupted); its entries after the snapshot cannot be committed and are dropped",
+                    directory.display()
+                );
+            }
+            storage.reset_log(snapshot_index)?;
         }
+        storage.mark_synced();
         storage.recovered = Some(entries);
         Ok(storage)
     }
 
     fn last_index(&self) -> LogIndex {
-        self.positions.len() as LogIndex
+        self.log_start + self.positions.len() as LogIndex - 1
+    }
+
+    fn position(&self, index: LogIndex) -> Position {
+        self.positions[(index - self.log_start) as usize]
+    }
+
+    fn mark_synced(&mut self) {
+        self.synced_segment_count = self.segment_base + self.segments.len();
+        self.synced_length = self.segments.last().map_or(0, |segment| segment.length);
     }
 
     fn active(&mut self) -> &mut Segment {
@@ -128,6 +174,9 @@ impl WalStorage {
         paths.sort();
         let mut entries = Vec::new();
         let count = paths.len();
+        if let Some((first_index, _)) = paths.first() {
+            self.log_start = *first_index;
+        }
         for (number, (first_index, path)) in paths.into_iter().enumerate() {
             if first_index != self.last_index() + 1 {
                 return Err(StorageError {
@@ -149,7 +198,7 @@ impl WalStorage {
     /// Append the segment's records to `entries`; return its valid length.
     fn read_segment(&mut self, path: &Path, is_last: bool, entries: &mut Vec<Entry>) -> Result<u64, StorageError> {
         let bytes = fs::read(path).map_err(|e| io_error("read", path, e))?;
-        let segment = self.segments.len();
+        let segment = self.segment_base + self.segments.len();
         let mut offset = 0usize;
         while offset < bytes.len() {
             let problem = match decode_record(&bytes[offset..]) {
@@ -211,10 +260,10 @@ impl WalStorage {
 
     /// Remove the entry at `index` and all after it, on disk as in memory.
     fn truncate_from(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        assert!(index >= 1 && index <= self.last_index(), "truncating outside the log");
+        assert!(index >= self.log_start && index <= self.last_index(), "truncating outside the log");
         self.write_pending()?;
-        let position = self.positions[(index - 1) as usize];
-        let removed = self.segments.split_off(position.segment + 1);
+        let position = self.position(index);
+        let removed = self.segments.split_off(position.segment - self.segment_base + 1);
         for segment in &removed {
             fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
         }
@@ -224,7 +273,13 @@ impl WalStorage {
         let segment = self.active();
         segment.file.set_len(position.offset).map_err(|e| io_error("truncate", &segment.path, e))?;
         segment.length = position.offset;
-        self.positions.truncate((index - 1) as usize);
+        self.positions.truncate((index - self.log_start) as usize);
+        // The synced prefix may have shrunk; a later failure must not grow it back.
+        let active = self.segment_base + self.segments.len();
+        if self.synced_segment_count >= active {
+            self.synced_segment_count = active;
+            self.synced_length = self.synced_length.min(position.offset);
+        }
         Ok(())
     }
 
@@ -237,6 +292,7 @@ impl WalStorage {
             let segment = self.active();
             segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
             self.start_segment(next_index)?;
+            self.mark_synced();
         }
         Ok(())
     }
@@ -250,10 +306,11 @@ impl Storage for WalStorage {
                 self.write_pending()?;
                 self.segments.clear();
                 self.positions.clear();
-                self.recover_segments()?
+                let entries = self.recover_segments()?;
+                chain_after_snapshot(self.snapshot.as_ref(), entries).0
             }
         };
-        Ok(RecoveredState { hard_state: self.hard_state, entries })
+        Ok(RecoveredState { hard_state: self.hard_state, snapshot: self.snapshot.clone(), entries })
     }
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
@@ -265,9 +322,14 @@ impl Storage for WalStorage {
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let Some(first) = entries.first() else { return Ok(()) };
-        if first.index > self.last_index() + 1 || first.index == 0 {
+        if first.index > self.last_index() + 1 || first.index < self.log_start {
             return Err(StorageError {
-                detail: format!("append at index {} leaves a gap after {}", first.index, self.last_index()),
+                detail: format!(
+                    "append at index {} outside the stored log {}..={}",
+                    first.index,
+                    self.log_start,
+                    self.last_index()
+                ),
             });
         }
         if first.index <= self.last_index() {
@@ -276,18 +338,107 @@ impl Storage for WalStorage {
         for entry in entries {
             assert_eq!(entry.index, self.last_index() + 1, "entries must be contiguous");
             self.rotate_if_full(entry.index)?;
-            let segment = self.segments.len() - 1;
-            let offset = self.segments[segment].length + self.pending.len() as u64;
+            let active = self.segments.last().expect("active segment");
+            let offset = active.length + self.pending.len() as u64;
+            let segment = self.segment_base + self.segments.len() - 1;
             self.positions.push(Position { segment, offset });
             encode_record(entry, &mut self.pending);
         }
         Ok(())
     }
 
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.snapshot_bytes = write_snapshot(&self.directory, snapshot)?;
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    /// Remove whole segments whose entries all lie at or before `through_index`.
+    fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
+        while self.segments.len() >= 2 && self.segments[1].first_index <= through_index + 1 {
+            let removed = self.segments.remove(0);
+            self.segment_base += 1;
+            fs::remove_file(&removed.path).map_err(|e| io_error("remove", &removed.path, e))?;
+            let dropped = (self.segments[0].first_index - self.log_start) as usize;
+            self.positions.drain(..dropped);
+            self.log_start = self.segments[0].first_index;
+        }
+        Ok(())
+    }
+
+    /// Remove every segment, newest first, so a crash part way leaves a
+    /// contiguous older prefix that `open` recognises as not continuing the
+    /// snapshot; then start an empty segment after `index`.
+    fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.pending.clear();
+        while let Some(segment) = self.segments.pop() {
+            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+        }
+        sync_directory(&self.directory)?;
+        self.positions.clear();
+        self.log_start = index + 1;
+        self.start_segment(index + 1)?;
+        self.mark_synced();
+        Ok(())
+    }
+
     fn sync(&mut self) -> Result<(), StorageError> {
         self.write_pending()?;
+        let fsync = self.options.fsync;
         let segment = self.active();
-        segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))
+        if fsync {
+            segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
+        }
+        self.mark_synced();
+        Ok(())
+    }
+
+    /// Cut the log back to what the last successful sync covered: a failed
+    /// fsync may have dropped dirty pages the page cache still shows us.
+    fn discard_unsynced(&mut self) -> Result<(), StorageError> {
+        self.pending.clear();
+        let keep = self.synced_segment_count.saturating_sub(self.segment_base).max(1);
+        while self.segments.len() > keep {
+            let segment = self.segments.pop().expect("more than one segment");
+            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+        }
+        let synced_length = self.synced_length;
+        let segment = self.active();
+        if segment.length > synced_length {
+            segment.file.set_len(synced_length).map_err(|e| io_error("truncate", &segment.path, e))?;
+            segment.length = synced_length;
+        }
+        segment.file.sync_all().map_err(|e| io_error("sync", &segment.path, e))?;
+        sync_directory(&self.directory)?;
+        let _ = fs::remove_file(self.directory.join("hard_state.tmp"));
+        let _ = fs::remove_file(self.directory.join("snapshot.tmp"));
+        Ok(())
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        let log_bytes: u64 = self.segments.iter().map(|segment| segment.length).sum();
+        log_bytes + self.snapshot_bytes + HARD_STATE_BYTES as u64
+    }
+}
+
+/// The directory belongs to the cluster and node named by `identity`, or is
+/// new and is claimed for them.
+fn check_identity(directory: &Path, identity: &str) -> Result<(), StorageError> {
+    let path = directory.join("IDENTITY");
+    match fs::read_to_string(&path) {
+        Ok(found) if found.trim() == identity.trim() => Ok(()),
+        Ok(found) => Err(StorageError {
+            detail: format!(
+                "data directory {} belongs to {}, not to {}; refusing to start (use another --data-dir)",
+                directory.display(),
+                found.trim(),
+                identity.trim()
+            ),
+        }),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            replace_file_atomically(directory, "IDENTITY", format!("{}\n", identity.trim()).as_bytes())
+        }
+        Err(error) => Err(io_error("read", &path, error)),
     }
 }
 
@@ -354,10 +505,6 @@ fn segment_first_index(path: &Path) -> Result<LogIndex, StorageError> {
         .ok_or_else(|| StorageError { detail: format!("{} is not named <first index>.wal", path.display()) })
 }
 
-fn sync_directory(directory: &Path) -> Result<(), StorageError> {
-    File::open(directory).and_then(|handle| handle.sync_all()).map_err(|e| io_error("sync directory", directory, e))
-}
-
 fn encode_hard_state(hard_state: HardState) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HARD_STATE_BYTES);
     bytes.extend_from_slice(HARD_STATE_MAGIC);
@@ -372,13 +519,7 @@ fn encode_hard_state(hard_state: HardState) -> Vec<u8> {
 }
 
 fn write_hard_state(directory: &Path, hard_state: HardState) -> Result<(), StorageError> {
-    let path = directory.join("hard_state");
-    let temporary = directory.join("hard_state.tmp");
-    let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
-    file.write_all(&encode_hard_state(hard_state)).map_err(|e| io_error("write", &temporary, e))?;
-    file.sync_all().map_err(|e| io_error("sync", &temporary, e))?;
-    fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))?;
-    sync_directory(directory)
+    replace_file_atomically(directory, "hard_state", &encode_hard_state(hard_state))
 }
 
 fn read_hard_state(path: &Path) -> Result<HardState, StorageError> {

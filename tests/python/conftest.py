@@ -90,6 +90,8 @@ class LocalCluster:
         self.log_files.append(log_file)
         self.processes[index] = subprocess.Popen(
             [str(node_binary()), str(self.config_path), str(index), *self.extra_arguments],
+            # The default data directory lives under the working directory.
+            cwd=self.directory,
             stdout=log_file,
             stderr=subprocess.STDOUT,
         )

@@ -6,7 +6,10 @@ import time
 
 from conftest import STARTUP_WAIT_S, dealer
 
-STATUS_KEYS = {"role", "term", "leader", "commit_index", "last_applied", "log_size"}
+STATUS_KEYS = {
+    "role", "term", "leader", "commit_index", "last_applied", "log_size",
+    "first_index", "snapshot_index", "disk_bytes", "storage",
+}
 
 
 def test_status_has_the_documented_format(make_cluster):
@@ -18,9 +21,12 @@ def test_status_has_the_documented_format(make_cluster):
         assert status["role"] in {"Leader", "Follower", "Candidate"}
         assert isinstance(status["term"], int) and status["term"] >= 1
         assert status["leader"] is None or status["leader"] in range(3)
-        for key in ["commit_index", "last_applied", "log_size"]:
+        for key in ["commit_index", "last_applied", "log_size", "first_index", "snapshot_index", "disk_bytes"]:
             assert isinstance(status[key], int) and status[key] >= 0
         assert status["last_applied"] <= status["commit_index"] <= status["log_size"]
+        assert 1 <= status["first_index"] <= status["log_size"] + 1
+        assert status["storage"] == "ok"
+        assert status["disk_bytes"] > 0
 
 
 def test_status_answers_immediately_after_start_even_without_leader(make_cluster):

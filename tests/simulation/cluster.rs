@@ -1,12 +1,14 @@
 //! The real consensus core, N copies, on a simulated network and clock, all
 //! driven by one seed. Crashes keep only what storage made durable.
 
-use raftmq::raft::{CoreConfig, Effect, Entry, Event, LogIndex, NodeId, RaftCore, Role, Term};
+use std::sync::Arc;
+
+use raftmq::raft::{CoreConfig, Effect, Entry, Event, LogIndex, NodeId, RaftCore, Role, Snapshot, Term};
 use raftmq::storage::{MemoryStorage, Storage};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-use super::invariants::Checker;
+use super::invariants::{chain_hash, Checker};
 use super::network::{Network, NetworkConfig};
 
 #[derive(Debug, Clone)]
@@ -20,6 +22,11 @@ pub struct SimOptions {
     pub max_inflight_messages: usize,
     /// When false, elections start only through `Cluster::force_election`.
     pub automatic_elections: bool,
+    /// A node snapshots once it applied this many entries since its last
+    /// snapshot; 0 never.
+    pub snapshot_every_entries: u64,
+    pub snapshot_chunk_bytes: usize,
+    pub retained_entries_after_snapshot: u64,
 }
 
 impl SimOptions {
@@ -33,6 +40,9 @@ impl SimOptions {
             max_entries_per_message: 64,
             max_inflight_messages: 8,
             automatic_elections: true,
+            snapshot_every_entries: 0,
+            snapshot_chunk_bytes: 1 << 20,
+            retained_entries_after_snapshot: 0,
         }
     }
 }
@@ -46,8 +56,11 @@ struct SimNode {
     storage: MemoryStorage,
     election_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
-    /// Highest index applied by this incarnation.
+    /// Highest index applied by this incarnation, and its state machine: the
+    /// chained hash of every entry applied (a snapshot carries it).
     applied_index: LogIndex,
+    applied_hash: u64,
+    snapshot_index: LogIndex,
     prefix_hashes: Vec<u64>,
 }
 
@@ -59,6 +72,9 @@ pub struct Cluster {
     rng: SmallRng,
     nodes: Vec<SimNode>,
     checker: Checker,
+    /// Snapshots nodes made of their own state, and installed from a leader.
+    pub snapshots_taken: u64,
+    pub snapshots_installed: u64,
 }
 
 impl Cluster {
@@ -71,6 +87,8 @@ impl Cluster {
             nodes: Vec::new(),
             checker: Checker::default(),
             options,
+            snapshots_taken: 0,
+            snapshots_installed: 0,
         };
         for id in 0..cluster.options.nodes {
             cluster.nodes.push(SimNode {
@@ -79,6 +97,8 @@ impl Cluster {
                 election_deadline_ms: NEVER,
                 heartbeat_deadline_ms: NEVER,
                 applied_index: 0,
+                applied_hash: 0,
+                snapshot_index: 0,
                 prefix_hashes: Vec::new(),
             });
             cluster.restart(id);
@@ -140,12 +160,17 @@ impl Cluster {
         let mut config = CoreConfig::new(node, self.options.nodes);
         config.max_entries_per_message = self.options.max_entries_per_message;
         config.max_inflight_messages = self.options.max_inflight_messages;
-        let mut core = RaftCore::new(config, recovered.hard_state, recovered.entries);
+        config.snapshot_chunk_bytes = self.options.snapshot_chunk_bytes;
+        config.retained_entries_after_snapshot = self.options.retained_entries_after_snapshot;
+        let (applied_index, applied_hash) = recovered.snapshot.as_ref().map_or((0, 0), decode_snapshot);
+        let mut core = RaftCore::restore(config, recovered.hard_state, recovered.snapshot, recovered.entries);
         let mut effects = Vec::new();
         core.drain_effects(&mut effects);
         let sim_node = &mut self.nodes[node];
         sim_node.core = Some(core);
-        sim_node.applied_index = 0;
+        sim_node.applied_index = applied_index;
+        sim_node.applied_hash = applied_hash;
+        sim_node.snapshot_index = applied_index;
         self.execute(node, effects);
     }
 
@@ -235,7 +260,33 @@ impl Cluster {
                 core.step(Event::LogPersisted { index, term });
                 core.drain_effects(&mut pending);
             }
+            if pending.is_empty() {
+                self.maybe_snapshot(node, &mut pending);
+            }
         }
+    }
+
+    /// Snapshot a node's state machine once it applied enough since the
+    /// last one, as the shell does; the simulated disk keeps it at once.
+    fn maybe_snapshot(&mut self, node: NodeId, pending: &mut Vec<Effect>) {
+        let every = self.options.snapshot_every_entries;
+        let sim_node = &mut self.nodes[node];
+        if every == 0 || sim_node.applied_index < sim_node.snapshot_index + every {
+            return;
+        }
+        let core = sim_node.core.as_mut().expect("live node");
+        let last_index = sim_node.applied_index;
+        let last_term = core.log().term_at(last_index).expect("applied entries are held");
+        let snapshot =
+            Snapshot { last_index, last_term, data: Arc::new(encode_snapshot(last_index, sim_node.applied_hash)) };
+        if let Err(violation) = self.checker.on_snapshot(node, last_index, last_term, sim_node.applied_hash) {
+            self.fail(violation);
+        }
+        sim_node.storage.save_snapshot(&snapshot).expect("memory storage saves");
+        sim_node.snapshot_index = last_index;
+        self.snapshots_taken += 1;
+        core.step(Event::SnapshotSaved { snapshot });
+        core.drain_effects(pending);
     }
 
     fn execute_one(
@@ -269,8 +320,34 @@ impl Cluster {
                 for index in first_index..=last_index {
                     let entry: &Entry = core.log().entry(index).ok_or(format!("applied index {index} missing"))?;
                     self.checker.on_apply(node, entry)?;
+                    sim_node.applied_hash = chain_hash(sim_node.applied_hash, entry);
                 }
                 sim_node.applied_index = last_index;
+            }
+            Effect::CompactLog { through_index } => {
+                sim_node.storage.compact(through_index).map_err(|error| error.to_string())?;
+            }
+            Effect::InstallSnapshot { snapshot, log_kept } => {
+                let (last_index, hash) = decode_snapshot(&snapshot);
+                self.checker.on_snapshot(node, last_index, snapshot.last_term, hash)?;
+                if last_index <= sim_node.applied_index {
+                    return Err(format!(
+                        "node {node} installs snapshot {last_index} after applying {}",
+                        sim_node.applied_index
+                    ));
+                }
+                sim_node.storage.save_snapshot(&snapshot).map_err(|error| error.to_string())?;
+                if log_kept {
+                    sim_node.storage.compact(last_index).map_err(|error| error.to_string())?;
+                } else {
+                    sim_node.storage.reset_log(last_index).map_err(|error| error.to_string())?;
+                    sim_node.prefix_hashes.resize(last_index as usize, 0);
+                    sim_node.prefix_hashes[last_index as usize - 1] = hash;
+                }
+                sim_node.applied_index = last_index;
+                sim_node.applied_hash = hash;
+                sim_node.snapshot_index = last_index;
+                self.snapshots_installed += 1;
             }
             Effect::ResetElectionTimer => {
                 sim_node.election_deadline_ms = if self.options.automatic_elections {
@@ -293,4 +370,17 @@ impl Cluster {
         }
         Ok(())
     }
+}
+
+fn encode_snapshot(last_index: LogIndex, hash: u64) -> Vec<u8> {
+    let mut data = last_index.to_le_bytes().to_vec();
+    data.extend_from_slice(&hash.to_le_bytes());
+    data
+}
+
+fn decode_snapshot(snapshot: &Snapshot) -> (LogIndex, u64) {
+    let data = &snapshot.data;
+    let last_index = u64::from_le_bytes(data[0..8].try_into().expect("sim snapshots hold 16 bytes"));
+    assert_eq!(last_index, snapshot.last_index, "snapshot data and metadata agree");
+    (last_index, u64::from_le_bytes(data[8..16].try_into().expect("sim snapshots hold 16 bytes")))
 }

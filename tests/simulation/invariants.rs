@@ -34,7 +34,8 @@ impl Checker {
         }
         self.leaders_by_term.insert(term, node);
         // Leader Completeness: a new leader holds every committed entry.
-        for (&index, (committed_term, _)) in &self.committed {
+        let compacted_through = log.first_index() - 1;
+        for (&index, (committed_term, _)) in self.committed.range(compacted_through + 1..) {
             if log.term_at(index) != Some(*committed_term) {
                 return Err(format!(
                     "leader {node} of term {term} lacks committed entry {index} (term {committed_term}); has {:?}",
@@ -78,6 +79,25 @@ impl Checker {
                 Ok(())
             }
         }
+    }
+
+    /// A snapshot (made or installed) must be the committed prefix through
+    /// its last index: its data is that prefix's chained hash.
+    pub fn on_snapshot(&self, node: NodeId, last_index: LogIndex, last_term: Term, hash: u64) -> Result<(), String> {
+        let mut expected = 0;
+        for index in 1..=last_index {
+            let Some((term, data)) = self.committed.get(&index) else {
+                return Err(format!("node {node} has a snapshot through {last_index} but {index} never committed"));
+            };
+            if index == last_index && *term != last_term {
+                return Err(format!("node {node}'s snapshot ends in term {last_term}, the committed entry has {term}"));
+            }
+            expected = chain_hash(expected, &Entry { term: *term, index, data: data.clone() });
+        }
+        if expected != hash {
+            return Err(format!("node {node}'s snapshot through {last_index} differs from the committed prefix"));
+        }
+        Ok(())
     }
 
     pub fn committed_count(&self) -> usize {

@@ -1,0 +1,195 @@
+//! Snapshots and log compaction: Raft §7 and Figure 13 (InstallSnapshot).
+//!
+//! The shell decides when to snapshot and writes the file; the core learns of
+//! it through `Event::SnapshotSaved`, compacts its log and streams the
+//! snapshot to any follower that needs entries no longer held.
+
+use super::core::RaftCore;
+use super::effect::Effect;
+use super::message::{InstallSnapshot, InstallSnapshotResponse, Message};
+use super::progress::{ReplicationState, SNAPSHOT_RESEND_HEARTBEATS};
+use super::types::{LogIndex, NodeId, Role, Snapshot, Term};
+
+/// A snapshot a follower is receiving, identified by where it ends and its size.
+#[derive(Debug, Clone)]
+pub struct IncomingSnapshot {
+    last_index: LogIndex,
+    last_term: Term,
+    total_bytes: u64,
+    data: Vec<u8>,
+}
+
+impl IncomingSnapshot {
+    fn is_for(&self, request: &InstallSnapshot) -> bool {
+        self.last_index == request.last_index
+            && self.last_term == request.last_term
+            && self.total_bytes == request.total_bytes
+    }
+}
+
+impl RaftCore {
+    pub(super) fn on_snapshot_saved(&mut self, snapshot: Snapshot) {
+        let index = snapshot.last_index;
+        // A newer snapshot (or an installed one) already covers this one.
+        if index <= self.snapshot_index() || self.log.term_at(index) != Some(snapshot.last_term) {
+            return;
+        }
+        assert!(index <= self.applied_index, "a snapshot covers only applied entries");
+        let compact_through = index.saturating_sub(self.config.retained_entries_after_snapshot);
+        self.snapshot = Some(snapshot);
+        if compact_through >= self.log.first_index() {
+            self.log.compact_through(compact_through);
+            self.effects.push(Effect::CompactLog { through_index: compact_through });
+        }
+    }
+
+    /// Send `peer` the next piece of the snapshot it is receiving. `force`
+    /// is the heartbeat: a keepalive, or a resend after a silent spell.
+    pub(super) fn send_snapshot(&mut self, peer: NodeId, force: bool) {
+        let snapshot = self.snapshot.clone().expect("a compacted log has a snapshot");
+        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
+        if progress.state != ReplicationState::Snapshot || progress.snapshot_index != snapshot.last_index {
+            progress.begin_snapshot(snapshot.last_index);
+        } else if !force {
+            return; // the follower's replies drive the stream
+        } else {
+            progress.snapshot_idle_heartbeats += 1;
+            if progress.snapshot_idle_heartbeats < SNAPSHOT_RESEND_HEARTBEATS {
+                self.send_snapshot_chunk(peer, &snapshot, false);
+                return;
+            }
+            progress.snapshot_idle_heartbeats = 0;
+        }
+        self.send_snapshot_chunk(peer, &snapshot, true);
+    }
+
+    /// A chunk from the follower's acknowledged offset; without data it is
+    /// a keepalive that also asks how far the follower got.
+    fn send_snapshot_chunk(&mut self, peer: NodeId, snapshot: &Snapshot, with_data: bool) {
+        let offset = self.progress[&peer].snapshot_acked_bytes;
+        let total_bytes = snapshot.data.len() as u64;
+        let start = offset.min(total_bytes) as usize;
+        let end = if with_data { (start + self.config.snapshot_chunk_bytes).min(snapshot.data.len()) } else { start };
+        let request = InstallSnapshot {
+            term: self.hard_state.current_term,
+            leader: self.config.id,
+            last_index: snapshot.last_index,
+            last_term: snapshot.last_term,
+            offset: start as u64,
+            total_bytes,
+            data: snapshot.data[start..end].to_vec(),
+        };
+        self.send(peer, Message::InstallSnapshot(request));
+    }
+
+    pub(super) fn on_install_snapshot(&mut self, from: NodeId, request: InstallSnapshot) {
+        let term = self.hard_state.current_term;
+        if request.term < term {
+            self.respond_snapshot(from, request.last_index, 0, false);
+            return;
+        }
+        assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
+        if self.role == Role::Candidate || self.leader != Some(request.leader) {
+            self.become_follower(term, Some(request.leader));
+        }
+        self.effects.push(Effect::ResetElectionTimer);
+        if request.last_index <= self.commit_index {
+            // Everything it covers is already committed here.
+            self.incoming_snapshot = None;
+            self.respond_snapshot(from, request.last_index, request.total_bytes, true);
+            return;
+        }
+        let received_bytes = self.receive_chunk(request.clone());
+        if received_bytes == request.total_bytes {
+            let incoming = self.incoming_snapshot.take().expect("a complete snapshot was being received");
+            let snapshot = Snapshot {
+                last_index: incoming.last_index,
+                last_term: incoming.last_term,
+                data: std::sync::Arc::new(incoming.data),
+            };
+            self.install_snapshot(snapshot);
+            self.respond_snapshot(from, request.last_index, received_bytes, true);
+        } else {
+            self.respond_snapshot(from, request.last_index, received_bytes, false);
+        }
+    }
+
+    /// Add a chunk to the snapshot being received; returns the bytes held.
+    fn receive_chunk(&mut self, request: InstallSnapshot) -> u64 {
+        let is_current = self.incoming_snapshot.as_ref().is_some_and(|incoming| incoming.is_for(&request));
+        if !is_current {
+            if request.offset != 0 {
+                return 0; // ask the leader to start over
+            }
+            self.incoming_snapshot = Some(IncomingSnapshot {
+                last_index: request.last_index,
+                last_term: request.last_term,
+                total_bytes: request.total_bytes,
+                data: Vec::new(),
+            });
+        }
+        let incoming = self.incoming_snapshot.as_mut().expect("just set");
+        let held = incoming.data.len() as u64;
+        let fits = held + request.data.len() as u64 <= incoming.total_bytes;
+        if request.offset == held && fits {
+            incoming.data.extend_from_slice(&request.data);
+        } else if !fits {
+            self.incoming_snapshot = None; // a chunk that overflows its snapshot: start over
+            return 0;
+        }
+        self.incoming_snapshot.as_ref().map_or(0, |incoming| incoming.data.len() as u64)
+    }
+
+    /// Raft Figure 13: keep the log after the snapshot if it holds the
+    /// snapshot's last entry (its followers may have been counted toward a
+    /// commit), else discard it all; the snapshot's entries are committed.
+    fn install_snapshot(&mut self, snapshot: Snapshot) {
+        let index = snapshot.last_index;
+        assert!(index > self.commit_index, "installing a snapshot of entries already committed");
+        let log_kept = self.log.term_at(index) == Some(snapshot.last_term);
+        if log_kept {
+            self.log.compact_through(index);
+            self.persisted_index = self.persisted_index.max(index);
+        } else {
+            self.log.reset_after(index, snapshot.last_term);
+            // Safe before the disk confirms: the shell holds this node's
+            // replies and votes until everything before them is durable.
+            self.persisted_index = index;
+        }
+        self.commit_index = index;
+        self.applied_index = index;
+        self.snapshot = Some(snapshot.clone());
+        self.effects.push(Effect::InstallSnapshot { snapshot, log_kept });
+    }
+
+    fn respond_snapshot(&mut self, to: NodeId, last_index: LogIndex, received_bytes: u64, done: bool) {
+        let term = self.hard_state.current_term;
+        let response = InstallSnapshotResponse { term, last_index, received_bytes, done };
+        self.send(to, Message::InstallSnapshotResponse(response));
+    }
+
+    pub(super) fn on_install_snapshot_response(&mut self, from: NodeId, response: InstallSnapshotResponse) {
+        if self.role != Role::Leader || response.term != self.hard_state.current_term {
+            return;
+        }
+        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
+        progress.recent_active = true;
+        if progress.state != ReplicationState::Snapshot || progress.snapshot_index != response.last_index {
+            return; // about a snapshot no longer being sent
+        }
+        if response.done {
+            progress.on_snapshot_installed(response.last_index);
+            self.maybe_advance_commit();
+            self.send_append(from, false);
+            return;
+        }
+        if response.received_bytes == progress.snapshot_acked_bytes {
+            return; // a keepalive's answer: the chunk in flight is not in yet
+        }
+        // Progress, or the follower lost what it had: continue from its offset.
+        progress.snapshot_acked_bytes = response.received_bytes;
+        progress.snapshot_idle_heartbeats = 0;
+        let snapshot = self.snapshot.clone().expect("a snapshot is being sent");
+        self.send_snapshot_chunk(from, &snapshot, true);
+    }
+}

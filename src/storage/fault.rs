@@ -1,0 +1,76 @@
+//! A test switch for disk faults: while the named flag file exists, every
+//! write and sync fails as a full disk would (ENOSPC). Enabled only by the
+//! node's hidden `--inject-disk-faults <flag file>` option, so process tests
+//! can fill the disk of one node of a live cluster and free it again.
+
+use std::path::PathBuf;
+
+use super::{RecoveredState, Storage, StorageError};
+use crate::raft::{Entry, HardState, LogIndex, Snapshot};
+
+pub struct FaultInjectingStorage {
+    inner: Box<dyn Storage>,
+    flag: PathBuf,
+}
+
+impl FaultInjectingStorage {
+    pub fn new(inner: Box<dyn Storage>, flag: PathBuf) -> FaultInjectingStorage {
+        FaultInjectingStorage { inner, flag }
+    }
+
+    fn check(&self, operation: &str) -> Result<(), StorageError> {
+        if self.flag.exists() {
+            return Err(StorageError {
+                detail: format!(
+                    "cannot {operation}: No space left on device (os error 28; injected while {} exists)",
+                    self.flag.display()
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+impl Storage for FaultInjectingStorage {
+    fn load(&mut self) -> Result<RecoveredState, StorageError> {
+        self.inner.load()
+    }
+
+    fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        self.check("write the hard state")?;
+        self.inner.save_hard_state(hard_state)
+    }
+
+    fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        self.check("append entries")?;
+        self.inner.append_entries(entries)
+    }
+
+    fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        self.check("write the snapshot")?;
+        self.inner.save_snapshot(snapshot)
+    }
+
+    fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
+        self.inner.compact(through_index)
+    }
+
+    fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
+        self.check("reset the log")?;
+        self.inner.reset_log(index)
+    }
+
+    fn sync(&mut self) -> Result<(), StorageError> {
+        self.check("sync the log")?;
+        self.inner.sync()
+    }
+
+    fn discard_unsynced(&mut self) -> Result<(), StorageError> {
+        self.check("truncate the log")?;
+        self.inner.discard_unsynced()
+    }
+
+    fn disk_bytes(&self) -> u64 {
+        self.inner.disk_bytes()
+    }
+}

@@ -1,0 +1,81 @@
+//! The snapshot file: `u32 magic "RMQS" | u8 version | u64 last index |
+//! u64 last term | u64 data length | data | u32 crc32c of all before`.
+//! Replaced atomically: temp file, fsync, rename, fsync of the directory.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+
+use super::StorageError;
+use crate::raft::Snapshot;
+
+const MAGIC: &[u8; 4] = b"RMQS";
+const VERSION: u8 = 1;
+const HEADER_BYTES: usize = 4 + 1 + 8 + 8 + 8;
+pub const SNAPSHOT_FILE: &str = "snapshot";
+
+pub fn io_error(what: &str, path: &Path, error: std::io::Error) -> StorageError {
+    StorageError { detail: format!("cannot {what} {}: {error}", path.display()) }
+}
+
+pub fn sync_directory(directory: &Path) -> Result<(), StorageError> {
+    File::open(directory).and_then(|handle| handle.sync_all()).map_err(|e| io_error("sync directory", directory, e))
+}
+
+/// Write `bytes` to `directory/name` so that a crash leaves either the old
+/// file or the new one, never a mix.
+pub fn replace_file_atomically(directory: &Path, name: &str, bytes: &[u8]) -> Result<(), StorageError> {
+    let path = directory.join(name);
+    let temporary = directory.join(format!("{name}.tmp"));
+    let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
+    let written = file.write_all(bytes).and_then(|()| file.sync_all());
+    if let Err(error) = written {
+        let _ = fs::remove_file(&temporary); // do not leave a partial file taking space
+        return Err(io_error("write", &temporary, error));
+    }
+    fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))?;
+    sync_directory(directory)
+}
+
+/// Write the snapshot durably into `directory`; returns its size in bytes.
+pub fn write_snapshot(directory: &Path, snapshot: &Snapshot) -> Result<u64, StorageError> {
+    let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.data.len() + 4);
+    bytes.extend_from_slice(MAGIC);
+    bytes.push(VERSION);
+    bytes.extend_from_slice(&snapshot.last_index.to_le_bytes());
+    bytes.extend_from_slice(&snapshot.last_term.to_le_bytes());
+    bytes.extend_from_slice(&(snapshot.data.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&snapshot.data);
+    let checksum = crc32c::crc32c(&bytes);
+    bytes.extend_from_slice(&checksum.to_le_bytes());
+    replace_file_atomically(directory, SNAPSHOT_FILE, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// The snapshot in `directory`, if any, and its file size. A damaged file is
+/// an error: the log before it is gone, so there is nothing to fall back on.
+pub fn read_snapshot(directory: &Path) -> Result<Option<(Snapshot, u64)>, StorageError> {
+    let path = directory.join(SNAPSHOT_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(bytes) => bytes,
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) => return Err(io_error("read", &path, error)),
+    };
+    let corrupt =
+        |why: &str| StorageError { detail: format!("{} is corrupt ({why}); refusing to start", path.display()) };
+    if bytes.len() < HEADER_BYTES + 4 || &bytes[..4] != MAGIC || bytes[4] != VERSION {
+        return Err(corrupt("wrong size, magic or version"));
+    }
+    let (body, checksum) = bytes.split_at(bytes.len() - 4);
+    if crc32c::crc32c(body) != u32::from_le_bytes(checksum.try_into().expect("4 bytes")) {
+        return Err(corrupt("checksum mismatch"));
+    }
+    let field = |at: usize| u64::from_le_bytes(body[at..at + 8].try_into().expect("8 bytes"));
+    let (last_index, last_term, length) = (field(5), field(13), field(21));
+    if length != (body.len() - HEADER_BYTES) as u64 {
+        return Err(corrupt("data length does not match the file"));
+    }
+    let data = Arc::new(body[HEADER_BYTES..].to_vec());
+    Ok(Some((Snapshot { last_index, last_term, data }, bytes.len() as u64)))
+}
