@@ -22,7 +22,7 @@ use super::pending::{Envelope, PendingRequest, PendingRequests};
 use super::timer::Timer;
 use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
-use crate::queue::{Command, QueueStateMachine};
+use crate::queue::QueueStateMachine;
 use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot};
 use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState};
 
@@ -402,8 +402,8 @@ impl EventLoop {
             let body = if entry.is_noop() {
                 None
             } else {
-                Some(match Command::decode(&entry.data) {
-                    Ok(command) => ReplyBody::Queue(self.queue.apply(&command)),
+                Some(match self.queue.apply_entry(&entry.data) {
+                    Ok(reply) => ReplyBody::Queue(reply),
                     Err(failure) => {
                         error!("entry {index} holds an {failure}; skipped");
                         ReplyBody::error(ErrorCode::BadRequest, failure.to_string())
@@ -472,6 +472,7 @@ impl EventLoop {
             snapshot_index: self.core.snapshot_index(),
             disk_bytes: self.disk_bytes,
             storage_error: self.storage_error.clone(),
+            state_digest: self.queue.digest(),
         };
         *self.wiring.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = report;
     }

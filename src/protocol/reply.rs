@@ -46,6 +46,9 @@ pub struct StatusReport {
     pub disk_bytes: u64,
     /// None while storage works; else why writes are refused.
     pub storage_error: Option<String>,
+    /// Checksum of every command applied so far: replicas with the same
+    /// `last_applied` must agree on it.
+    pub state_digest: u64,
 }
 
 impl StatusReport {
@@ -61,6 +64,7 @@ impl StatusReport {
             snapshot_index: 0,
             disk_bytes: 0,
             storage_error: None,
+            state_digest: 0,
         }
     }
 }
@@ -127,6 +131,7 @@ impl ReplyBody {
                 let storage =
                     status.storage_error.as_ref().map_or("ok".to_string(), |error| format!("failed: {error}"));
                 object.insert("storage".into(), storage.into());
+                object.insert("state_digest".into(), format!("{:016x}", status.state_digest).into());
             }
             ReplyBody::Error { code, detail, leader } => {
                 object.insert("success".into(), Value::Bool(false));
@@ -182,9 +187,10 @@ mod tests {
             snapshot_index: 5,
             disk_bytes: 300,
             storage_error: None,
+            state_digest: 255,
         };
         let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10,
-            "first_index":4,"snapshot_index":5,"disk_bytes":300,"storage":"ok"});
+            "first_index":4,"snapshot_index":5,"disk_bytes":300,"storage":"ok","state_digest":"00000000000000ff"});
         assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
     }
 }

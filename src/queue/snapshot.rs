@@ -12,6 +12,7 @@ impl QueueStateMachine {
         let mut out = Vec::with_capacity(64);
         out.extend_from_slice(MAGIC);
         out.push(VERSION);
+        out.extend_from_slice(&self.digest().to_le_bytes());
         out.extend_from_slice(&(self.topics().len() as u64).to_le_bytes());
         for (topic, messages) in self.topics_with_messages() {
             put_string(&mut out, topic);
@@ -26,7 +27,7 @@ impl QueueStateMachine {
     }
 
     pub fn decode_snapshot(bytes: &[u8]) -> Result<QueueStateMachine, String> {
-        if bytes.len() < MAGIC.len() + 1 + 8 + 4 {
+        if bytes.len() < MAGIC.len() + 1 + 8 + 8 + 4 {
             return Err(format!("queue snapshot of {} bytes is too short", bytes.len()));
         }
         let (body, checksum) = bytes.split_at(bytes.len() - 4);
@@ -38,6 +39,7 @@ impl QueueStateMachine {
         }
         let mut reader = Reader { rest: &body[5..] };
         let mut machine = QueueStateMachine::new();
+        machine.restore_digest(reader.u64()?);
         let topic_count = reader.u64()?;
         for _ in 0..topic_count {
             let topic = reader.string()?;
@@ -109,6 +111,7 @@ mod tests {
         let mut restored = QueueStateMachine::decode_snapshot(&image).unwrap();
         assert_eq!(restored.encode_snapshot(), image, "restoring and encoding again gives the same bytes");
         assert_eq!(restored.topics(), machine.topics());
+        assert_eq!(restored.digest(), machine.digest());
         assert_eq!(restored.queue_length("a"), Some(3));
         assert_eq!(restored.queue_length("empty"), Some(0));
         let first = restored.apply(&Command::GetMessage { topic: "a".into() });

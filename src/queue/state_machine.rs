@@ -3,7 +3,7 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::command::Command;
+use super::command::{Command, DecodeError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueReply {
@@ -17,6 +17,10 @@ pub enum QueueReply {
 pub struct QueueStateMachine {
     topic_order: Vec<String>,
     queues: HashMap<String, VecDeque<String>>,
+    /// A checksum chained over every command applied: two replicas that
+    /// applied the same commands agree on it (etcd's hashkv), so operators
+    /// and tests can compare replicas without reading their queues.
+    digest: u64,
 }
 
 impl QueueStateMachine {
@@ -24,7 +28,20 @@ impl QueueStateMachine {
         QueueStateMachine::default()
     }
 
+    /// Apply a command given as its encoding (a log entry's data), without
+    /// re-encoding it for the digest.
+    pub fn apply_entry(&mut self, data: &[u8]) -> Result<QueueReply, DecodeError> {
+        let command = Command::decode(data)?;
+        self.digest = chain_digest(self.digest, data);
+        Ok(self.execute(&command))
+    }
+
     pub fn apply(&mut self, command: &Command) -> QueueReply {
+        self.digest = chain_digest(self.digest, &command.encode());
+        self.execute(command)
+    }
+
+    fn execute(&mut self, command: &Command) -> QueueReply {
         match command {
             Command::PutTopic { topic } => self.put_topic(topic),
             Command::GetTopics => QueueReply::Topics(self.topic_order.clone()),
@@ -56,6 +73,14 @@ impl QueueStateMachine {
         &self.topic_order
     }
 
+    pub fn digest(&self) -> u64 {
+        self.digest
+    }
+
+    pub fn restore_digest(&mut self, digest: u64) {
+        self.digest = digest;
+    }
+
     /// Every topic in creation order with its queued messages, oldest first.
     pub fn topics_with_messages(&self) -> impl Iterator<Item = (&str, &VecDeque<String>)> {
         self.topic_order.iter().map(|topic| (topic.as_str(), &self.queues[topic]))
@@ -74,6 +99,12 @@ impl QueueStateMachine {
     pub fn queue_length(&self, topic: &str) -> Option<usize> {
         self.queues.get(topic).map(VecDeque::len)
     }
+}
+
+/// crc32c of the command's encoding, folded into the running digest.
+fn chain_digest(previous: u64, encoded: &[u8]) -> u64 {
+    let checksum = crc32c::crc32c_append(previous as u32, encoded);
+    previous.rotate_left(32) ^ u64::from(checksum)
 }
 
 #[cfg(test)]

@@ -286,3 +286,90 @@ fn check_quorum_can_be_turned_off() {
     node.step(Event::ElectionTimeout);
     assert_eq!(node.role(), Role::Leader);
 }
+
+fn snapshot(last_index: LogIndex, last_term: Term, data: &[u8]) -> Snapshot {
+    Snapshot { last_index, last_term, data: std::sync::Arc::new(data.to_vec()) }
+}
+
+fn install(term: Term, leader: NodeId, snapshot: &Snapshot, offset: usize, length: usize) -> Message {
+    Message::InstallSnapshot(InstallSnapshot {
+        term,
+        leader,
+        last_index: snapshot.last_index,
+        last_term: snapshot.last_term,
+        offset: offset as u64,
+        total_bytes: snapshot.data.len() as u64,
+        data: snapshot.data[offset..offset + length].to_vec(),
+    })
+}
+
+fn install_response(term: Term, last_index: LogIndex, received_bytes: u64, done: bool) -> Message {
+    Message::InstallSnapshotResponse(InstallSnapshotResponse { term, last_index, received_bytes, done })
+}
+
+// Raft §7: a leader whose log no longer holds what a follower needs sends
+// its snapshot in chunks, each after the previous one is acknowledged, then
+// replicates from the entry after the snapshot.
+#[test]
+fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
+    let mut config = CoreConfig::new(0, 3);
+    config.snapshot_chunk_bytes = 4;
+    let base = snapshot(5, 1, b"0123456789");
+    let entries = vec![entry(6, 1), entry(7, 1)];
+    let mut leader =
+        RaftCore::restore(config, HardState { current_term: 1, voted_for: None }, Some(base.clone()), entries);
+    drain(&mut leader);
+    elect(&mut leader);
+    assert_eq!(leader.term(), 2);
+    // Follower 1 restarted empty: its log ends at 0, so it needs entry 1.
+    let rejection = AppendEntriesResponse { term: 2, success: false, index: 7, conflict_index: 1, conflict_term: None };
+    deliver(&mut leader, 1, Message::AppendEntriesResponse(rejection));
+    assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 0, 4))]);
+    deliver(&mut leader, 1, install_response(2, 5, 4, false));
+    assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 4, 4))]);
+    deliver(&mut leader, 1, install_response(2, 5, 8, false));
+    assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 8, 2))]);
+    deliver(&mut leader, 1, install_response(2, 5, 10, true));
+    let after = sends(&drain(&mut leader));
+    assert_eq!(after.len(), 1);
+    match &after[0].1 {
+        Message::AppendEntries(append) => assert_eq!((append.prev_log_index, append.prev_log_term), (5, 1)),
+        other => panic!("expected entries after the snapshot, got {other:?}"),
+    }
+}
+
+// Raft Figure 13 step 6: a follower whose log holds the snapshot's last
+// entry keeps the entries after it; the snapshot's entries count as applied.
+#[test]
+fn follower_keeps_a_log_that_continues_the_installed_snapshot() {
+    let mut follower = core_with_log(1, 3, &[1, 1, 1, 1]);
+    let image = snapshot(3, 1, b"ab");
+    deliver(&mut follower, 0, install(1, 0, &image, 0, 2));
+    let effects = drain(&mut follower);
+    assert!(effects.contains(&Effect::InstallSnapshot { snapshot: image, log_kept: true }));
+    assert_eq!(sends(&effects), vec![(0, install_response(1, 3, 2, true))]);
+    assert_eq!((follower.log().first_index(), follower.log().last_index(), follower.commit_index()), (4, 4, 3));
+}
+
+// Raft Figure 13 step 7: a log that conflicts with the snapshot is dropped whole.
+#[test]
+fn follower_discards_a_log_that_conflicts_with_the_installed_snapshot() {
+    let mut follower = core_with_log(1, 3, &[1, 1]);
+    let image = snapshot(3, 2, b"xyz");
+    deliver(&mut follower, 0, install(2, 0, &image, 0, 1));
+    assert_eq!(sends(&drain(&mut follower)), vec![(0, install_response(2, 3, 1, false))]);
+    deliver(&mut follower, 0, install(2, 0, &image, 1, 2));
+    let effects = drain(&mut follower);
+    assert!(effects.contains(&Effect::InstallSnapshot { snapshot: image, log_kept: false }));
+    assert_eq!((follower.log().last_index(), follower.log().last_term(), follower.snapshot_index()), (3, 2, 3));
+}
+
+// A chunk that does not continue what the follower holds asks the leader
+// to start over rather than leave a hole in the snapshot.
+#[test]
+fn a_chunk_out_of_place_asks_the_leader_to_start_over() {
+    let mut follower = core(1, 3);
+    let image = snapshot(4, 1, b"abcdef");
+    deliver(&mut follower, 0, install(1, 0, &image, 3, 3));
+    assert_eq!(sends(&drain(&mut follower)), vec![(0, install_response(1, 4, 0, false))]);
+}
