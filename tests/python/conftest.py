@@ -89,7 +89,8 @@ class LocalCluster:
         log_file = open(self.directory / f"node-{index}.log", "ab")
         self.log_files.append(log_file)
         self.processes[index] = subprocess.Popen(
-            [str(node_binary()), str(self.config_path), str(index), *self.extra_arguments],
+            [str(node_binary()), str(self.config_path), str(index)]
+            + [argument.format(index=index, directory=self.directory) for argument in self.extra_arguments],
             # The default data directory lives under the working directory.
             cwd=self.directory,
             stdout=log_file,
@@ -115,6 +116,21 @@ class LocalCluster:
         code = process.wait(timeout=10)
         self.processes[index] = None
         return code
+
+    def data_directory(self, index: int) -> Path:
+        """The node's default data directory (there is one per cluster id)."""
+        found = sorted((self.directory / "raftmq-data").glob(f"*-node{index}"))
+        assert len(found) == 1, f"expected one data directory for node {index}, found {found}"
+        return found[0]
+
+    def kill_all(self) -> None:
+        """kill -9 every running node at once, then reap them."""
+        running = [(index, self.processes[index]) for index in self.running()]
+        for _, process in running:
+            process.send_signal(signal.SIGKILL)
+        for index, process in running:
+            process.wait(timeout=10)
+            self.processes[index] = None
 
     def running(self) -> list[int]:
         return [i for i, process in enumerate(self.processes) if process is not None]

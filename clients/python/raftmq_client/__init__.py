@@ -125,6 +125,11 @@ class Client:
             if reply.get("error") == "busy":
                 time.sleep(0.05)
                 continue
+            if reply.get("error") == "storage_failed":
+                # That node's disk failed: the request was not applied; ask the others.
+                self.leader = None
+                time.sleep(0.05)
+                continue
             if "error" in reply:
                 raise RaftMQError(f"{reply['error']}: {reply.get('detail')}", reply)
             self.leader = endpoint

@@ -1,0 +1,234 @@
+"""Durability with real processes: kill -9 under load, the whole cluster killed
+at once, a follower catching up by snapshot, a full disk, and the data
+directory's rules. Every check ends in the same verdict: every acknowledged
+put is present exactly once and in order, and every node holds the same state
+(equal ``state_digest`` at equal ``last_applied``)."""
+
+import json
+import random
+import subprocess
+import threading
+import time
+
+from conftest import dealer, node_binary
+from raftmq_client import Indeterminate, RaftMQError
+
+#: Generous: correctness must not depend on the machine being fast.
+CONVERGE_TIMEOUT_S = 30.0
+
+
+class Writer(threading.Thread):
+    """Puts numbered messages to one topic in order, recording each outcome."""
+
+    def __init__(self, cluster, topic: str, limit: int = 100_000):
+        super().__init__(daemon=True)
+        self.client = cluster.client()
+        self.topic = topic
+        self.limit = limit
+        self.stop = threading.Event()
+        self.acknowledged: list[str] = []
+        self.uncertain: set[str] = set()
+
+    def run(self) -> None:
+        for number in range(self.limit):
+            if self.stop.is_set():
+                return
+            message = f"{self.topic}-{number}"
+            try:
+                if self.client.put_message(self.topic, message):
+                    self.acknowledged.append(message)
+            except Indeterminate:
+                self.uncertain.add(message)
+            except RaftMQError:
+                pass  # determinate: not applied (or no leader yet); go on
+
+
+def converged(cluster) -> bool:
+    """Every running node applied everything committed, and all agree."""
+    statuses = [cluster.status(index) for index in cluster.running()]
+    if any(status is None for status in statuses):
+        return False
+    if sum(status["role"] == "Leader" for status in statuses) != 1:
+        return False
+    points = {(s["last_applied"], s["commit_index"], s["state_digest"]) for s in statuses}
+    return len(points) == 1 and all(s["last_applied"] == s["commit_index"] for s in statuses)
+
+
+def drain(client, topic: str) -> list[str]:
+    messages = []
+    while True:
+        message = client.get_message(topic)
+        if message is None:
+            return messages
+        messages.append(message)
+
+
+def check_exactly_once_in_order(topic: str, drained: list[str], writer: Writer) -> None:
+    assert len(drained) == len(set(drained)), f"{topic}: a message was delivered twice"
+    numbers = [int(message.rsplit("-", 1)[1]) for message in drained]
+    assert numbers == sorted(numbers), f"{topic}: FIFO order broken"
+    present = set(drained)
+    lost = [message for message in writer.acknowledged if message not in present]
+    assert not lost, f"{topic}: {len(lost)} acknowledged puts lost, first {lost[:5]}"
+    unexplained = present - set(writer.acknowledged) - writer.uncertain
+    assert not unexplained, f"{topic}: messages nobody wrote: {sorted(unexplained)[:5]}"
+
+
+def verify(cluster, writers: list[Writer]) -> None:
+    """Converge, compare every node, drain each topic, compare again."""
+    assert cluster.wait_until(lambda: converged(cluster), timeout_s=CONVERGE_TIMEOUT_S), [
+        cluster.status(index) for index in cluster.running()
+    ]
+    client = cluster.client()
+    for writer in writers:
+        check_exactly_once_in_order(writer.topic, drain(client, writer.topic), writer)
+    assert cluster.wait_until(lambda: converged(cluster), timeout_s=CONVERGE_TIMEOUT_S)
+
+
+def start_writers(cluster, topics: list[str]) -> list[Writer]:
+    client = cluster.client()
+    for topic in topics:
+        assert client.put_topic(topic)
+    writers = [Writer(cluster, topic) for topic in topics]
+    for writer in writers:
+        writer.start()
+    return writers
+
+
+def stop_writers(writers: list[Writer]) -> None:
+    for writer in writers:
+        writer.stop.set()
+    for writer in writers:
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+
+
+def current_leader(cluster) -> int:
+    assert cluster.wait_until(lambda: len(cluster.leaders()) == 1, timeout_s=CONVERGE_TIMEOUT_S)
+    return cluster.leaders()[0]
+
+
+def test_kill_9_of_the_leader_at_random_moments_under_load_loses_nothing(make_cluster):
+    seed = random.randrange(1 << 30)
+    print(f"kill schedule seed {seed}")
+    schedule = random.Random(seed)
+    cluster = make_cluster(3)
+    current_leader(cluster)
+    writers = start_writers(cluster, ["alpha", "beta"])
+    for _ in range(3):
+        time.sleep(schedule.uniform(0.3, 1.2))
+        leader = current_leader(cluster)
+        cluster.kill(leader)
+        time.sleep(schedule.uniform(0.1, 0.6))
+        cluster.start(leader)
+    time.sleep(0.5)
+    stop_writers(writers)
+    assert sum(len(writer.acknowledged) for writer in writers) > 0, "the load never got a write through"
+    verify(cluster, writers)
+
+
+def test_whole_cluster_killed_at_once_loses_no_acknowledged_write(make_cluster):
+    cluster = make_cluster(3)
+    current_leader(cluster)
+    writers = start_writers(cluster, ["orders", "events"])
+    time.sleep(1.5)
+    cluster.kill_all()  # mid-load: some puts are in flight
+    stop_writers(writers)
+    acknowledged = sum(len(writer.acknowledged) for writer in writers)
+    assert acknowledged > 0
+    cluster.start_all()
+    current_leader(cluster)
+    assert cluster.client().get_topics() == ["orders", "events"]
+    verify(cluster, writers)
+
+
+def test_a_restarted_node_recovers_its_term_and_log(make_cluster):
+    cluster = make_cluster(1)
+    current_leader(cluster)
+    client = cluster.client()
+    assert client.put_topic("t")
+    for number in range(5):
+        assert client.put_message("t", f"m{number}")
+    term_before = cluster.status(0)["term"]
+    cluster.kill(0)
+    cluster.start(0)
+    current_leader(cluster)
+    status = cluster.status(0)
+    assert status["term"] > term_before, "the term survived and the node campaigned again"
+    assert drain(cluster.client(), "t") == [f"m{number}" for number in range(5)]
+
+
+def put_pipelined(endpoint: str, topic: str, count: int, window: int = 500) -> None:
+    """``count`` puts through one DEALER, ``window`` in flight; all must succeed."""
+    socket = dealer(endpoint, timeout_ms=10_000)
+    sent = received = 0
+    while received < count:
+        while sent < count and sent - received < window:
+            request = {"op": "put_message", "topic": topic, "message": f"{topic}-{sent:06d}-" + "x" * 40}
+            socket.send_multipart([b"", json.dumps(request).encode()])
+            sent += 1
+        frames = socket.recv_multipart()
+        reply = json.loads(frames[-1])
+        assert reply == {"success": True}, reply
+        received += 1
+    socket.close()
+
+
+def test_a_follower_down_during_10000_writes_catches_up_by_snapshot(make_cluster):
+    cluster = make_cluster(3, "--snapshot-threshold-bytes", "65536", "--wal-segment-bytes", "32768")
+    leader = current_leader(cluster)
+    follower = (leader + 1) % 3
+    assert cluster.client().put_topic("bulk")
+    cluster.kill(follower)
+    put_pipelined(cluster.endpoint(leader), "bulk", 10_000)
+    status = cluster.status(leader)
+    assert status["snapshot_index"] > 0, status
+    assert status["first_index"] > 2, f"the leader compacted its log: {status}"
+    cluster.start(follower)
+    assert cluster.wait_until(lambda: converged(cluster), timeout_s=CONVERGE_TIMEOUT_S)
+    assert cluster.status(follower)["snapshot_index"] > 0
+    log = (cluster.directory / f"node-{follower}.log").read_text()
+    assert "installed the leader's snapshot" in log
+    messages = drain(cluster.client(), "bulk")
+    assert [message.split("-")[1] for message in messages] == [f"{n:06d}" for n in range(10_000)]
+    assert cluster.wait_until(lambda: converged(cluster), timeout_s=CONVERGE_TIMEOUT_S)
+
+
+def test_a_full_disk_refuses_writes_loses_nothing_and_recovers(make_cluster):
+    cluster = make_cluster(3, "--inject-disk-faults", "{directory}/disk-full-{index}")
+    leader = current_leader(cluster)
+    writers = start_writers(cluster, ["q"])
+    time.sleep(0.5)
+    flag = cluster.directory / f"disk-full-{leader}"
+    flag.write_text("full")
+    assert cluster.wait_until(lambda: (cluster.status(leader) or {}).get("storage", "").startswith("failed"))
+    failed = cluster.status(leader)
+    assert failed["role"] == "Follower" and "No space left on device" in failed["storage"], failed
+    reply = cluster.ask(leader, {"op": "put_message", "topic": "q", "message": "refused"})
+    assert reply["success"] is False and reply["error"] in {"storage_failed", "not_leader"}, reply
+    new_leader = current_leader(cluster)
+    assert new_leader != leader
+    acknowledged_while_full = len(writers[0].acknowledged)
+    time.sleep(1.0)
+    assert len(writers[0].acknowledged) > acknowledged_while_full, "the other two kept taking writes"
+    flag.unlink()
+    assert cluster.wait_until(lambda: cluster.status(leader)["storage"] == "ok", timeout_s=CONVERGE_TIMEOUT_S)
+    time.sleep(0.5)
+    stop_writers(writers)
+    verify(cluster, writers)
+
+
+def run_node(cluster, index: int, *arguments: str) -> subprocess.CompletedProcess:
+    command = [str(node_binary()), str(cluster.config_path), str(index), *arguments]
+    return subprocess.run(command, cwd=cluster.directory, capture_output=True, text=True, timeout=30)
+
+
+def test_a_data_directory_serves_one_process_and_one_node(make_cluster):
+    cluster = make_cluster(3, start=False)
+    cluster.start(0)
+    assert cluster.wait_until(lambda: cluster.status(0) is not None)
+    second = run_node(cluster, 0)
+    assert second.returncode != 0 and "in use by another raftmq process" in second.stderr, second.stderr
+    cluster.kill(0)
+    other_node = run_node(cluster, 1, "--data-dir", str(cluster.data_directory(0)))
+    assert other_node.returncode != 0 and "belongs to raftmq cluster" in other_node.stderr, other_node.stderr
