@@ -14,13 +14,19 @@ cat >"$config" <<JSON
   {"ip": "127.0.0.1", "port": 7551, "internal_port": 7554},
   {"ip": "127.0.0.1", "port": 7552, "internal_port": 7555}]}
 JSON
-scripts/cluster.sh stop "$config" >/dev/null
-rm -f run/bench/node-*.log
 trap 'scripts/cluster.sh stop "$config" >/dev/null' EXIT
-scripts/cluster.sh start "$config" >/dev/null
-sleep 2
-echo "# raftmq-bench, 3 nodes on loopback, $(nproc) cores, storage: in-memory (no fsync; the WAL is issue 3)"
-for scenario in "1 1" "1 16" "8 8" "64 1" "64 16"; do
-  set -- $scenario
-  target/release/raftmq-bench --config "$config" --clients "$1" --window "$2" --duration-s "$duration"
+echo "# raftmq-bench, 3 nodes on loopback, $(nproc) cores, 100-byte puts; disk: $(df --output=source "$PWD" | tail -1)"
+target/release/raftmq-bench --fsync-probe-dir "run/fsync-probe-$$" --fsync-probe-count 2000
+for mode in "fsync:--fsync true" "no-fsync:--fsync false"; do
+  name="${mode%%:*}"
+  scripts/cluster.sh clean "$config" >/dev/null
+  rm -f run/bench/node-*.log
+  RAFTMQ_NODE_ARGS="${mode#*:}" scripts/cluster.sh start "$config" >/dev/null
+  sleep 2
+  echo "## storage: WAL, $name"
+  for scenario in "1 1" "1 16" "8 8" "64 1" "64 16"; do
+    set -- $scenario
+    target/release/raftmq-bench --config "$config" --clients "$1" --window "$2" --duration-s "$duration"
+  done
 done
+scripts/cluster.sh clean "$config" >/dev/null

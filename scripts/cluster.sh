@@ -4,7 +4,9 @@
 #   scripts/cluster.sh stop   [config.json]   SIGTERM every node started from it
 #   scripts/cluster.sh status [config.json]   print every node's status
 #   scripts/cluster.sh logs   [config.json]   follow every node's log
-# Logs and pid files live in run/<config name>/.
+#   scripts/cluster.sh clean  [config.json]   stop, then delete every node's data
+# Logs, pid files and data directories live in run/<config name>/. Extra node
+# options can be passed in RAFTMQ_NODE_ARGS (e.g. "--fsync false").
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command="${1:-}"
@@ -27,7 +29,9 @@ case "$command" in
         echo "node $index already running (pid $(cat "$pid_file"))"
         continue
       fi
-      nohup "$binary" "$config" "$index" >>"$run_dir/node-$index.log" 2>&1 &
+      # shellcheck disable=SC2086 # RAFTMQ_NODE_ARGS is a list of options
+      nohup "$binary" "$config" "$index" --data-dir "$run_dir/node-$index.data" ${RAFTMQ_NODE_ARGS:-} \
+        >>"$run_dir/node-$index.log" 2>&1 &
       echo $! >"$pid_file"
       echo "node $index started (pid $!), log $run_dir/node-$index.log"
     done
@@ -55,8 +59,14 @@ print(json.dumps(reply) if reply is not None else "(no reply)")' "$endpoint"
   logs)
     tail -n 20 -F "$run_dir"/node-*.log
     ;;
+  clean)
+    "$0" stop "$config"
+    sleep 0.5
+    rm -rf "$run_dir"/node-*.data
+    echo "deleted the data of every node of $config"
+    ;;
   *)
-    echo "usage: scripts/cluster.sh start|stop|status|logs [config.json]" >&2
+    echo "usage: scripts/cluster.sh start|stop|status|logs|clean [config.json]" >&2
     exit 2
     ;;
 esac

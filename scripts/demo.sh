@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Build raftmq, start the 3-node cluster from config.json, and show it
 # working: a put and a get through the leader, then every node's status.
-# The cluster keeps running; stop it with: scripts/cluster.sh stop
+# The cluster keeps running; stop it with: scripts/cluster.sh stop. Its data
+# lives in run/config/node-*.data and survives restarts (delete it with
+# scripts/cluster.sh clean).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import zmq' 2>/dev/null || python3 -m pip install --quiet -r tests/python/requirements.txt
@@ -21,4 +23,4 @@ print("topics:", client.get_topics())
 print("got back:", client.get_message("demo"))
 PY
 scripts/cluster.sh status config.json
-echo "cluster still running; stop it with: scripts/cluster.sh stop"
+echo "cluster still running; stop it with: scripts/cluster.sh stop (data kept in run/config/node-*.data)"

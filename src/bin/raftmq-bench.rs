@@ -1,7 +1,11 @@
 //! Load generator: `raftmq-bench --config config.json --clients 64 --window 16`.
 //! Each client is a DEALER socket on its own thread keeping `window` requests
 //! in flight (put_message of `--message-bytes`), for `--duration-s`. Prints
-//! throughput and latency percentiles measured from send to reply.
+//! throughput and latency percentiles measured from send to reply, and how
+//! many writes each of the leader's fdatasyncs covered (group commit).
+//!
+//! `raftmq-bench --fsync-probe-dir DIR` instead measures this disk: it
+//! appends `--message-bytes` entries to a WAL in DIR, one fdatasync each.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -27,6 +31,11 @@ struct Arguments {
     message_bytes: usize,
     #[arg(long, default_value_t = 5.0)]
     duration_s: f64,
+    /// Measure fdatasync latency of a WAL in this (new) directory, then exit.
+    #[arg(long)]
+    fsync_probe_dir: Option<PathBuf>,
+    #[arg(long, default_value_t = 2000)]
+    fsync_probe_count: u64,
 }
 
 struct ClientOutcome {
@@ -49,9 +58,13 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     if arguments.clients == 0 || arguments.window == 0 {
         return Err("--clients and --window must be at least 1".into());
     }
+    if let Some(directory) = &arguments.fsync_probe_dir {
+        return probe_fsync(directory, arguments.fsync_probe_count, arguments.message_bytes);
+    }
     let config = ClusterConfig::load(&arguments.config).map_err(|e| e.to_string())?;
     let context = zmq::Context::new();
     let leader = find_leader(&context, &config)?;
+    let syncs_before = call(&context, &leader, &json!({"op": "status"}))?["disk_syncs"].as_u64().unwrap_or(0);
     let topic = format!("bench-{}", std::process::id());
     let reply = call(&context, &leader, &json!({"op": "put_topic", "topic": topic}))?;
     if reply["success"] != json!(true) {
@@ -74,7 +87,38 @@ fn run(arguments: &Arguments) -> Result<(), String> {
         errors += outcome.errors;
     }
     let elapsed_s = started.elapsed().as_secs_f64();
-    report(arguments, &mut latencies_us, errors, elapsed_s);
+    let syncs_after = call(&context, &leader, &json!({"op": "status"}))?["disk_syncs"].as_u64().unwrap_or(0);
+    report(arguments, &mut latencies_us, errors, elapsed_s, syncs_after.saturating_sub(syncs_before));
+    Ok(())
+}
+
+/// Append entries to a fresh WAL with one fdatasync each; print the sync
+/// latency percentiles: the floor under a durable write's latency.
+fn probe_fsync(directory: &std::path::Path, count: u64, message_bytes: usize) -> Result<(), String> {
+    use raftmq::raft::Entry;
+    use raftmq::storage::{Storage, WalOptions, WalStorage};
+    if directory.exists() {
+        return Err(format!("{} exists; the probe wants a new directory", directory.display()));
+    }
+    let mut wal = WalStorage::open(directory, WalOptions::default()).map_err(|e| e.to_string())?;
+    let mut latencies_us = Vec::with_capacity(count as usize);
+    for index in 1..=count {
+        let entry = Entry { term: 1, index, data: vec![b'm'; message_bytes] };
+        let started = Instant::now();
+        wal.append_entries(std::slice::from_ref(&entry)).map_err(|e| e.to_string())?;
+        wal.sync().map_err(|e| e.to_string())?;
+        latencies_us.push(started.elapsed().as_micros() as u64);
+    }
+    drop(wal);
+    let _ = std::fs::remove_dir_all(directory);
+    latencies_us.sort_unstable();
+    println!(
+        "fsync probe: appends={count} entry_bytes={message_bytes} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+        percentile(&latencies_us, 0.50),
+        percentile(&latencies_us, 0.90),
+        percentile(&latencies_us, 0.99),
+        latencies_us.last().map_or(0.0, |&max| max as f64 / 1000.0),
+    );
     Ok(())
 }
 
@@ -154,11 +198,12 @@ fn percentile(sorted: &[u64], fraction: f64) -> f64 {
     sorted[position] as f64 / 1000.0
 }
 
-fn report(arguments: &Arguments, latencies_us: &mut [u64], errors: u64, elapsed_s: f64) {
+fn report(arguments: &Arguments, latencies_us: &mut [u64], errors: u64, elapsed_s: f64, leader_syncs: u64) {
     latencies_us.sort_unstable();
+    let writes_per_sync = if leader_syncs == 0 { 0.0 } else { latencies_us.len() as f64 / leader_syncs as f64 };
     println!(
         "clients={} window={} message_bytes={} ops={} errors={} elapsed_s={:.2} throughput_ops_s={:.0} \
-         p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3}",
+         p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} leader_syncs={leader_syncs} writes_per_sync={writes_per_sync:.1}",
         arguments.clients,
         arguments.window,
         arguments.message_bytes,

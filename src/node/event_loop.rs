@@ -69,6 +69,7 @@ pub struct EventLoop {
     /// Why storage failed, while it does: the node then takes no part.
     storage_error: Option<String>,
     disk_bytes: u64,
+    disk_syncs: u64,
     /// Log bytes applied since the last snapshot, against the threshold.
     bytes_since_snapshot: u64,
     snapshot_in_progress: bool,
@@ -105,6 +106,7 @@ impl EventLoop {
             held: HeldSends::default(),
             storage_error: None,
             disk_bytes: 0,
+            disk_syncs: 0,
             bytes_since_snapshot: 0,
             snapshot_in_progress: false,
         }
@@ -286,6 +288,7 @@ impl EventLoop {
         let submitted = self.log_manager.submitted_sequence();
         let writes_outstanding = !self.disk_batch.is_empty() || self.durable_batch < submitted;
         if writes_outstanding && HeldSends::needs_durability(&message) {
+            self.acknowledge_durable_prefix(to, &message);
             let after_batch = submitted + u64::from(!self.disk_batch.is_empty());
             self.held.hold(after_batch, to, message);
         } else {
@@ -293,14 +296,31 @@ impl EventLoop {
         }
     }
 
+    /// While a follower's acknowledgement waits for its disk, tell the
+    /// leader now what is already durable: a success capped at the persisted
+    /// index is true as it stands, and it keeps the leader's quorum check
+    /// fed, so a follower's slow fsync cannot make a healthy leader step down.
+    fn acknowledge_durable_prefix(&mut self, to: NodeId, message: &Message) {
+        let Message::AppendEntriesResponse(response) = message else {
+            return;
+        };
+        if !response.success {
+            return;
+        }
+        let mut now = response.clone();
+        now.index = now.index.min(self.core.persisted_index());
+        self.wiring.peers.send(to, &Message::AppendEntriesResponse(now));
+    }
+
     fn on_disk_report(&mut self, report: DiskReport) {
         match report {
-            DiskReport::Durable { epoch, sequence, last_entry, saved_snapshot, disk_bytes } => {
+            DiskReport::Durable { epoch, sequence, last_entry, saved_snapshot, disk_bytes, syncs } => {
                 if epoch != self.log_manager.epoch() || self.storage_error.is_some() {
                     return; // about writes a failure has since voided
                 }
                 self.durable_batch = sequence;
                 self.disk_bytes = disk_bytes;
+                self.disk_syncs = syncs;
                 for (to, message) in self.held.release(sequence) {
                     self.wiring.peers.send(to, &message);
                 }
@@ -355,8 +375,15 @@ impl EventLoop {
         match QueueStateMachine::decode_snapshot(&snapshot.data) {
             Ok(queue) => self.queue = queue,
             Err(problem) => {
-                // The leader's own state machine produced it; a bad image is a bug.
-                panic!("the leader sent an unreadable snapshot through index {}: {problem}", snapshot.last_index)
+                // The image carries its own checksum and the leader's state
+                // machine wrote it: this is a bug or a damaged leader. Serving
+                // on would mean serving a state this node never had, so stop
+                // before anything is written; a restart recovers from disk.
+                error!(
+                    "the leader's snapshot through index {} is unreadable ({problem}); stopping",
+                    snapshot.last_index
+                );
+                std::process::exit(70);
             }
         }
         info!("installed the leader's snapshot through index {}", snapshot.last_index);
@@ -370,6 +397,11 @@ impl EventLoop {
     /// snapshot the state machine at the last applied entry.
     fn maybe_snapshot(&mut self) {
         if self.snapshot_in_progress || self.bytes_since_snapshot < self.settings.snapshot_threshold_bytes {
+            return;
+        }
+        // After a storage recovery the core re-commits what was applied before;
+        // a snapshot must wait until the core has caught up to it.
+        if self.core.commit_index() < self.last_applied {
             return;
         }
         // After a storage recovery the log may not reach the applied index yet.
@@ -471,6 +503,7 @@ impl EventLoop {
             first_index: self.core.log().first_index(),
             snapshot_index: self.core.snapshot_index(),
             disk_bytes: self.disk_bytes,
+            disk_syncs: self.disk_syncs,
             storage_error: self.storage_error.clone(),
             state_digest: self.queue.digest(),
         };

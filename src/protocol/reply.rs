@@ -44,6 +44,8 @@ pub struct StatusReport {
     pub snapshot_index: u64,
     /// Bytes the data directory's log, snapshot and term file occupy.
     pub disk_bytes: u64,
+    /// fdatasyncs done since start; writes per sync is group commit's gain.
+    pub disk_syncs: u64,
     /// None while storage works; else why writes are refused.
     pub storage_error: Option<String>,
     /// Checksum of every command applied so far: replicas with the same
@@ -63,6 +65,7 @@ impl StatusReport {
             first_index: 1,
             snapshot_index: 0,
             disk_bytes: 0,
+            disk_syncs: 0,
             storage_error: None,
             state_digest: 0,
         }
@@ -128,6 +131,7 @@ impl ReplyBody {
                 object.insert("first_index".into(), status.first_index.into());
                 object.insert("snapshot_index".into(), status.snapshot_index.into());
                 object.insert("disk_bytes".into(), status.disk_bytes.into());
+                object.insert("disk_syncs".into(), status.disk_syncs.into());
                 let storage =
                     status.storage_error.as_ref().map_or("ok".to_string(), |error| format!("failed: {error}"));
                 object.insert("storage".into(), storage.into());
@@ -186,11 +190,12 @@ mod tests {
             first_index: 4,
             snapshot_index: 5,
             disk_bytes: 300,
+            disk_syncs: 7,
             storage_error: None,
             state_digest: 255,
         };
         let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10,
-            "first_index":4,"snapshot_index":5,"disk_bytes":300,"storage":"ok","state_digest":"00000000000000ff"});
+            "first_index":4,"snapshot_index":5,"disk_bytes":300,"disk_syncs":7,"storage":"ok","state_digest":"00000000000000ff"});
         assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
     }
 }

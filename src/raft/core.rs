@@ -171,6 +171,10 @@ impl RaftCore {
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
+    /// Highest index this node's storage reported durable, in the current log.
+    pub fn persisted_index(&self) -> LogIndex {
+        self.persisted_index
+    }
     /// Last index of the latest durable snapshot (0 if none).
     pub fn snapshot_index(&self) -> LogIndex {
         self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index)

@@ -1,7 +1,9 @@
-//! A test switch for disk faults: while the named flag file exists, every
-//! write and sync fails as a full disk would (ENOSPC). Enabled only by the
-//! node's hidden `--inject-disk-faults <flag file>` option, so process tests
-//! can fill the disk of one node of a live cluster and free it again.
+//! A test switch for disk faults, read from a flag file on every operation.
+//! Enabled only by the node's hidden `--inject-disk-faults <flag file>`
+//! option, so process tests can fault one node of a live cluster and heal it:
+//! - no file: storage works;
+//! - `slow <ms>`: every sync takes that much longer (a slow disk);
+//! - anything else: every write and sync fails as a full disk does (ENOSPC).
 
 use std::path::PathBuf;
 
@@ -19,15 +21,21 @@ impl FaultInjectingStorage {
     }
 
     fn check(&self, operation: &str) -> Result<(), StorageError> {
-        if self.flag.exists() {
-            return Err(StorageError {
-                detail: format!(
-                    "cannot {operation}: No space left on device (os error 28; injected while {} exists)",
-                    self.flag.display()
-                ),
-            });
+        let Ok(flag) = std::fs::read_to_string(&self.flag) else {
+            return Ok(());
+        };
+        if let Some(delay_ms) = flag.trim().strip_prefix("slow ").and_then(|ms| ms.parse::<u64>().ok()) {
+            if operation == "sync the log" {
+                std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+            }
+            return Ok(());
         }
-        Ok(())
+        Err(StorageError {
+            detail: format!(
+                "cannot {operation}: No space left on device (os error 28; injected while {} exists)",
+                self.flag.display()
+            ),
+        })
     }
 }
 

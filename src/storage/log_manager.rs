@@ -56,6 +56,8 @@ pub enum DiskReport {
         last_entry: Option<(LogIndex, Term)>,
         saved_snapshot: Option<Snapshot>,
         disk_bytes: u64,
+        /// Syncs done so far: writes per sync shows what group commit saves.
+        syncs: u64,
     },
     /// Writes of this epoch failed; nothing after the last report is durable.
     Failed { detail: String },
@@ -117,6 +119,7 @@ pub struct LogManager {
     batches: Receiver<DiskBatch>,
     report: Box<dyn Fn(DiskReport) + Send>,
     epoch: u64,
+    syncs: u64,
 }
 
 impl LogManager {
@@ -127,7 +130,7 @@ impl LogManager {
         report: Box<dyn Fn(DiskReport) + Send>,
     ) -> Result<LogManagerHandle, String> {
         let (sender, batches) = unbounded();
-        let manager = LogManager { storage: Some(storage), reopen, batches, report, epoch: 0 };
+        let manager = LogManager { storage: Some(storage), reopen, batches, report, epoch: 0, syncs: 0 };
         let thread = std::thread::Builder::new()
             .name("log-manager".into())
             .spawn(move || manager.run())
@@ -183,12 +186,15 @@ impl LogManager {
             }
         }
         storage.sync()?;
+        self.syncs += 1;
+        let disk_bytes = storage.disk_bytes();
         Ok(DiskReport::Durable {
             epoch: self.epoch,
             sequence,
             last_entry,
             saved_snapshot,
-            disk_bytes: storage.disk_bytes(),
+            disk_bytes,
+            syncs: self.syncs,
         })
     }
 

@@ -232,3 +232,25 @@ def test_a_data_directory_serves_one_process_and_one_node(make_cluster):
     cluster.kill(0)
     other_node = run_node(cluster, 1, "--data-dir", str(cluster.data_directory(0)))
     assert other_node.returncode != 0 and "belongs to raftmq cluster" in other_node.stderr, other_node.stderr
+
+
+def test_slow_disks_do_not_make_the_leader_flap(make_cluster):
+    """Every node's fsync takes 250 ms, as long as an election timeout: the
+    leader must keep its office (heartbeats never wait for the disk) and
+    writes must still commit, each after the slow syncs."""
+    cluster = make_cluster(3, "--inject-disk-faults", "{directory}/slow-disk-{index}")
+    leader = current_leader(cluster)
+    term = cluster.status(leader)["term"]
+    for index in range(3):
+        (cluster.directory / f"slow-disk-{index}").write_text("slow 250")
+    client = cluster.client()
+    assert client.put_topic("slow")
+    started = time.monotonic()
+    for number in range(5):
+        assert client.put_message("slow", f"m{number}")
+    assert time.monotonic() - started >= 5 * 0.25, "each write waited for a slow sync"
+    time.sleep(2.0)
+    for index in range(3):
+        status = cluster.status(index)
+        assert status["term"] == term and status["leader"] == leader, f"leadership changed: {status}"
+    assert drain(client, "slow") == [f"m{number}" for number in range(5)]

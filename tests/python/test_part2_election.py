@@ -8,7 +8,7 @@ from conftest import STARTUP_WAIT_S, dealer
 
 STATUS_KEYS = {
     "role", "term", "leader", "commit_index", "last_applied", "log_size",
-    "first_index", "snapshot_index", "disk_bytes", "storage", "state_digest",
+    "first_index", "snapshot_index", "disk_bytes", "disk_syncs", "storage", "state_digest",
 }
 
 
