@@ -19,6 +19,7 @@ use super::held_sends::HeldSends;
 use super::input::{ClientCommand, Input};
 use super::peer_senders::PeerSenders;
 use super::pending::{Envelope, PendingRequest, PendingRequests};
+use super::snapshotter::{SnapshotJob, SnapshotWritten, Snapshotter};
 use super::timer::Timer;
 use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
@@ -43,6 +44,7 @@ pub struct Wiring {
     pub replies: zmq::Socket,
     pub inputs: Receiver<Input>,
     pub status: Arc<Mutex<StatusReport>>,
+    pub snapshotter: Snapshotter,
     /// Client endpoint of every node, for redirects.
     pub client_endpoints: Vec<String>,
 }
@@ -136,6 +138,7 @@ impl EventLoop {
                     }
                     Input::Client(command) => self.proposals.push(command),
                     Input::Disk(report) => self.on_disk_report(report),
+                    Input::SnapshotWritten(outcome) => self.on_snapshot_written(outcome),
                     Input::Shutdown => shutdown = true,
                 }
             }
@@ -144,8 +147,13 @@ impl EventLoop {
                 return;
             }
             self.propose_waiting();
-            self.fire_timers(Instant::now());
+            // Effects first: a heartbeat read this turn re-arms the election
+            // timer before timers are checked, so a turn that ran long does not
+            // start an election against a leader that was just heard from.
             self.execute_effects();
+            if self.fire_timers(Instant::now()) {
+                self.execute_effects();
+            }
             self.expire_pending(Instant::now());
             self.publish_status();
         }
@@ -179,16 +187,20 @@ impl EventLoop {
             .map_or(MAX_WAIT, |deadline| deadline.saturating_duration_since(now).min(MAX_WAIT))
     }
 
-    fn fire_timers(&mut self, now: Instant) {
+    /// Step the core with every timer that is due; true if any was.
+    fn fire_timers(&mut self, now: Instant) -> bool {
         if self.storage_error.is_some() {
-            return;
+            return false;
         }
-        if self.election_timer.fire_if_due(now) {
+        let election = self.election_timer.fire_if_due(now);
+        if election {
             self.core.step(Event::ElectionTimeout);
         }
-        if self.heartbeat_timer.fire_if_due(now) {
+        let heartbeat = self.heartbeat_timer.fire_if_due(now);
+        if heartbeat {
             self.core.step(Event::HeartbeatTimeout);
         }
+        election || heartbeat
     }
 
     /// Hand this turn's client commands to the core as one batch.
@@ -329,7 +341,7 @@ impl EventLoop {
                 }
                 if let Some(snapshot) = saved_snapshot {
                     self.snapshot_in_progress = false;
-                    info!("snapshot through index {} saved ({} bytes)", snapshot.last_index, snapshot.data.len());
+                    info!("snapshot through index {} in place; compacting the log", snapshot.last_index);
                     self.core.step(Event::SnapshotSaved { snapshot });
                 }
             }
@@ -393,6 +405,23 @@ impl EventLoop {
         self.disk_batch.push(DiskOperation::InstallSnapshot { snapshot, log_kept });
     }
 
+    fn on_snapshot_written(&mut self, outcome: SnapshotWritten) {
+        match outcome {
+            Ok((snapshot, temporary)) if self.storage_error.is_none() => {
+                self.disk_batch.push(DiskOperation::AdoptSnapshot { snapshot, temporary });
+            }
+            Ok((_, temporary)) => {
+                let _ = std::fs::remove_file(temporary); // storage failed meanwhile; try again later
+                self.snapshot_in_progress = false;
+            }
+            Err(_) => {
+                // Retry after another half threshold of log, not at once.
+                self.snapshot_in_progress = false;
+                self.bytes_since_snapshot = self.settings.snapshot_threshold_bytes / 2;
+            }
+        }
+    }
+
     /// When the log has grown past the threshold since the last snapshot,
     /// snapshot the state machine at the last applied entry.
     fn maybe_snapshot(&mut self) {
@@ -408,9 +437,9 @@ impl EventLoop {
         let Some(last_term) = self.core.log().term_at(self.last_applied) else {
             return;
         };
-        let data = Arc::new(self.queue.encode_snapshot());
-        let snapshot = Snapshot { last_index: self.last_applied, last_term, data };
-        self.disk_batch.push(DiskOperation::SaveSnapshot(snapshot));
+        // A copy that shares every message: cheap, so the loop keeps its pace.
+        let job = SnapshotJob { queue: self.queue.clone(), last_index: self.last_applied, last_term };
+        self.wiring.snapshotter.submit(job);
         self.snapshot_in_progress = true;
         self.bytes_since_snapshot = 0;
     }

@@ -15,6 +15,8 @@ pub enum Input {
     Client(ClientCommand),
     /// What the LogManager made durable, or that storage failed or recovered.
     Disk(DiskReport),
+    /// The snapshot thread finished a snapshot (or failed to).
+    SnapshotWritten(super::snapshotter::SnapshotWritten),
     Shutdown,
 }
 

@@ -11,6 +11,7 @@ pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
 mod pending;
+mod snapshotter;
 mod timer;
 
 use std::fmt;
@@ -32,6 +33,7 @@ use input::Input;
 use listener::start_listener;
 use peer_listener::PeerListener;
 use peer_senders::PeerSenders;
+use snapshotter::Snapshotter;
 
 /// Tunables, with defaults chosen for a loopback or LAN cluster.
 #[derive(Debug, Clone)]
@@ -164,6 +166,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     };
     start_listener(peer_listener, context.clone()).map_err(NodeError::Startup)?;
     let disk_reports = inputs_sender.clone();
+    let inputs_sender_for_snapshots = inputs_sender.clone();
     let report = Box::new(move |report| {
         let _ = disk_reports.send(Input::Disk(report));
     });
@@ -183,7 +186,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         config.client_endpoint(index),
         config.peer_endpoint(index)
     );
-    let wiring = Wiring { peers, replies, inputs, status, client_endpoints };
+    let snapshotter = Snapshotter::spawn(data_directory(&config, index, &settings), inputs_sender_for_snapshots)
+        .map_err(NodeError::Startup)?;
+    let wiring = Wiring { peers, replies, inputs, status, snapshotter, client_endpoints };
     let event_loop = EventLoop::new(core_config, recovered, queue, log_manager, wiring, settings);
     event_loop.run();
     info!("node {index} stopped");

@@ -46,7 +46,7 @@ impl QueueStateMachine {
             let message_count = reader.u64()?;
             let mut messages = std::collections::VecDeque::new();
             for _ in 0..message_count {
-                messages.push_back(reader.string()?);
+                messages.push_back(std::sync::Arc::from(reader.string()?));
             }
             machine.restore_topic(topic, messages)?;
         }

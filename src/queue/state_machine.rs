@@ -2,6 +2,7 @@
 //! the same commands in the same order give the same replies on every node.
 
 use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
 
 use super::command::{Command, DecodeError};
 
@@ -16,7 +17,10 @@ pub enum QueueReply {
 #[derive(Debug, Default, Clone)]
 pub struct QueueStateMachine {
     topic_order: Vec<String>,
-    queues: HashMap<String, VecDeque<String>>,
+    /// Messages are shared, not owned: cloning the whole state for a
+    /// snapshot copies pointers, so the event loop hands a copy to the
+    /// snapshot thread in milliseconds even with millions queued.
+    queues: HashMap<String, VecDeque<Arc<str>>>,
     /// A checksum chained over every command applied: two replicas that
     /// applied the same commands agree on it (etcd's hashkv), so operators
     /// and tests can compare replicas without reading their queues.
@@ -47,13 +51,13 @@ impl QueueStateMachine {
             Command::GetTopics => QueueReply::Topics(self.topic_order.clone()),
             Command::PutMessage { topic, message } => match self.queues.get_mut(topic) {
                 Some(queue) => {
-                    queue.push_back(message.clone());
+                    queue.push_back(Arc::from(message.as_str()));
                     QueueReply::Done
                 }
                 None => QueueReply::Refused,
             },
             Command::GetMessage { topic } => match self.queues.get_mut(topic).and_then(|queue| queue.pop_front()) {
-                Some(message) => QueueReply::Message(message),
+                Some(message) => QueueReply::Message(message.to_string()),
                 None => QueueReply::Refused,
             },
         }
@@ -82,12 +86,12 @@ impl QueueStateMachine {
     }
 
     /// Every topic in creation order with its queued messages, oldest first.
-    pub fn topics_with_messages(&self) -> impl Iterator<Item = (&str, &VecDeque<String>)> {
+    pub fn topics_with_messages(&self) -> impl Iterator<Item = (&str, &VecDeque<Arc<str>>)> {
         self.topic_order.iter().map(|topic| (topic.as_str(), &self.queues[topic]))
     }
 
     /// Add a topic read from a snapshot, after those already restored.
-    pub fn restore_topic(&mut self, topic: String, messages: VecDeque<String>) -> Result<(), String> {
+    pub fn restore_topic(&mut self, topic: String, messages: VecDeque<Arc<str>>) -> Result<(), String> {
         if topic.is_empty() || self.queues.contains_key(&topic) {
             return Err(format!("snapshot holds an empty or repeated topic {topic:?}"));
         }

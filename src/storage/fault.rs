@@ -59,6 +59,11 @@ impl Storage for FaultInjectingStorage {
         self.inner.save_snapshot(snapshot)
     }
 
+    fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &std::path::Path) -> Result<(), StorageError> {
+        self.check("put the snapshot in place")?;
+        self.inner.adopt_snapshot(snapshot, temporary)
+    }
+
     fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
         self.inner.compact(through_index)
     }

@@ -29,8 +29,12 @@ const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
 pub enum DiskOperation {
     HardState(HardState),
     Entries(Vec<Entry>),
-    /// A snapshot of this node's own state machine; reported when durable.
-    SaveSnapshot(Snapshot),
+    /// A snapshot of this node's own state machine, written and synced to a
+    /// temporary file by the snapshot thread; put in place, reported durable.
+    AdoptSnapshot {
+        snapshot: Snapshot,
+        temporary: std::path::PathBuf,
+    },
     /// A snapshot from the leader: saved, then the log after it is kept
     /// (`log_kept`) or the whole log is dropped.
     InstallSnapshot {
@@ -169,8 +173,8 @@ impl LogManager {
                     storage.append_entries(&entries)?;
                     last_entry = entries.last().map(|entry| (entry.index, entry.term));
                 }
-                DiskOperation::SaveSnapshot(snapshot) => {
-                    storage.save_snapshot(&snapshot)?;
+                DiskOperation::AdoptSnapshot { snapshot, temporary } => {
+                    storage.adopt_snapshot(&snapshot, &temporary)?;
                     saved_snapshot = Some(snapshot);
                 }
                 DiskOperation::InstallSnapshot { snapshot, log_kept } => {

@@ -60,6 +60,14 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &std::path::Path) -> Result<(), StorageError> {
+        let _ = std::fs::remove_file(temporary);
+        if self.snapshot.as_ref().is_none_or(|stored| stored.last_index < snapshot.last_index) {
+            self.snapshot = Some(snapshot.clone());
+        }
+        Ok(())
+    }
+
     fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
         let drop = through_index.saturating_sub(self.offset).min(self.entries.len() as LogIndex);
         self.entries.drain(..drop as usize);

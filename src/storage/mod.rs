@@ -11,7 +11,7 @@ mod wal;
 pub use fault::FaultInjectingStorage;
 pub use log_manager::{DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen};
 pub use memory::MemoryStorage;
-pub use snapshot_file::{read_snapshot, write_snapshot};
+pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
 pub use wal::{WalOptions, WalStorage};
 
 use std::fmt;
@@ -52,6 +52,10 @@ pub trait Storage: Send {
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError>;
     /// Replace the stored snapshot atomically; durable when this returns.
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError>;
+    /// Make `snapshot`, already written and synced to `temporary` (see
+    /// `write_snapshot_temporary`), the stored snapshot, unless a newer one
+    /// is stored; then the file is removed. Durable when this returns.
+    fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &std::path::Path) -> Result<(), StorageError>;
     /// Entries up to `through_index` may be dropped (a durable snapshot
     /// covers them). Storage may keep some, e.g. to drop whole files only.
     fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError>;

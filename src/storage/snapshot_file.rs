@@ -4,7 +4,7 @@
 
 use std::fs::{self, File};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::StorageError;
@@ -40,6 +40,49 @@ pub fn replace_file_atomically(directory: &Path, name: &str, bytes: &[u8]) -> Re
 
 /// Write the snapshot durably into `directory`; returns its size in bytes.
 pub fn write_snapshot(directory: &Path, snapshot: &Snapshot) -> Result<u64, StorageError> {
+    let bytes = encode_snapshot_file(snapshot);
+    replace_file_atomically(directory, SNAPSHOT_FILE, &bytes)?;
+    Ok(bytes.len() as u64)
+}
+
+/// Write the snapshot to its own temporary file in `directory`, synced, for
+/// `adopt_snapshot` to put in place later. Done off the log's thread, so a
+/// large snapshot never holds up log writes.
+pub fn write_snapshot_temporary(directory: &Path, snapshot: &Snapshot) -> Result<PathBuf, StorageError> {
+    let path = directory.join(format!("snapshot-{:020}.tmp", snapshot.last_index));
+    let bytes = encode_snapshot_file(snapshot);
+    let mut file = File::create(&path).map_err(|e| io_error("create", &path, e))?;
+    if let Err(error) = file.write_all(&bytes).and_then(|()| file.sync_all()) {
+        let _ = fs::remove_file(&path);
+        return Err(io_error("write", &path, error));
+    }
+    Ok(path)
+}
+
+/// Make a temporary snapshot file the snapshot: rename, then sync the
+/// directory. Returns the file's size.
+pub fn adopt_snapshot(directory: &Path, temporary: &Path) -> Result<u64, StorageError> {
+    let path = directory.join(SNAPSHOT_FILE);
+    let size = fs::metadata(temporary).map_err(|e| io_error("read", temporary, e))?.len();
+    fs::rename(temporary, &path).map_err(|e| io_error("replace", &path, e))?;
+    sync_directory(directory)?;
+    Ok(size)
+}
+
+/// Remove temporary snapshot files a crash left behind.
+pub fn remove_temporary_snapshots(directory: &Path) -> Result<(), StorageError> {
+    let listing = fs::read_dir(directory).map_err(|e| io_error("list", directory, e))?;
+    for item in listing {
+        let path = item.map_err(|e| io_error("list", directory, e))?.path();
+        let name = path.file_name().and_then(|name| name.to_str()).unwrap_or("");
+        if name.starts_with("snapshot") && name.ends_with(".tmp") {
+            fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
+fn encode_snapshot_file(snapshot: &Snapshot) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(HEADER_BYTES + snapshot.data.len() + 4);
     bytes.extend_from_slice(MAGIC);
     bytes.push(VERSION);
@@ -49,8 +92,7 @@ pub fn write_snapshot(directory: &Path, snapshot: &Snapshot) -> Result<u64, Stor
     bytes.extend_from_slice(&snapshot.data);
     let checksum = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&checksum.to_le_bytes());
-    replace_file_atomically(directory, SNAPSHOT_FILE, &bytes)?;
-    Ok(bytes.len() as u64)
+    bytes
 }
 
 /// The snapshot in `directory`, if any, and its file size. A damaged file is

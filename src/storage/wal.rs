@@ -27,7 +27,10 @@ use std::path::{Path, PathBuf};
 
 use log::warn;
 
-use super::snapshot_file::{io_error, read_snapshot, replace_file_atomically, sync_directory, write_snapshot};
+use super::snapshot_file::{
+    adopt_snapshot, io_error, read_snapshot, remove_temporary_snapshots, replace_file_atomically, sync_directory,
+    write_snapshot,
+};
 use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
@@ -108,6 +111,7 @@ impl WalStorage {
         if let Some(identity) = &options.identity {
             check_identity(directory, identity)?;
         }
+        remove_temporary_snapshots(directory)?;
         let snapshot = read_snapshot(directory)?;
         let mut storage = WalStorage {
             directory: directory.to_path_buf(),
@@ -349,6 +353,16 @@ impl Storage for WalStorage {
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         self.snapshot_bytes = write_snapshot(&self.directory, snapshot)?;
+        self.snapshot = Some(snapshot.clone());
+        Ok(())
+    }
+
+    fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &Path) -> Result<(), StorageError> {
+        let stored_index = self.snapshot.as_ref().map_or(0, |stored| stored.last_index);
+        if snapshot.last_index <= stored_index {
+            return fs::remove_file(temporary).map_err(|e| io_error("remove", temporary, e));
+        }
+        self.snapshot_bytes = adopt_snapshot(&self.directory, temporary)?;
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }

@@ -1,0 +1,74 @@
+//! The snapshot thread: encodes a copy of the state machine and writes it,
+//! synced, to a temporary file, so neither the event loop (heartbeats) nor
+//! the LogManager (log fsyncs) waits while a large snapshot is made. The
+//! LogManager then puts the file in place, in order with the log's writes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crossbeam_channel::{unbounded, Sender};
+use log::{error, info};
+
+use super::input::Input;
+use crate::queue::QueueStateMachine;
+use crate::raft::{LogIndex, Snapshot, Term};
+use crate::storage::write_snapshot_temporary;
+
+pub struct SnapshotJob {
+    /// A copy of the state machine as of `last_index` (messages are shared).
+    pub queue: QueueStateMachine,
+    pub last_index: LogIndex,
+    pub last_term: Term,
+}
+
+/// What the snapshot thread reports: the snapshot and its temporary file.
+pub type SnapshotWritten = Result<(Snapshot, PathBuf), String>;
+
+pub struct Snapshotter {
+    jobs: Sender<SnapshotJob>,
+}
+
+impl Snapshotter {
+    pub fn spawn(directory: PathBuf, inputs: Sender<Input>) -> Result<Snapshotter, String> {
+        let (jobs, receiver) = unbounded::<SnapshotJob>();
+        std::thread::Builder::new()
+            .name("snapshotter".into())
+            .spawn(move || {
+                for job in receiver {
+                    let outcome = write(&directory, job);
+                    if inputs.send(Input::SnapshotWritten(outcome)).is_err() {
+                        return;
+                    }
+                }
+            })
+            .map_err(|error| format!("cannot start the snapshot thread: {error}"))?;
+        Ok(Snapshotter { jobs })
+    }
+
+    pub fn submit(&self, job: SnapshotJob) {
+        // Fails only if the thread is gone, which cannot happen before exit.
+        let _ = self.jobs.send(job);
+    }
+}
+
+fn write(directory: &std::path::Path, job: SnapshotJob) -> SnapshotWritten {
+    let started = Instant::now();
+    let data = Arc::new(job.queue.encode_snapshot());
+    let snapshot = Snapshot { last_index: job.last_index, last_term: job.last_term, data };
+    match write_snapshot_temporary(directory, &snapshot) {
+        Ok(path) => {
+            info!(
+                "snapshot through index {} written ({} bytes, {} ms)",
+                snapshot.last_index,
+                snapshot.data.len(),
+                started.elapsed().as_millis()
+            );
+            Ok((snapshot, path))
+        }
+        Err(failure) => {
+            error!("cannot write a snapshot: {failure}; the log keeps growing until one succeeds");
+            Err(failure.detail)
+        }
+    }
+}
