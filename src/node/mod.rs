@@ -133,8 +133,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     config.check_index(index).map_err(NodeError::Config)?;
     let context = zmq::Context::new();
     let (inputs_sender, inputs) = bounded::<Input>(200_000);
-    let (mut storage, reopen) = open_storage(&config, index, &settings)?;
     let started = Instant::now();
+    let (mut storage, reopen) = open_storage(&config, index, &settings)?;
     let recovered = storage.load().map_err(NodeError::Storage)?;
     let queue = match &recovered.snapshot {
         Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
