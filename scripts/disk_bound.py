@@ -14,18 +14,12 @@ Usage: scripts/disk_bound.py [--duration-s 60]
 """
 
 import argparse
-import json
 import shutil
-import signal
 import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY / "clients" / "python"))
-from raftmq_client import request  # noqa: E402
+from bench_cluster import BENCH, REPOSITORY, build, start, status, stop, write_config
 
 RUN = REPOSITORY / "run" / "disk-bound"
 PORTS = [7570, 7571, 7572]
@@ -35,24 +29,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration-s", type=float, default=60.0)
     options = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--bin", "raftmq-node", "--bin", "raftmq-bench"],
-                   cwd=REPOSITORY, check=True)
+    build()
     shutil.rmtree(RUN, ignore_errors=True)
     RUN.mkdir(parents=True)
-    config = RUN / "config.json"
-    config.write_text(json.dumps({"addresses": [{"ip": "127.0.0.1", "port": p, "internal_port": p + 3} for p in PORTS]}))
-    node = REPOSITORY / "target" / "release" / "raftmq-node"
-    processes = [
-        subprocess.Popen([str(node), str(config), str(i), "--data-dir", str(RUN / f"node-{i}.data")],
-                         stdout=open(RUN / f"node-{i}.log", "wb"), stderr=subprocess.STDOUT)
-        for i in range(3)
-    ]
+    config = write_config(RUN, PORTS)
+    processes = start(config, RUN, [])
     samples: list[list[dict]] = []
     done = threading.Event()
 
     def sample() -> None:
         while not done.is_set():
-            samples.append([request(f"tcp://127.0.0.1:{port}", {"op": "status"}, 1000) or {} for port in PORTS])
+            samples.append([status(port) or {} for port in PORTS])
             time.sleep(1.0)
 
     try:
@@ -60,7 +47,7 @@ def main() -> None:
         sampler = threading.Thread(target=sample, daemon=True)
         sampler.start()
         bench = subprocess.run(
-            [str(REPOSITORY / "target" / "release" / "raftmq-bench"), "--config", str(config), "--clients", "64",
+            [str(BENCH), "--config", str(config), "--clients", "64",
              "--window", "16", "--put-get", "--duration-s", str(options.duration_s)],
             check=True, capture_output=True, text=True)
         done.set()
@@ -75,10 +62,7 @@ def main() -> None:
         print("largest node's disk_bytes each 10 s (MB):",
               " ".join(f"{value / 1e6:.1f}" for value in timeline[::10]))
     finally:
-        for process in processes:
-            process.send_signal(signal.SIGTERM)
-        for process in processes:
-            process.wait(timeout=30)
+        stop(processes)
         shutil.rmtree(RUN, ignore_errors=True)
 
 

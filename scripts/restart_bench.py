@@ -13,42 +13,15 @@ Usage: scripts/restart_bench.py [--entries 1000000]
 """
 
 import argparse
-import json
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import time
-from pathlib import Path
 
-REPOSITORY = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPOSITORY / "clients" / "python"))
-from raftmq_client import request  # noqa: E402
+from bench_cluster import BENCH, REPOSITORY, build, start, status, stop, write_config
 
-NODE = REPOSITORY / "target" / "release" / "raftmq-node"
-BENCH = REPOSITORY / "target" / "release" / "raftmq-bench"
 RUN = REPOSITORY / "run" / "restart-bench"
-
-
-def status(port: int):
-    return request(f"tcp://127.0.0.1:{port}", {"op": "status"}, 1000)
-
-
-def start(config: Path, arguments: list[str]) -> list[subprocess.Popen]:
-    processes = []
-    for index in range(3):
-        log = open(RUN / f"node-{index}.log", "ab")
-        command = [str(NODE), str(config), str(index), "--data-dir", str(RUN / f"node-{index}.data"), *arguments]
-        processes.append(subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT))
-    return processes
-
-
-def kill(processes: list[subprocess.Popen]) -> None:
-    for process in processes:
-        process.send_signal(signal.SIGKILL)
-    for process in processes:
-        process.wait(timeout=30)
 
 
 def wait_ready(ports: list[int], entries: int, timeout_s: float = 600) -> float:
@@ -67,10 +40,8 @@ def run_case(name: str, arguments: list[str], entries: int) -> None:
     shutil.rmtree(RUN, ignore_errors=True)
     RUN.mkdir(parents=True)
     ports = [7560, 7561, 7562]
-    config = RUN / "config.json"
-    addresses = [{"ip": "127.0.0.1", "port": p, "internal_port": p + 3} for p in ports]
-    config.write_text(json.dumps({"addresses": addresses}))
-    processes = start(config, arguments)
+    config = write_config(RUN, ports)
+    processes = start(config, RUN, arguments)
     time.sleep(2)
     while True:
         leader_sizes = [s["log_size"] for s in map(status, ports) if s]
@@ -80,16 +51,16 @@ def run_case(name: str, arguments: list[str], entries: int) -> None:
                        check=True, stdout=subprocess.DEVNULL)
     wait_ready(ports, entries)
     before = [status(port) for port in ports]
-    kill(processes)
+    stop(processes, signal.SIGKILL)
     disk = sum(f.stat().st_size for f in RUN.rglob("*") if f.is_file() and ".data" in str(f))
     started = time.monotonic()
-    processes = start(config, arguments)
+    processes = start(config, RUN, arguments)
     ready_s = wait_ready(ports, before[0]["last_applied"])
     recovered_ms = []
     for index in range(3):
         lines = re.findall(r"recovered .* in (\d+) ms", (RUN / f"node-{index}.log").read_text())
         recovered_ms.append(int(lines[-1]))
-    kill(processes)
+    stop(processes, signal.SIGKILL)
     print(f"{name}: entries={before[0]['log_size']} snapshot_index={before[0]['snapshot_index']} "
           f"data_bytes_all_nodes={disk} read_data_dir_ms={recovered_ms} "
           f"cluster_serving_again_s={ready_s:.2f} (start to leader with all applied; "
@@ -101,8 +72,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1_000_000)
     options = parser.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--bin", "raftmq-node", "--bin", "raftmq-bench"],
-                   cwd=REPOSITORY, check=True)
+    build()
     run_case("log only (no snapshot)", ["--snapshot-threshold-bytes", str(1 << 40)], options.entries)
     run_case("snapshot + log tail", [], options.entries)
 

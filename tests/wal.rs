@@ -334,3 +334,24 @@ fn discard_unsynced_keeps_segments_that_rotation_synced() {
     assert!(!kept.is_empty() && kept.len() < 20, "kept {} entries", kept.len());
     assert_eq!(kept, (1..=kept.len() as u64).map(|index| entry(index, 1)).collect::<Vec<_>>());
 }
+
+// A write that fails part way (ENOSPC) leaves bytes the WAL never counted:
+// they are cut too, even whole records, since none of them was synced.
+#[test]
+fn discard_unsynced_cuts_bytes_a_failed_write_left_behind() {
+    let directory = TempDirectory::new();
+    let mut wal = open(&directory.0);
+    wal.append_entries(&[entry(1, 1)]).unwrap();
+    wal.sync().unwrap();
+    let segment = segment_files(&directory.0).pop().unwrap();
+    let synced = fs::metadata(&segment).unwrap().len();
+    // What a partly failed write leaves: a whole record, then part of one.
+    let mut file = OpenOptions::new().append(true).open(&segment).unwrap();
+    let stray = fs::read(&segment).unwrap();
+    std::io::Write::write_all(&mut file, &stray).unwrap();
+    std::io::Write::write_all(&mut file, &stray[..5]).unwrap();
+    wal.discard_unsynced().unwrap();
+    assert_eq!(fs::metadata(&segment).unwrap().len(), synced);
+    drop(wal);
+    assert_eq!(open(&directory.0).load().unwrap().entries, vec![entry(1, 1)]);
+}

@@ -83,6 +83,11 @@ impl Storage for FaultInjectingStorage {
         self.inner.discard_unsynced()
     }
 
+    fn probe_space(&mut self) -> Result<(), StorageError> {
+        self.check("probe for free space")?;
+        self.inner.probe_space()
+    }
+
     fn disk_bytes(&self) -> u64 {
         self.inner.disk_bytes()
     }

@@ -237,6 +237,7 @@ impl LogManager {
         }
         self.storage = None; // closes its files and releases the directory lock
         let mut storage = (self.reopen)()?;
+        storage.probe_space()?;
         let state = storage.load()?;
         let disk_bytes = storage.disk_bytes();
         self.storage = Some(storage);

@@ -89,6 +89,10 @@ impl Storage for MemoryStorage {
         Ok(())
     }
 
+    fn probe_space(&mut self) -> Result<(), StorageError> {
+        Ok(())
+    }
+
     fn disk_bytes(&self) -> u64 {
         0
     }

@@ -67,6 +67,9 @@ pub trait Storage: Send {
     /// After a failed write or sync: forget whatever was not synced, so that
     /// nothing a failed sync may have lost is later read back as durable.
     fn discard_unsynced(&mut self) -> Result<(), StorageError>;
+    /// After a failure: can the disk take writes again? (A full disk that
+    /// freed a few bytes should not bring the node back only to fail again.)
+    fn probe_space(&mut self) -> Result<(), StorageError>;
     /// Bytes this storage occupies on disk.
     fn disk_bytes(&self) -> u64;
 }

@@ -39,6 +39,7 @@ const PAYLOAD_HEADER_BYTES: usize = 16;
 const HARD_STATE_MAGIC: &[u8; 4] = b"RMQH";
 const HARD_STATE_VERSION: u8 = 1;
 const HARD_STATE_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
+const SPACE_PROBE_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct WalOptions {
@@ -418,15 +419,27 @@ impl Storage for WalStorage {
         }
         let synced_length = self.synced_length;
         let segment = self.active();
-        if segment.length > synced_length {
-            segment.file.set_len(synced_length).map_err(|e| io_error("truncate", &segment.path, e))?;
-            segment.length = synced_length;
-        }
+        // Always cut: a write that failed part way left bytes on disk that
+        // `length` never counted.
+        segment.file.set_len(synced_length).map_err(|e| io_error("truncate", &segment.path, e))?;
+        segment.length = synced_length;
         segment.file.sync_all().map_err(|e| io_error("sync", &segment.path, e))?;
         sync_directory(&self.directory)?;
         let _ = fs::remove_file(self.directory.join("hard_state.tmp"));
         let _ = fs::remove_file(self.directory.join("snapshot.tmp"));
         Ok(())
+    }
+
+    /// Write and sync 1 MiB beside the log, then remove it: room for a
+    /// good many more records before the disk fills again.
+    fn probe_space(&mut self) -> Result<(), StorageError> {
+        let path = self.directory.join("space-probe.tmp");
+        let written = File::create(&path).and_then(|mut file| {
+            file.write_all(&vec![0; SPACE_PROBE_BYTES])?;
+            file.sync_all()
+        });
+        let _ = fs::remove_file(&path);
+        written.map_err(|e| io_error("write", &path, e))
     }
 
     fn disk_bytes(&self) -> u64 {

@@ -5,10 +5,13 @@ put is present exactly once and in order, and every node holds the same state
 (equal ``state_digest`` at equal ``last_applied``)."""
 
 import json
+import os
 import random
 import subprocess
 import threading
 import time
+
+import pytest
 
 from conftest import dealer, node_binary
 from raftmq_client import Indeterminate, RaftMQError
@@ -20,11 +23,12 @@ CONVERGE_TIMEOUT_S = 30.0
 class Writer(threading.Thread):
     """Puts numbered messages to one topic in order, recording each outcome."""
 
-    def __init__(self, cluster, topic: str, limit: int = 100_000):
+    def __init__(self, cluster, topic: str, limit: int = 100_000, padding: int = 0):
         super().__init__(daemon=True)
         self.client = cluster.client()
         self.topic = topic
         self.limit = limit
+        self.padding = "-" + "p" * padding if padding else ""
         self.stop = threading.Event()
         self.acknowledged: list[str] = []
         self.uncertain: set[str] = set()
@@ -33,7 +37,7 @@ class Writer(threading.Thread):
         for number in range(self.limit):
             if self.stop.is_set():
                 return
-            message = f"{self.topic}-{number}"
+            message = f"{self.topic}-{number}{self.padding}"
             try:
                 if self.client.put_message(self.topic, message):
                     self.acknowledged.append(message)
@@ -65,7 +69,7 @@ def drain(client, topic: str) -> list[str]:
 
 def check_exactly_once_in_order(topic: str, drained: list[str], writer: Writer) -> None:
     assert len(drained) == len(set(drained)), f"{topic}: a message was delivered twice"
-    numbers = [int(message.rsplit("-", 1)[1]) for message in drained]
+    numbers = [int(message.split("-")[1]) for message in drained]
     assert numbers == sorted(numbers), f"{topic}: FIFO order broken"
     present = set(drained)
     lost = [message for message in writer.acknowledged if message not in present]
@@ -85,11 +89,11 @@ def verify(cluster, writers: list[Writer]) -> None:
     assert cluster.wait_until(lambda: converged(cluster), timeout_s=CONVERGE_TIMEOUT_S)
 
 
-def start_writers(cluster, topics: list[str]) -> list[Writer]:
+def start_writers(cluster, topics: list[str], padding: int = 0) -> list[Writer]:
     client = cluster.client()
     for topic in topics:
         assert client.put_topic(topic)
-    writers = [Writer(cluster, topic) for topic in topics]
+    writers = [Writer(cluster, topic, padding=padding) for topic in topics]
     for writer in writers:
         writer.start()
     return writers
@@ -254,3 +258,34 @@ def test_slow_disks_do_not_make_the_leader_flap(make_cluster):
         status = cluster.status(index)
         assert status["term"] == term and status["leader"] == leader, f"leadership changed: {status}"
     assert drain(client, "slow") == [f"m{number}" for number in range(5)]
+
+
+def test_a_real_full_disk_refuses_writes_and_recovers_when_space_returns(make_cluster):
+    """Node 0's data directory is on a 1 MiB tmpfs: its disk really fills
+    (ENOSPC from the kernel). The other two carry on; after the filesystem
+    grows, node 0 rejoins and catches up, and nothing acknowledged is lost."""
+    cluster = make_cluster(3, "--data-dir", "{directory}/disk-{index}", start=False)
+    small_disk = cluster.directory / "disk-0"
+    small_disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small_disk)],
+                             capture_output=True, text=True)
+    if os.geteuid() != 0 or mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
+    try:
+        cluster.start_all()
+        current_leader(cluster)
+        writers = start_writers(cluster, ["big"], padding=1000)
+        assert cluster.wait_until(lambda: (cluster.status(0) or {}).get("storage", "").startswith("failed"),
+                                  timeout_s=60), cluster.status(0)
+        assert "No space left on device" in cluster.status(0)["storage"]
+        written_while_full = len(writers[0].acknowledged)
+        assert cluster.wait_until(lambda: len(writers[0].acknowledged) > written_while_full + 20, timeout_s=30), (
+            "the other two nodes kept taking writes")
+        subprocess.run(["mount", "-o", "remount,size=64m", str(small_disk)], check=True)
+        assert cluster.wait_until(lambda: cluster.status(0)["storage"] == "ok", timeout_s=CONVERGE_TIMEOUT_S)
+        time.sleep(0.5)
+        stop_writers(writers)
+        verify(cluster, writers)
+    finally:
+        cluster.close()
+        subprocess.run(["umount", str(small_disk)], capture_output=True)
