@@ -16,7 +16,9 @@ cat >"$config" <<JSON
 JSON
 trap 'scripts/cluster.sh stop "$config" >/dev/null' EXIT
 echo "# raftmq-bench, 3 nodes on loopback, $(nproc) cores, 100-byte puts; disk: $(df --output=source "$PWD" | tail -1)"
-target/release/raftmq-bench --fsync-probe-dir "run/fsync-probe-$$" --fsync-probe-count 2000
+for writers in 1 3; do
+  target/release/raftmq-bench --fsync-probe-dir "run/fsync-probe-$$" --fsync-probe-count 2000 --fsync-probe-writers "$writers"
+done
 for mode in "fsync:--fsync true" "no-fsync:--fsync false"; do
   name="${mode%%:*}"
   scripts/cluster.sh clean "$config" >/dev/null

@@ -40,6 +40,9 @@ struct Arguments {
     fsync_probe_dir: Option<PathBuf>,
     #[arg(long, default_value_t = 2000)]
     fsync_probe_count: u64,
+    /// Writers syncing their own WALs at once, as three nodes on one disk do.
+    #[arg(long, default_value_t = 1)]
+    fsync_probe_writers: usize,
 }
 
 struct ClientOutcome {
@@ -63,7 +66,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
         return Err("--clients and --window must be at least 1".into());
     }
     if let Some(directory) = &arguments.fsync_probe_dir {
-        return probe_fsync(directory, arguments.fsync_probe_count, arguments.message_bytes);
+        return probe_fsync(directory, arguments);
     }
     let config = ClusterConfig::load(&arguments.config).map_err(|e| e.to_string())?;
     let context = zmq::Context::new();
@@ -101,14 +104,41 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     Ok(())
 }
 
-/// Append entries to a fresh WAL with one fdatasync each; print the sync
-/// latency percentiles: the floor under a durable write's latency.
-fn probe_fsync(directory: &std::path::Path, count: u64, message_bytes: usize) -> Result<(), String> {
-    use raftmq::raft::Entry;
-    use raftmq::storage::{Storage, WalOptions, WalStorage};
+/// Append entries to fresh WALs (one per writer, all at once) with one
+/// fdatasync each; print the sync latency percentiles: the floor under a
+/// durable write's latency, and what sharing the disk does to it.
+fn probe_fsync(directory: &std::path::Path, arguments: &Arguments) -> Result<(), String> {
     if directory.exists() {
         return Err(format!("{} exists; the probe wants a new directory", directory.display()));
     }
+    let (count, message_bytes) = (arguments.fsync_probe_count, arguments.message_bytes);
+    let writers: Vec<_> = (0..arguments.fsync_probe_writers.max(1))
+        .map(|writer| {
+            let directory = directory.join(format!("writer-{writer}"));
+            std::thread::spawn(move || probe_one_wal(&directory, count, message_bytes))
+        })
+        .collect();
+    let mut latencies_us = Vec::new();
+    for writer in writers {
+        latencies_us.extend(writer.join().map_err(|_| "a probe thread panicked".to_string())??);
+    }
+    let _ = std::fs::remove_dir_all(directory);
+    latencies_us.sort_unstable();
+    println!(
+        "fsync probe: writers={} appends_each={count} entry_bytes={message_bytes} p50_ms={:.3} p90_ms={:.3} \
+         p99_ms={:.3} max_ms={:.3}",
+        arguments.fsync_probe_writers.max(1),
+        percentile(&latencies_us, 0.50),
+        percentile(&latencies_us, 0.90),
+        percentile(&latencies_us, 0.99),
+        latencies_us.last().map_or(0.0, |&max| max as f64 / 1000.0),
+    );
+    Ok(())
+}
+
+fn probe_one_wal(directory: &std::path::Path, count: u64, message_bytes: usize) -> Result<Vec<u64>, String> {
+    use raftmq::raft::Entry;
+    use raftmq::storage::{Storage, WalOptions, WalStorage};
     let mut wal = WalStorage::open(directory, WalOptions::default()).map_err(|e| e.to_string())?;
     let mut latencies_us = Vec::with_capacity(count as usize);
     for index in 1..=count {
@@ -118,17 +148,7 @@ fn probe_fsync(directory: &std::path::Path, count: u64, message_bytes: usize) ->
         wal.sync().map_err(|e| e.to_string())?;
         latencies_us.push(started.elapsed().as_micros() as u64);
     }
-    drop(wal);
-    let _ = std::fs::remove_dir_all(directory);
-    latencies_us.sort_unstable();
-    println!(
-        "fsync probe: appends={count} entry_bytes={message_bytes} p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3}",
-        percentile(&latencies_us, 0.50),
-        percentile(&latencies_us, 0.90),
-        percentile(&latencies_us, 0.99),
-        latencies_us.last().map_or(0.0, |&max| max as f64 / 1000.0),
-    );
-    Ok(())
+    Ok(latencies_us)
 }
 
 fn find_leader(context: &zmq::Context, config: &ClusterConfig) -> Result<String, String> {
