@@ -34,7 +34,12 @@ impl RaftCore {
         if index <= self.snapshot_index() || self.log.term_at(index) != Some(snapshot.last_term) {
             return;
         }
-        assert!(index <= self.applied_index, "a snapshot covers only applied entries");
+        // Made before this core was rebuilt from storage (after a disk
+        // failure) and ahead of what it has re-committed: its entries are
+        // committed, but the core will compact on a later snapshot instead.
+        if index > self.applied_index {
+            return;
+        }
         let compact_through = index.saturating_sub(self.config.retained_entries_after_snapshot);
         self.snapshot = Some(snapshot);
         if compact_through >= self.log.first_index() {

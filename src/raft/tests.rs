@@ -373,3 +373,13 @@ fn a_chunk_out_of_place_asks_the_leader_to_start_over() {
     deliver(&mut follower, 0, install(1, 0, &image, 3, 3));
     assert_eq!(sends(&drain(&mut follower)), vec![(0, install_response(1, 4, 0, false))]);
 }
+
+// A snapshot ahead of what this core has committed (made before the core was
+// rebuilt from storage) is ignored, not trusted and not a crash.
+#[test]
+fn a_saved_snapshot_ahead_of_the_commit_index_is_ignored() {
+    let mut follower = core_with_log(1, 3, &[1, 1, 1]);
+    follower.step(Event::SnapshotSaved { snapshot: snapshot(2, 1, b"s") });
+    assert!(drain(&mut follower).is_empty());
+    assert_eq!((follower.snapshot_index(), follower.log().first_index()), (0, 1));
+}
