@@ -68,6 +68,8 @@ pub struct EventLoop {
     /// Highest batch the LogManager reported durable.
     durable_batch: u64,
     held: HeldSends,
+    /// When this follower last sent a capped acknowledgement ahead of its disk.
+    capped_ack_sent_at: Option<Instant>,
     /// Why storage failed, while it does: the node then takes no part.
     storage_error: Option<String>,
     disk_bytes: u64,
@@ -106,6 +108,7 @@ impl EventLoop {
             disk_batch: Vec::new(),
             durable_batch: 0,
             held: HeldSends::default(),
+            capped_ack_sent_at: None,
             storage_error: None,
             disk_bytes: 0,
             disk_syncs: 0,
@@ -312,16 +315,22 @@ impl EventLoop {
     /// leader now what is already durable: a success capped at the persisted
     /// index is true as it stands, and it keeps the leader's quorum check
     /// fed, so a follower's slow fsync cannot make a healthy leader step down.
+    /// Once per heartbeat interval is enough for that; more would only double
+    /// the leader's replies to handle under load.
     fn acknowledge_durable_prefix(&mut self, to: NodeId, message: &Message) {
         let Message::AppendEntriesResponse(response) = message else {
             return;
         };
-        if !response.success {
+        let now = Instant::now();
+        let interval = Duration::from_millis(self.settings.heartbeat_interval_ms);
+        let recently = self.capped_ack_sent_at.is_some_and(|sent| now.duration_since(sent) < interval);
+        if !response.success || recently {
             return;
         }
-        let mut now = response.clone();
-        now.index = now.index.min(self.core.persisted_index());
-        self.wiring.peers.send(to, &Message::AppendEntriesResponse(now));
+        self.capped_ack_sent_at = Some(now);
+        let mut capped = response.clone();
+        capped.index = capped.index.min(self.core.persisted_index());
+        self.wiring.peers.send(to, &Message::AppendEntriesResponse(capped));
     }
 
     fn on_disk_report(&mut self, report: DiskReport) {
