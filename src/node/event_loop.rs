@@ -25,7 +25,7 @@ use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
 use crate::queue::QueueStateMachine;
 use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot};
-use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState};
+use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState, RECORD_OVERHEAD_BYTES};
 
 /// Inputs taken per turn at most, so timers and replies keep flowing.
 const MAX_INPUTS_PER_TURN: usize = 8192;
@@ -34,8 +34,6 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// On shutdown, time for the client listener to put the last replies on
 /// the wire before the process exits.
 const SHUTDOWN_FLUSH: Duration = Duration::from_millis(200);
-/// Per-entry bytes a log record adds to its payload, for the snapshot trigger.
-const RECORD_OVERHEAD_BYTES: u64 = 24;
 
 /// The event loop's connections to the rest of the process.
 pub struct Wiring {

@@ -134,7 +134,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let context = zmq::Context::new();
     let (inputs_sender, inputs) = bounded::<Input>(200_000);
     let started = Instant::now();
-    let (mut storage, reopen) = open_storage(&config, index, &settings)?;
+    let directory = data_directory(&config, index, &settings);
+    let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
     let recovered = storage.load().map_err(NodeError::Storage)?;
     let queue = match &recovered.snapshot {
         Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
@@ -186,8 +187,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         config.client_endpoint(index),
         config.peer_endpoint(index)
     );
-    let snapshotter = Snapshotter::spawn(data_directory(&config, index, &settings), inputs_sender_for_snapshots)
-        .map_err(NodeError::Startup)?;
+    let snapshotter = Snapshotter::spawn(directory, inputs_sender_for_snapshots).map_err(NodeError::Startup)?;
     let wiring = Wiring { peers, replies, inputs, status, snapshotter, client_endpoints };
     let event_loop = EventLoop::new(core_config, recovered, queue, log_manager, wiring, settings);
     event_loop.run();
@@ -208,8 +208,14 @@ pub fn data_directory(config: &ClusterConfig, index: usize, settings: &NodeSetti
 type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);
 
 /// Open the WAL, and a way to open it again after a storage failure.
-fn open_storage(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> Result<OpenedStorage, NodeError> {
-    let directory = data_directory(config, index, settings);
+fn open_storage(
+    config: &ClusterConfig,
+    index: usize,
+    directory: &std::path::Path,
+    settings: &NodeSettings,
+) -> Result<OpenedStorage, NodeError> {
+    info!("data directory {}", directory.display());
+    let directory = directory.to_path_buf();
     let options = WalOptions {
         segment_bytes: settings.wal_segment_bytes,
         identity: Some(format!("raftmq cluster {} node {index}", config.cluster_id())),
@@ -224,7 +230,6 @@ fn open_storage(config: &ClusterConfig, index: usize, settings: &NodeSettings) -
         })
     });
     let storage = reopen().map_err(NodeError::Storage)?;
-    info!("data directory {}", data_directory(config, index, settings).display());
     Ok((storage, reopen))
 }
 

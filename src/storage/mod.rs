@@ -12,7 +12,7 @@ pub use fault::FaultInjectingStorage;
 pub use log_manager::{DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen};
 pub use memory::MemoryStorage;
 pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
-pub use wal::{WalOptions, WalStorage};
+pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};
 
 use std::fmt;
 

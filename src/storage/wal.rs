@@ -36,6 +36,8 @@ use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
 const RECORD_HEADER_BYTES: usize = 8;
 const PAYLOAD_HEADER_BYTES: usize = 16;
+/// Bytes a log record adds to its entry's data.
+pub const RECORD_OVERHEAD_BYTES: u64 = (RECORD_HEADER_BYTES + PAYLOAD_HEADER_BYTES) as u64;
 const HARD_STATE_MAGIC: &[u8; 4] = b"RMQH";
 const HARD_STATE_VERSION: u8 = 1;
 const HARD_STATE_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
