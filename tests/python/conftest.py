@@ -63,6 +63,13 @@ def dealer(endpoint: str, timeout_ms: int = REPLY_TIMEOUT_MS) -> zmq.Socket:
     return socket
 
 
+def send_puts(socket: zmq.Socket, topic: str, count: int) -> None:
+    """``count`` pipelined put_message requests on a DEALER, ids 0..count-1."""
+    for number in range(count):
+        request = {"op": "put_message", "topic": topic, "message": "m", "id": number}
+        socket.send_multipart([b"", json.dumps(request).encode()])
+
+
 class LocalCluster:
     def __init__(self, directory: Path, size: int, extra_arguments: tuple[str, ...] = ()):
         self.directory = directory
@@ -131,6 +138,16 @@ class LocalCluster:
         for index, process in running:
             process.wait(timeout=10)
             self.processes[index] = None
+
+    def leader_alone_with_topic(self, topic: str) -> int:
+        """Elect a leader, create ``topic``, then kill every follower, so
+        that writes to the leader can no longer commit; returns the leader."""
+        leader = self.find_leader_course_style()
+        assert leader is not None
+        assert self.ask(leader, {"op": "put_topic", "topic": topic}) == {"success": True}
+        for follower in [i for i in range(self.size) if i != leader]:
+            self.kill(follower)
+        return leader
 
     def running(self) -> list[int]:
         return [i for i, process in enumerate(self.processes) if process is not None]

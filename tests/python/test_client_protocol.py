@@ -3,7 +3,7 @@
 import json
 import threading
 
-from conftest import dealer
+from conftest import dealer, send_puts
 
 
 def test_pipelined_dealer_gets_every_reply_with_its_id(make_cluster):
@@ -67,15 +67,9 @@ def test_many_concurrent_req_clients(make_cluster):
 
 def test_busy_when_too_many_requests_wait(make_cluster):
     cluster = make_cluster(3, "--check-quorum", "false", "--max-pending-requests", "2", "--request-deadline-ms", "800")
-    leader = cluster.find_leader_course_style()
-    assert leader is not None
-    assert cluster.ask(leader, {"op": "put_topic", "topic": "b"}) == {"success": True}
-    for follower in [i for i in range(3) if i != leader]:
-        cluster.kill(follower)
+    leader = cluster.leader_alone_with_topic("b")
     socket = dealer(cluster.endpoint(leader), timeout_ms=3000)
-    for number in range(6):
-        request = {"op": "put_message", "topic": "b", "message": "m", "id": number}
-        socket.send_multipart([b"", json.dumps(request).encode()])
+    send_puts(socket, "b", 6)
     codes = sorted(json.loads(socket.recv_multipart()[1]).get("error") for _ in range(6))
     socket.close()
     assert codes.count("busy") >= 4 and set(codes) <= {"busy", "timeout"}, codes

@@ -4,7 +4,7 @@ import json
 import signal
 import time
 
-from conftest import STARTUP_WAIT_S, dealer
+from conftest import STARTUP_WAIT_S, dealer, send_puts
 
 STATUS_KEYS = {
     "role", "term", "leader", "commit_index", "last_applied", "log_size",
@@ -115,15 +115,9 @@ def test_sigterm_answers_every_waiting_request(make_cluster):
     # Requests that cannot commit (both followers are down) wait on the
     # leader; SIGTERM must still answer each one before the process exits.
     cluster = make_cluster(3, "--check-quorum", "false", "--request-deadline-ms", "30000")
-    leader = cluster.find_leader_course_style()
-    assert leader is not None
-    assert cluster.ask(leader, {"op": "put_topic", "topic": "t"}) == {"success": True}
-    for follower in [i for i in range(3) if i != leader]:
-        cluster.kill(follower)
+    leader = cluster.leader_alone_with_topic("t")
     socket = dealer(cluster.endpoint(leader), timeout_ms=3000)
-    for number in range(20):
-        request = {"op": "put_message", "topic": "t", "message": "m", "id": number}
-        socket.send_multipart([b"", json.dumps(request).encode()])
+    send_puts(socket, "t", 20)
     assert cluster.wait_until(lambda: cluster.status(leader)["log_size"] >= 22, timeout_s=5), "requests not yet waiting"
     assert cluster.terminate(leader) == 0
     replies = [json.loads(socket.recv_multipart()[1]) for _ in range(20)]
