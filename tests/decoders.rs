@@ -7,8 +7,8 @@
 
 use raftmq::node::peer_codec;
 use raftmq::protocol::parse_request;
-use raftmq::queue::Command;
 use raftmq::queue::QueueStateMachine;
+use raftmq::queue::{Command, Session, SessionCommand};
 use raftmq::raft::{
     AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
     RequestVoteResponse,
@@ -73,8 +73,13 @@ fn valid_commands() -> Vec<Vec<u8>> {
         Command::PutMessage { topic: "t".into(), message: "ünïcode message".into() },
         Command::GetMessage { topic: "t".into() },
     ]
-    .iter()
-    .map(Command::encode)
+    .into_iter()
+    .enumerate()
+    .map(|(seq, command)| {
+        // Half the entries carry a session, so retries and session images are covered.
+        let session = (seq % 2 == 1).then(|| Session { client_id: format!("client-{}", seq % 3), seq: seq as u64 });
+        SessionCommand { session, command }.encode()
+    })
     .collect()
 }
 
@@ -84,6 +89,7 @@ fn valid_requests() -> Vec<Vec<u8>> {
         r#"{"op":"get_topics"}"#,
         r#"{"op":"status","id":"x"}"#,
         r#"{"op":"put_topic","topic":"\u00e9\ud83e\udd80"}"#,
+        r#"{"op":"get_message","topic":"t","client_id":"c-1","seq":18446744073709551615}"#,
     ]
     .iter()
     .map(|text| text.as_bytes().to_vec())
@@ -152,8 +158,8 @@ fn command_decoder_never_panics_and_round_trips_what_it_accepts() {
     let mut rng = SmallRng::seed_from_u64(2);
     for _ in 0..CASES {
         let bytes = mutate(&mut rng, &valid);
-        if let Ok(command) = Command::decode(&bytes) {
-            assert_eq!(command.encode(), bytes);
+        if let Ok(entry) = SessionCommand::decode(&bytes) {
+            assert_eq!(entry.encode(), bytes);
         }
     }
 }
@@ -177,8 +183,9 @@ fn queue_snapshot_decoder_never_panics_and_round_trips_what_it_accepts() {
     let mut machine = QueueStateMachine::new();
     let images: Vec<Vec<u8>> = valid_commands()
         .iter()
-        .map(|encoded| {
-            machine.apply_entry(encoded).expect("valid command");
+        .enumerate()
+        .map(|(index, encoded)| {
+            machine.apply_entry(index as u64 + 1, encoded).expect("valid command");
             machine.encode_snapshot()
         })
         .collect();

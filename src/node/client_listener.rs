@@ -91,7 +91,8 @@ impl ClientListener {
                 reply_now(router, &envelope, ReplyBody::Status(status).encode(request.id.as_ref()));
             }
             Operation::Queue(command) => {
-                let forwarded = Input::Client(ClientCommand { envelope, id: request.id, command });
+                let forwarded =
+                    Input::Client(ClientCommand { envelope, id: request.id, session: request.session, command });
                 if self.inputs.send(forwarded).is_err() {
                     warn!("event loop is gone; dropping a request");
                 }

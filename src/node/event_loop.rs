@@ -233,7 +233,7 @@ impl EventLoop {
             }
             return;
         }
-        let commands: Vec<Vec<u8>> = proposals.iter().map(|proposal| proposal.command.encode()).collect();
+        let commands: Vec<Vec<u8>> = proposals.iter().map(ClientCommand::encode_entry).collect();
         match self.core.propose(commands) {
             Ok((first_index, term)) => {
                 let deadline = Instant::now() + self.settings.request_deadline();
@@ -470,7 +470,7 @@ impl EventLoop {
             let body = if entry.is_noop() {
                 None
             } else {
-                Some(match self.queue.apply_entry(&entry.data) {
+                Some(match self.queue.apply_entry(index, &entry.data) {
                     Ok(reply) => ReplyBody::Queue(reply),
                     Err(failure) => {
                         error!("entry {index} holds an {failure}; skipped");

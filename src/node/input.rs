@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use super::pending::Envelope;
-use crate::queue::Command;
+use crate::queue::{Command, Session, SessionCommand};
 use crate::raft::{Message, NodeId};
 use crate::storage::DiskReport;
 
@@ -24,5 +24,13 @@ pub enum Input {
 pub struct ClientCommand {
     pub envelope: Envelope,
     pub id: Option<Value>,
+    pub session: Option<Session>,
     pub command: Command,
+}
+
+impl ClientCommand {
+    /// The log entry for this request.
+    pub fn encode_entry(&self) -> Vec<u8> {
+        SessionCommand::encode_parts(self.session.as_ref(), &self.command)
+    }
 }

@@ -109,7 +109,7 @@ impl ReplyBody {
         let mut object = Map::new();
         match self {
             ReplyBody::Queue(reply) => {
-                let success = !matches!(reply, QueueReply::Refused);
+                let success = !matches!(reply, QueueReply::Refused | QueueReply::Stale { .. });
                 object.insert("success".into(), Value::Bool(success));
                 match reply {
                     QueueReply::Topics(topics) => {
@@ -117,6 +117,14 @@ impl ReplyBody {
                     }
                     QueueReply::Message(message) => {
                         object.insert("message".into(), Value::String(message.clone()));
+                    }
+                    QueueReply::Stale { latest_seq } => {
+                        object.insert("error".into(), "stale_seq".into());
+                        let detail = format!(
+                            "seq is below this client's latest applied seq {latest_seq}; that request's reply \
+                             is no longer kept, and this one was not applied"
+                        );
+                        object.insert("detail".into(), detail.into());
                     }
                     QueueReply::Done | QueueReply::Refused => {}
                 }

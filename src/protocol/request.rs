@@ -4,7 +4,10 @@
 use serde_json::{Map, Value};
 
 use super::reply::ErrorCode;
-use crate::queue::Command;
+use crate::queue::{Command, Session};
+
+/// Longest client_id accepted: sessions live in every replica's memory.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
@@ -16,6 +19,8 @@ pub enum Operation {
 pub struct ClientRequest {
     /// Echoed unchanged in the reply, whatever JSON value it is.
     pub id: Option<Value>,
+    /// (client_id, seq) when the client asked for exactly-once execution.
+    pub session: Option<Session>,
     pub operation: Operation,
 }
 
@@ -44,7 +49,25 @@ pub fn parse_request(frame: &[u8], max_bytes: usize) -> Result<ClientRequest, Re
     };
     let id = fields.get("id").cloned();
     let operation = parse_operation(&fields).map_err(|detail| bad(id.clone(), detail))?;
-    Ok(ClientRequest { id, operation })
+    let session = parse_session(&fields).map_err(|detail| bad(id.clone(), detail))?;
+    Ok(ClientRequest { id, session, operation })
+}
+
+/// `client_id` and `seq` come together or not at all.
+fn parse_session(fields: &Map<String, Value>) -> Result<Option<Session>, String> {
+    match (fields.get("client_id"), fields.get("seq")) {
+        (None, None) => Ok(None),
+        (Some(Value::String(client_id)), Some(seq)) => {
+            if client_id.is_empty() || client_id.len() > MAX_CLIENT_ID_BYTES {
+                return Err(format!("field \"client_id\" must be 1 to {MAX_CLIENT_ID_BYTES} bytes"));
+            }
+            let seq = seq.as_u64().ok_or("field \"seq\" must be a non-negative integer")?;
+            Ok(Some(Session { client_id: client_id.clone(), seq }))
+        }
+        (Some(Value::String(_)), None) => Err("field \"client_id\" needs a \"seq\"".into()),
+        (None, Some(_)) => Err("field \"seq\" needs a \"client_id\"".into()),
+        (Some(_), _) => Err("field \"client_id\" must be a string".into()),
+    }
 }
 
 fn parse_operation(fields: &Map<String, Value>) -> Result<Operation, String> {
@@ -126,6 +149,29 @@ mod tests {
         }
         let invalid_utf8 = parse_request(&[0xff, 0xfe], 1024).unwrap_err();
         assert_eq!(invalid_utf8.code, ErrorCode::BadRequest);
+    }
+
+    #[test]
+    fn a_session_is_client_id_and_seq_together() {
+        let request = parse(r#"{"op":"get_message","topic":"t","client_id":"c1","seq":42}"#).unwrap();
+        assert_eq!(request.session, Some(Session { client_id: "c1".into(), seq: 42 }));
+        assert_eq!(parse(r#"{"op":"get_topics"}"#).unwrap().session, None);
+        let cases = [
+            (r#"{"op":"get_topics","client_id":"c"}"#, "needs a \"seq\""),
+            (r#"{"op":"get_topics","seq":1}"#, "needs a \"client_id\""),
+            (r#"{"op":"get_topics","client_id":7,"seq":1}"#, "must be a string"),
+            (r#"{"op":"get_topics","client_id":"","seq":1}"#, "1 to 256 bytes"),
+            (r#"{"op":"get_topics","client_id":"c","seq":-1}"#, "non-negative integer"),
+            (r#"{"op":"get_topics","client_id":"c","seq":1.5}"#, "non-negative integer"),
+            (r#"{"op":"get_topics","client_id":"c","seq":"1"}"#, "non-negative integer"),
+        ];
+        for (input, reason) in cases {
+            let error = parse(input).unwrap_err();
+            assert_eq!(error.code, ErrorCode::BadRequest, "{input}");
+            assert!(error.detail.contains(reason), "{input}: {}", error.detail);
+        }
+        let long = format!(r#"{{"op":"get_topics","client_id":"{}","seq":1}}"#, "x".repeat(257));
+        assert!(parse_request(long.as_bytes(), 4096).is_err());
     }
 
     #[test]

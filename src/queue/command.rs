@@ -16,6 +16,58 @@ const TAG_PUT_TOPIC: u8 = 1;
 const TAG_GET_TOPICS: u8 = 2;
 const TAG_PUT_MESSAGE: u8 = 3;
 const TAG_GET_MESSAGE: u8 = 4;
+/// Prefix of a command that carries the client's session.
+const TAG_SESSION: u8 = 16;
+
+/// A client's exactly-once identity for one request (Raft dissertation §6.3).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    pub client_id: String,
+    /// Increases with each new request of this client; a retry reuses it.
+    pub seq: u64,
+}
+
+/// What one log entry holds: a command, and the session it was sent in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionCommand {
+    pub session: Option<Session>,
+    pub command: Command,
+}
+
+impl SessionCommand {
+    /// The entry's bytes: `[16][client_id][seq u64]` before the command
+    /// when there is a session, the bare command otherwise.
+    pub fn encode(&self) -> Vec<u8> {
+        SessionCommand::encode_parts(self.session.as_ref(), &self.command)
+    }
+
+    /// `encode` for a command and session held apart.
+    pub fn encode_parts(session: Option<&Session>, command: &Command) -> Vec<u8> {
+        let Some(session) = session else {
+            return command.encode();
+        };
+        let mut out = Vec::with_capacity(32 + session.client_id.len() + command.payload_len());
+        out.push(TAG_SESSION);
+        put_string(&mut out, &session.client_id);
+        out.extend_from_slice(&session.seq.to_le_bytes());
+        command.encode_into(&mut out);
+        out
+    }
+
+    pub fn decode(bytes: &[u8]) -> Result<SessionCommand, DecodeError> {
+        let Some((&TAG_SESSION, mut rest)) = bytes.split_first() else {
+            return Ok(SessionCommand { session: None, command: Command::decode(bytes)? });
+        };
+        let client_id = take_string(&mut rest)?;
+        if rest.len() < 8 {
+            return Err(DecodeError("truncated session sequence number".into()));
+        }
+        let (seq_bytes, command_bytes) = rest.split_at(8);
+        let seq = u64::from_le_bytes(seq_bytes.try_into().expect("8 bytes"));
+        let command = Command::decode(command_bytes)?;
+        Ok(SessionCommand { session: Some(Session { client_id, seq }), command })
+    }
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
@@ -30,23 +82,27 @@ impl Command {
     /// Never empty: an empty entry is the leader's no-op.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.payload_len());
+        self.encode_into(&mut out);
+        out
+    }
+
+    fn encode_into(&self, out: &mut Vec<u8>) {
         match self {
             Command::PutTopic { topic } => {
                 out.push(TAG_PUT_TOPIC);
-                put_string(&mut out, topic);
+                put_string(out, topic);
             }
             Command::GetTopics => out.push(TAG_GET_TOPICS),
             Command::PutMessage { topic, message } => {
                 out.push(TAG_PUT_MESSAGE);
-                put_string(&mut out, topic);
-                put_string(&mut out, message);
+                put_string(out, topic);
+                put_string(out, message);
             }
             Command::GetMessage { topic } => {
                 out.push(TAG_GET_MESSAGE);
-                put_string(&mut out, topic);
+                put_string(out, topic);
             }
         }
-        out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
@@ -125,5 +181,21 @@ mod tests {
         extended.push(0);
         assert!(Command::decode(&extended).is_err());
         assert!(Command::decode(&[99]).is_err());
+    }
+
+    #[test]
+    fn session_commands_round_trip_and_refuse_every_cut() {
+        let with_session = SessionCommand {
+            session: Some(Session { client_id: "client-ü".into(), seq: u64::MAX }),
+            command: Command::PutMessage { topic: "t".into(), message: "m".into() },
+        };
+        let without = SessionCommand { session: None, command: Command::GetTopics };
+        for entry in [with_session.clone(), without] {
+            assert_eq!(SessionCommand::decode(&entry.encode()), Ok(entry));
+        }
+        let bytes = with_session.encode();
+        for cut in 0..bytes.len() {
+            assert!(SessionCommand::decode(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
     }
 }

@@ -2,8 +2,10 @@
 //! Raft; it applies committed commands in order and returns their replies.
 
 mod command;
+mod session;
 mod snapshot;
 mod state_machine;
 
-pub use command::{Command, DecodeError};
+pub use command::{Command, DecodeError, Session, SessionCommand};
+pub use session::{SessionCheck, SessionLimits, SessionRecord, SessionTable};
 pub use state_machine::{QueueReply, QueueStateMachine};

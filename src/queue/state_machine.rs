@@ -4,7 +4,8 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 
-use super::command::{Command, DecodeError};
+use super::command::{Command, DecodeError, Session, SessionCommand};
+use super::session::{EntryIndex, SessionCheck, SessionLimits, SessionTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueReply {
@@ -12,6 +13,11 @@ pub enum QueueReply {
     Refused,
     Topics(Vec<String>),
     Message(String),
+    /// The request's seq is below the client's latest applied one: it was
+    /// superseded, and its reply is no longer kept. Not applied.
+    Stale {
+        latest_seq: u64,
+    },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -25,6 +31,7 @@ pub struct QueueStateMachine {
     /// applied the same commands agree on it (etcd's hashkv), so operators
     /// and tests can compare replicas without reading their queues.
     digest: u64,
+    sessions: SessionTable,
 }
 
 impl QueueStateMachine {
@@ -32,12 +39,40 @@ impl QueueStateMachine {
         QueueStateMachine::default()
     }
 
-    /// Apply a command given as its encoding (a log entry's data), without
-    /// re-encoding it for the digest.
-    pub fn apply_entry(&mut self, data: &[u8]) -> Result<QueueReply, DecodeError> {
-        let command = Command::decode(data)?;
+    pub fn with_session_limits(limits: SessionLimits) -> QueueStateMachine {
+        QueueStateMachine { sessions: SessionTable::with_limits(limits), ..QueueStateMachine::default() }
+    }
+
+    /// Apply log entry `index`, given as its encoding, without re-encoding
+    /// it for the digest. A request in a session is applied at most once:
+    /// a retry gets the first reply back.
+    pub fn apply_entry(&mut self, index: EntryIndex, data: &[u8]) -> Result<QueueReply, DecodeError> {
+        let SessionCommand { session, command } = SessionCommand::decode(data)?;
         self.digest = chain_digest(self.digest, data);
-        Ok(self.execute(&command))
+        let reply = match &session {
+            None => self.execute(&command),
+            Some(Session { client_id, seq }) => self.execute_once(client_id, *seq, &command, index),
+        };
+        if !self.sessions.is_empty() {
+            self.sessions.expire(index);
+        }
+        Ok(reply)
+    }
+
+    fn execute_once(&mut self, client_id: &str, seq: u64, command: &Command, index: EntryIndex) -> QueueReply {
+        match self.sessions.check(client_id, seq) {
+            SessionCheck::New => {
+                let reply = self.execute(command);
+                self.sessions.record(client_id, seq, reply.clone(), index);
+                reply
+            }
+            SessionCheck::Duplicate(reply) => {
+                // A client still retrying is alive: keep its session fresh.
+                self.sessions.record(client_id, seq, reply.clone(), index);
+                reply
+            }
+            SessionCheck::Stale { latest_seq } => QueueReply::Stale { latest_seq },
+        }
     }
 
     pub fn apply(&mut self, command: &Command) -> QueueReply {
@@ -83,6 +118,14 @@ impl QueueStateMachine {
 
     pub fn restore_digest(&mut self, digest: u64) {
         self.digest = digest;
+    }
+
+    pub fn sessions(&self) -> &SessionTable {
+        &self.sessions
+    }
+
+    pub fn sessions_mut(&mut self) -> &mut SessionTable {
+        &mut self.sessions
     }
 
     /// Every topic in creation order with its queued messages, oldest first.
@@ -164,5 +207,54 @@ mod tests {
         let replies_second: Vec<_> = commands.iter().map(|c| second.apply(c)).collect();
         assert_eq!(replies_first, replies_second);
         assert_eq!(first.topics(), second.topics());
+    }
+
+    fn in_session(client_id: &str, seq: u64, command: Command) -> Vec<u8> {
+        SessionCommand { session: Some(Session { client_id: client_id.into(), seq }), command }.encode()
+    }
+
+    #[test]
+    fn a_retried_put_is_enqueued_once_and_answered_alike() {
+        let mut queues = QueueStateMachine::new();
+        queues.apply(&put_topic("t"));
+        let entry = in_session("c", 1, put("t", "m"));
+        assert_eq!(queues.apply_entry(2, &entry), Ok(QueueReply::Done));
+        assert_eq!(queues.apply_entry(3, &entry), Ok(QueueReply::Done));
+        assert_eq!(queues.queue_length("t"), Some(1), "the retry was not applied");
+    }
+
+    #[test]
+    fn a_retried_get_returns_the_same_message_instead_of_popping_another() {
+        let mut queues = QueueStateMachine::new();
+        queues.apply(&put_topic("t"));
+        queues.apply(&put("t", "first"));
+        queues.apply(&put("t", "second"));
+        let get_first = in_session("c", 7, get("t"));
+        assert_eq!(queues.apply_entry(4, &get_first), Ok(QueueReply::Message("first".into())));
+        assert_eq!(queues.apply_entry(5, &get_first), Ok(QueueReply::Message("first".into())));
+        assert_eq!(queues.apply_entry(6, &in_session("c", 8, get("t"))), Ok(QueueReply::Message("second".into())));
+        assert_eq!(queues.apply_entry(7, &get_first), Ok(QueueReply::Stale { latest_seq: 8 }));
+        assert_eq!(queues.queue_length("t"), Some(0));
+    }
+
+    #[test]
+    fn sessions_expire_at_the_same_entry_on_every_replica() {
+        let limits = SessionLimits { max_sessions: 2, idle_entries: 10 };
+        let (mut first, mut second) =
+            (QueueStateMachine::with_session_limits(limits), QueueStateMachine::with_session_limits(limits));
+        for machine in [&mut first, &mut second] {
+            machine.apply(&put_topic("t"));
+            for (index, client) in ["a", "b", "a", "c"].iter().enumerate() {
+                machine.apply_entry(index as u64 + 2, &in_session(client, 1, put("t", client))).unwrap();
+            }
+        }
+        let clients = |machine: &QueueStateMachine| -> Vec<String> {
+            machine.sessions().iter().map(|(client, _)| client.to_string()).collect()
+        };
+        assert_eq!(clients(&first), ["a", "c"], "b was least recently used: a's retry refreshed a");
+        assert_eq!(clients(&first), clients(&second));
+        assert_eq!(first.queue_length("t"), Some(3), "a's second seq-1 put was a duplicate");
+        first.apply_entry(100, &in_session("d", 1, put("t", "d"))).unwrap();
+        assert_eq!(clients(&first), ["d"], "the idle sessions expired by log index");
     }
 }

@@ -6,12 +6,19 @@ apart a failure that certainly did nothing from one whose outcome is unknown.
     client.put_topic("news")
     client.put_message("news", "hello")
     print(client.get_message("news"))   # "hello"
+
+Writes carry a session (``client_id``, ``seq``) by default, so the client
+retries them after a lost reply or a leader change without applying them
+twice. ``Client(..., exactly_once=False)`` sends bare requests instead; a
+write whose outcome is unknown then raises ``Indeterminate``.
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
+import uuid
 from typing import Any, Optional, Sequence
 
 import zmq
@@ -72,13 +79,21 @@ def endpoints_from_config(path: str) -> list[str]:
 class Client:
     """Talks to whichever node leads; caches it and follows redirects."""
 
-    def __init__(self, endpoints: Sequence[str], timeout_ms: int = 1000, give_up_after_s: float = 5.0):
+    def __init__(
+        self,
+        endpoints: Sequence[str],
+        timeout_ms: int = 1000,
+        give_up_after_s: float = 5.0,
+        exactly_once: bool = True,
+    ):
         if not endpoints:
             raise ValueError("a client needs at least one node endpoint")
         self.endpoints = list(endpoints)
         self.timeout_ms = timeout_ms
         self.give_up_after_s = give_up_after_s
         self.leader: Optional[str] = None
+        self.client_id: Optional[str] = uuid.uuid4().hex if exactly_once else None
+        self._seq = itertools.count(1)
 
     @classmethod
     def from_config(cls, path: str, **options: Any) -> "Client":
@@ -94,12 +109,21 @@ class Client:
                 return endpoint
         return None
 
+    def write(self, payload: dict) -> dict:
+        """A request that changes state: in a fresh session seq when the
+        client is exactly-once, so every retry of it is applied at most once."""
+        if self.client_id is None:
+            return self.call(payload)
+        payload = dict(payload, client_id=self.client_id, seq=next(self._seq))
+        return self.call(payload, idempotent=True)
+
     def call(self, payload: dict, idempotent: bool = False) -> dict:
         """Send ``payload`` to the leader; the reply (success or plain failure).
 
         Redirects (``not_leader``) are followed until ``give_up_after_s``. A
         lost reply, ``timeout`` or ``leader_changed`` is retried only when
-        ``idempotent``; otherwise it raises ``Indeterminate``.
+        ``idempotent`` (a read, or a write in a session); otherwise it raises
+        ``Indeterminate``.
         """
         deadline = time.monotonic() + self.give_up_after_s
         last_reply: Optional[dict] = None
@@ -134,20 +158,22 @@ class Client:
                 raise RaftMQError(f"{reply['error']}: {reply.get('detail')}", reply)
             self.leader = endpoint
             return reply
+        if last_reply is None or last_reply.get("error") in INDETERMINATE_CODES:
+            raise Indeterminate(f"no leader answered within {self.give_up_after_s} s", last_reply)
         raise RaftMQError(f"no leader answered within {self.give_up_after_s} s", last_reply)
 
     def put_topic(self, topic: str) -> bool:
         """True if created, False if it already existed."""
-        return self.call({"op": "put_topic", "topic": topic})["success"]
+        return self.write({"op": "put_topic", "topic": topic})["success"]
 
     def get_topics(self) -> list[str]:
         return self.call({"op": "get_topics"}, idempotent=True)["topics"]
 
     def put_message(self, topic: str, message: str) -> bool:
         """True if enqueued, False if the topic does not exist."""
-        return self.call({"op": "put_message", "topic": topic, "message": message})["success"]
+        return self.write({"op": "put_message", "topic": topic, "message": message})["success"]
 
     def get_message(self, topic: str) -> Optional[str]:
         """The oldest message (removed from the topic), or None if there is none."""
-        reply = self.call({"op": "get_message", "topic": topic})
+        reply = self.write({"op": "get_message", "topic": topic})
         return reply["message"] if reply["success"] else None
