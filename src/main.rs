@@ -36,6 +36,9 @@ struct Arguments {
     /// Step down as leader after an election timeout without hearing from a majority.
     #[arg(long, default_value_t = NodeSettings::default().check_quorum, action = clap::ArgAction::Set)]
     check_quorum: bool,
+    /// Ask a majority for pre-votes before raising the term, so a node that was cut off cannot depose a healthy leader.
+    #[arg(long, default_value_t = NodeSettings::default().pre_vote, action = clap::ArgAction::Set)]
+    pre_vote: bool,
     /// Where this node keeps its log and snapshot [default: raftmq-data/<cluster id>-node<index>,
     /// under the working directory; the cluster id is a hash of the config's addresses].
     #[arg(long)]
@@ -52,6 +55,9 @@ struct Arguments {
     /// Testing only: every disk write fails with ENOSPC while this file exists.
     #[arg(long, hide = true)]
     inject_disk_faults: Option<PathBuf>,
+    /// Testing only: drop peer traffic as this file's `in <peers>` / `out <peers>` lines say.
+    #[arg(long, hide = true)]
+    inject_network_faults: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -65,11 +71,13 @@ fn main() -> ExitCode {
         max_request_bytes: arguments.max_request_bytes,
         max_pending_requests: arguments.max_pending_requests,
         check_quorum: arguments.check_quorum,
+        pre_vote: arguments.pre_vote,
         data_dir: arguments.data_dir,
         snapshot_threshold_bytes: arguments.snapshot_threshold_bytes,
         wal_segment_bytes: arguments.wal_segment_bytes,
         fsync: arguments.fsync,
         inject_disk_faults: arguments.inject_disk_faults,
+        inject_network_faults: arguments.inject_network_faults,
     };
     let outcome = ClusterConfig::load(&arguments.config)
         .map_err(node::NodeError::Config)

@@ -20,7 +20,13 @@ const CASES: usize = 20_000;
 
 fn valid_peer_frames() -> Vec<Vec<u8>> {
     let messages = [
-        Message::RequestVote(RequestVote { term: 9, candidate: 1, last_log_index: 40, last_log_term: 8 }),
+        Message::RequestVote(RequestVote {
+            term: 9,
+            candidate: 1,
+            last_log_index: 40,
+            last_log_term: 8,
+            leadership_transfer: false,
+        }),
         Message::RequestVoteResponse(RequestVoteResponse { term: 9, vote_granted: true }),
         Message::AppendEntries(AppendEntries {
             term: 9,
@@ -32,6 +38,7 @@ fn valid_peer_frames() -> Vec<Vec<u8>> {
                 Entry { term: 9, index: 5, data: vec![] },
             ],
             leader_commit: 3,
+            read_round: 0,
         }),
         Message::AppendEntriesResponse(AppendEntriesResponse {
             term: 9,
@@ -39,6 +46,7 @@ fn valid_peer_frames() -> Vec<Vec<u8>> {
             index: 3,
             conflict_index: 2,
             conflict_term: Some(7),
+            read_round: 0,
         }),
         Message::InstallSnapshot(InstallSnapshot {
             term: 9,

@@ -214,6 +214,10 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
         let mut options = SimOptions::new(5);
         options.automatic_elections = false;
         options.max_entries_per_message = 1;
+        // The paper's Figure 8 forces elections that PreVote and leader
+        // stickiness exist to refuse; play it as the paper draws it.
+        options.pre_vote = false;
+        options.check_quorum = false;
         let mut cluster = Cluster::new(seed, options);
         // (a) S0 leads term 1; the no-op commits everywhere.
         cluster.force_election(0);

@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use crossbeam_channel::Sender;
 use log::{debug, warn};
 
-use super::input::{ClientCommand, Input};
+use super::input::{ClientCommand, Input, TransferRequest};
 use super::listener::Listener;
 use super::pending::Envelope;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
@@ -93,6 +93,12 @@ impl ClientListener {
             Operation::Queue(command) => {
                 let forwarded =
                     Input::Client(ClientCommand { envelope, id: request.id, session: request.session, command });
+                if self.inputs.send(forwarded).is_err() {
+                    warn!("event loop is gone; dropping a request");
+                }
+            }
+            Operation::TransferLeader { to } => {
+                let forwarded = Input::Transfer(TransferRequest { envelope, id: request.id, to });
                 if self.inputs.send(forwarded).is_err() {
                     warn!("event loop is gone; dropping a request");
                 }

@@ -16,15 +16,16 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 use super::held_sends::HeldSends;
-use super::input::{ClientCommand, Input};
+use super::input::{ClientCommand, Input, TransferRequest};
 use super::peer_senders::PeerSenders;
 use super::pending::{Envelope, PendingRequest, PendingRequests};
+use super::reads::{WaitingRead, WaitingReads};
 use super::snapshotter::{SnapshotJob, SnapshotWritten, Snapshotter};
 use super::timer::Timer;
 use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
-use crate::queue::QueueStateMachine;
-use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot};
+use crate::queue::{Command, QueueReply, QueueStateMachine};
+use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, TransferError};
 use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState, RECORD_OVERHEAD_BYTES};
 
 /// Inputs taken per turn at most, so timers and replies keep flowing.
@@ -57,9 +58,20 @@ pub struct EventLoop {
     settings: NodeSettings,
     election_timer: Timer,
     heartbeat_timer: Timer,
+    /// Armed with the shortest election timeout whenever the election timer
+    /// is: when it fires, a follower stops counting on a silent leader.
+    lease_timer: Timer,
     last_applied: LogIndex,
     rng: SmallRng,
     proposals: Vec<ClientCommand>,
+    /// This turn's reads; they join one ReadIndex round.
+    reads_to_start: Vec<ClientCommand>,
+    waiting_reads: WaitingReads,
+    /// transfer_leader requests waiting to see leadership move.
+    transfers: Vec<(TransferRequest, Instant)>,
+    /// Set when SIGTERM arrived on a leader: it hands leadership over and
+    /// exits once another node leads or this passes.
+    shutdown_deadline: Option<Instant>,
     effects: Vec<Effect>,
     /// This turn's writes, submitted as one batch at the end of the turn.
     disk_batch: Vec<DiskOperation>,
@@ -99,9 +111,14 @@ impl EventLoop {
             settings,
             election_timer: Timer::default(),
             heartbeat_timer: Timer::default(),
+            lease_timer: Timer::default(),
             last_applied,
             rng: SmallRng::from_entropy(),
             proposals: Vec::new(),
+            reads_to_start: Vec::new(),
+            waiting_reads: WaitingReads::default(),
+            transfers: Vec::new(),
+            shutdown_deadline: None,
             effects: Vec::new(),
             disk_batch: Vec::new(),
             durable_batch: 0,
@@ -137,17 +154,28 @@ impl EventLoop {
                             self.core.step(Event::Message { from, message });
                         }
                     }
+                    Input::Client(command) if command.command == Command::GetTopics => {
+                        self.reads_to_start.push(command)
+                    }
                     Input::Client(command) => self.proposals.push(command),
+                    Input::Transfer(request) => self.on_transfer_request(request),
                     Input::Disk(report) => self.on_disk_report(report),
                     Input::SnapshotWritten(outcome) => self.on_snapshot_written(outcome),
                     Input::Shutdown => shutdown = true,
                 }
             }
-            if shutdown {
+            if shutdown && !self.begin_shutdown() {
+                self.shut_down();
+                return;
+            }
+            if self.shutdown_deadline.is_some_and(|deadline| {
+                self.core.role() != Role::Leader || self.core.transfer_target().is_none() || Instant::now() >= deadline
+            }) {
                 self.shut_down();
                 return;
             }
             self.propose_waiting();
+            self.start_reads();
             // Effects first: a heartbeat read this turn re-arms the election
             // timer before timers are checked, so a turn that ran long does not
             // start an election against a leader that was just heard from.
@@ -156,8 +184,28 @@ impl EventLoop {
                 self.execute_effects();
             }
             self.expire_pending(Instant::now());
+            self.serve_reads();
             self.publish_status();
         }
+    }
+
+    /// On SIGTERM, a leader hands leadership to its most caught-up
+    /// follower before exiting, so the cluster sees no election gap (Raft
+    /// dissertation §3.10). True if a transfer began and the exit waits for it.
+    fn begin_shutdown(&mut self) -> bool {
+        if self.storage_error.is_some() || self.shutdown_deadline.is_some() {
+            return self.shutdown_deadline.is_some();
+        }
+        let Some(target) = self.core.best_transfer_target() else {
+            return false;
+        };
+        if self.core.transfer_leadership(target).is_err() {
+            return false;
+        }
+        info!("node {}: shutting down; handing leadership to node {target} first", self.core.id());
+        let wait = Duration::from_millis(self.settings.election_timeout_max_ms);
+        self.shutdown_deadline = Some(Instant::now() + wait);
+        true
     }
 
     /// Answer every request this node holds, so none is left without a
@@ -176,16 +224,27 @@ impl EventLoop {
             self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
         }
         self.fail_all_pending("the node is shutting down; the request may or may not take effect");
+        self.fail_reads("the node is shutting down; the read was not served");
+        self.finish_transfers(true);
         self.log_manager.close();
         std::thread::sleep(SHUTDOWN_FLUSH);
     }
 
     fn time_to_next_deadline(&mut self, now: Instant) -> Duration {
-        [self.election_timer.deadline(), self.heartbeat_timer.deadline(), self.pending.next_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
-            .map_or(MAX_WAIT, |deadline| deadline.saturating_duration_since(now).min(MAX_WAIT))
+        let transfer = self.transfers.iter().map(|(_, deadline)| *deadline).min();
+        [
+            self.election_timer.deadline(),
+            self.heartbeat_timer.deadline(),
+            self.lease_timer.deadline(),
+            self.pending.next_deadline(),
+            self.waiting_reads.next_deadline(),
+            transfer,
+            self.shutdown_deadline,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .map_or(MAX_WAIT, |deadline| deadline.saturating_duration_since(now).min(MAX_WAIT))
     }
 
     /// Step the core with every timer that is due; true if any was.
@@ -201,7 +260,112 @@ impl EventLoop {
         if heartbeat {
             self.core.step(Event::HeartbeatTimeout);
         }
-        election || heartbeat
+        let lease = self.lease_timer.fire_if_due(now);
+        if lease {
+            self.core.step(Event::LeaseTimeout);
+        }
+        election || heartbeat || lease
+    }
+
+    /// Start one ReadIndex round for every read that arrived this turn.
+    fn start_reads(&mut self) {
+        if self.reads_to_start.is_empty() {
+            return;
+        }
+        let reads = std::mem::take(&mut self.reads_to_start);
+        let refusal = if let Some(storage_error) = &self.storage_error {
+            let detail = format!("this node's storage failed ({storage_error}); ask another node");
+            Some(ReplyBody::error(ErrorCode::StorageFailed, detail))
+        } else {
+            match self.core.read_index() {
+                Ok(round) => {
+                    let deadline = Instant::now() + self.settings.request_deadline();
+                    for command in reads {
+                        self.waiting_reads.add(WaitingRead { round, command, deadline });
+                    }
+                    return;
+                }
+                Err(not_leader) => {
+                    Some(self.redirect(ErrorCode::NotLeader, not_leader.leader, "this node is not the leader"))
+                }
+            }
+        };
+        if let Some(body) = refusal {
+            for read in reads {
+                self.reply(&read.envelope, body.clone(), read.id.as_ref());
+            }
+        }
+    }
+
+    /// Answer every confirmed read whose index the state machine reached.
+    fn serve_reads(&mut self) {
+        for read in self.waiting_reads.take_servable(self.last_applied) {
+            let body = match self.queue.query(&read.command) {
+                Some(reply) => ReplyBody::Queue(reply),
+                None => ReplyBody::error(ErrorCode::BadRequest, "not a read-only request"),
+            };
+            self.reply(&read.envelope, body, read.id.as_ref());
+        }
+    }
+
+    fn fail_reads(&mut self, detail: &str) {
+        let body = self.redirect(ErrorCode::NotLeader, self.core.leader(), detail);
+        for read in self.waiting_reads.take_all() {
+            self.reply(&read.envelope, body.clone(), read.id.as_ref());
+        }
+    }
+
+    fn on_transfer_request(&mut self, request: TransferRequest) {
+        if self.core.role() == Role::Leader && request.to == self.core.id() {
+            return self.reply(&request.envelope, ReplyBody::Queue(QueueReply::Done), request.id.as_ref());
+        }
+        let refusal = match self.core.transfer_leadership(request.to) {
+            Ok(()) => {
+                let wait = Duration::from_millis(self.settings.election_timeout_max_ms * 2);
+                self.transfers.push((request, Instant::now() + wait));
+                return;
+            }
+            Err(TransferError::NotLeader(not_leader)) => {
+                self.redirect(ErrorCode::NotLeader, not_leader.leader, "only the leader can hand leadership over")
+            }
+            Err(TransferError::InvalidTarget) => {
+                let detail = format!("node {} is not another member of this cluster", request.to);
+                ReplyBody::error(ErrorCode::BadRequest, detail)
+            }
+        };
+        self.reply(&request.envelope, refusal, request.id.as_ref());
+    }
+
+    /// Answer transfer requests: success once the target leads; an error
+    /// once another node leads, this node takes leadership back, or the
+    /// deadline passes. While the target's election runs (no leader known),
+    /// they wait, unless the node is `closing`.
+    fn finish_transfers(&mut self, closing: bool) {
+        let now = Instant::now();
+        let leader = if self.core.role() == Role::Leader { Some(self.core.id()) } else { self.core.leader() };
+        let transferring = self.core.transfer_target().is_some();
+        for (request, deadline) in std::mem::take(&mut self.transfers) {
+            let body = match leader {
+                Some(leader) if leader == request.to => ReplyBody::Queue(QueueReply::Done),
+                _ if now >= deadline || closing => {
+                    let detail = format!("leadership did not move to node {} in time", request.to);
+                    ReplyBody::error(ErrorCode::Timeout, detail)
+                }
+                None => {
+                    self.transfers.push((request, deadline));
+                    continue;
+                }
+                Some(_) if transferring => {
+                    self.transfers.push((request, deadline));
+                    continue;
+                }
+                Some(leader) => {
+                    let detail = format!("leadership went to node {leader}, not node {}", request.to);
+                    ReplyBody::error(ErrorCode::Timeout, detail)
+                }
+            };
+            self.reply(&request.envelope, body, request.id.as_ref());
+        }
     }
 
     /// Hand this turn's client commands to the core as one batch.
@@ -286,7 +450,13 @@ impl EventLoop {
             Effect::ResetElectionTimer => {
                 let timeout_ms =
                     self.rng.gen_range(self.settings.election_timeout_min_ms..=self.settings.election_timeout_max_ms);
-                self.election_timer.reset(Instant::now(), Duration::from_millis(timeout_ms));
+                let now = Instant::now();
+                self.election_timer.reset(now, Duration::from_millis(timeout_ms));
+                self.lease_timer.reset(now, Duration::from_millis(self.settings.election_timeout_min_ms));
+            }
+            Effect::ReadsConfirmed { round, read_index } => {
+                self.waiting_reads.confirm(round, read_index);
+                self.serve_reads();
             }
             Effect::ResetHeartbeatTimer => {
                 let interval = Duration::from_millis(self.settings.heartbeat_interval_ms);
@@ -369,8 +539,10 @@ impl EventLoop {
         self.disk_batch.clear();
         self.election_timer.cancel();
         self.heartbeat_timer.cancel();
+        self.lease_timer.cancel();
         let message = format!("this node's storage failed ({detail}); the request may or may not take effect");
         self.fail_all_pending(&message);
+        self.fail_reads("this node's storage failed; the read was not served");
     }
 
     /// Rejoin from what storage durably holds, exactly as after a restart.
@@ -456,6 +628,10 @@ impl EventLoop {
         info!("node {}: {} in term {term} (leader: {leader_text})", self.core.id(), role.as_str());
         if role != Role::Leader {
             self.fail_all_pending("leadership was lost before the request committed; it may or may not take effect");
+            self.fail_reads("leadership was lost before the read was confirmed; it was not served");
+        }
+        if !self.transfers.is_empty() {
+            self.finish_transfers(false);
         }
     }
 
@@ -498,6 +674,16 @@ impl EventLoop {
     }
 
     fn expire_pending(&mut self, now: Instant) {
+        for read in self.waiting_reads.take_expired(now) {
+            let detail = format!(
+                "a majority did not confirm this node's leadership within {} ms; the read was not served",
+                self.settings.request_deadline_ms
+            );
+            self.reply(&read.envelope, ReplyBody::error(ErrorCode::Timeout, detail), read.id.as_ref());
+        }
+        if self.transfers.iter().any(|(_, deadline)| *deadline <= now) {
+            self.finish_transfers(false);
+        }
         for waiting in self.pending.take_expired(now) {
             let detail = format!(
                 "the request did not commit within {} ms; it may or may not take effect",
@@ -530,7 +716,13 @@ impl EventLoop {
     fn publish_status(&self) {
         let failed = self.storage_error.is_some();
         let report = StatusReport {
-            role: if failed { Role::Follower.as_str() } else { self.core.role().as_str() },
+            role: match self.core.role() {
+                _ if failed => Role::Follower.as_str(),
+                // The course protocol knows three roles. A pre-candidate has
+                // changed neither term nor vote: in Raft's terms a follower.
+                Role::PreCandidate => Role::Follower.as_str(),
+                role => role.as_str(),
+            },
             term: self.core.term(),
             leader: if failed { None } else { self.core.leader() },
             commit_index: self.core.commit_index(),

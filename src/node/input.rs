@@ -13,11 +13,19 @@ pub enum Input {
         message: Message,
     },
     Client(ClientCommand),
+    Transfer(TransferRequest),
     /// What the LogManager made durable, or that storage failed or recovered.
     Disk(DiskReport),
     /// The snapshot thread finished a snapshot (or failed to).
     SnapshotWritten(super::snapshotter::SnapshotWritten),
     Shutdown,
+}
+
+/// `{"op":"transfer_leader","to":<index>}` and where its reply goes.
+pub struct TransferRequest {
+    pub envelope: Envelope,
+    pub id: Option<Value>,
+    pub to: NodeId,
 }
 
 /// A decoded queue request and where its reply goes.

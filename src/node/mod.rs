@@ -7,10 +7,12 @@ mod event_loop;
 mod held_sends;
 mod input;
 mod listener;
+mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
 mod pending;
+mod reads;
 mod snapshotter;
 mod timer;
 
@@ -31,6 +33,7 @@ use client_listener::ClientListener;
 use event_loop::{EventLoop, Wiring};
 use input::Input;
 use listener::start_listener;
+use network_faults::NetworkFaults;
 use peer_listener::PeerListener;
 use peer_senders::PeerSenders;
 use snapshotter::Snapshotter;
@@ -47,6 +50,8 @@ pub struct NodeSettings {
     pub max_pending_requests: usize,
     /// A leader out of touch with a majority for an election timeout steps down.
     pub check_quorum: bool,
+    /// Ask for pre-votes before starting an election.
+    pub pre_vote: bool,
     /// Where this node keeps its log; None derives one from the config.
     pub data_dir: Option<PathBuf>,
     /// Log bytes applied since the last snapshot that trigger a new one.
@@ -56,6 +61,8 @@ pub struct NodeSettings {
     pub fsync: bool,
     /// Test switch: storage fails while this file exists.
     pub inject_disk_faults: Option<PathBuf>,
+    /// Test switch: peer traffic is dropped as this file's rules say.
+    pub inject_network_faults: Option<PathBuf>,
 }
 
 impl Default for NodeSettings {
@@ -68,11 +75,13 @@ impl Default for NodeSettings {
             max_request_bytes: 1 << 20,
             max_pending_requests: 100_000,
             check_quorum: true,
+            pre_vote: true,
             data_dir: None,
             snapshot_threshold_bytes: 32 << 20,
             wal_segment_bytes: 8 << 20,
             fsync: true,
             inject_disk_faults: None,
+            inject_network_faults: None,
         }
     }
 }
@@ -164,6 +173,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         endpoint: config.peer_endpoint(index),
         node_count: config.node_count(),
         inputs: inputs_sender.clone(),
+        faults_file: settings.inject_network_faults.clone(),
     };
     start_listener(peer_listener, context.clone()).map_err(NodeError::Startup)?;
     let disk_reports = inputs_sender.clone();
@@ -176,7 +186,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
 
     let mut core_config = CoreConfig::new(index, config.node_count());
     core_config.check_quorum = settings.check_quorum;
-    let peers = PeerSenders::connect(&context, &config, index).map_err(NodeError::Startup)?;
+    core_config.pre_vote = settings.pre_vote;
+    let faults = NetworkFaults::new(settings.inject_network_faults.clone(), config.node_count());
+    let peers = PeerSenders::connect(&context, &config, index, faults).map_err(NodeError::Startup)?;
     let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;

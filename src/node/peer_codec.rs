@@ -6,16 +6,21 @@ use std::fmt;
 
 use crate::raft::{
     AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, NodeId,
-    RequestVote, RequestVoteResponse,
+    RequestVote, RequestVoteResponse, TimeoutNow,
 };
 
-const VERSION: u8 = 1;
+/// Version 2 added pre-votes, TimeoutNow, the ReadIndex round and the
+/// transfer flag.
+const VERSION: u8 = 2;
 const KIND_REQUEST_VOTE: u8 = 1;
 const KIND_REQUEST_VOTE_RESPONSE: u8 = 2;
 const KIND_APPEND_ENTRIES: u8 = 3;
 const KIND_APPEND_ENTRIES_RESPONSE: u8 = 4;
 const KIND_INSTALL_SNAPSHOT: u8 = 5;
 const KIND_INSTALL_SNAPSHOT_RESPONSE: u8 = 6;
+const KIND_PRE_VOTE: u8 = 7;
+const KIND_PRE_VOTE_RESPONSE: u8 = 8;
+const KIND_TIMEOUT_NOW: u8 = 9;
 /// Smallest encoded entry: term, index, data length.
 const ENTRY_HEADER_BYTES: usize = 8 + 8 + 4;
 
@@ -35,15 +40,26 @@ pub fn encode(from: NodeId, message: &Message, out: &mut Vec<u8>) {
     match message {
         Message::RequestVote(m) => {
             out.push(KIND_REQUEST_VOTE);
-            put_u64(out, m.term);
-            put_u32(out, m.candidate as u32);
-            put_u64(out, m.last_log_index);
-            put_u64(out, m.last_log_term);
+            put_vote_request(out, m);
+        }
+        Message::PreVote(m) => {
+            out.push(KIND_PRE_VOTE);
+            put_vote_request(out, m);
         }
         Message::RequestVoteResponse(m) => {
             out.push(KIND_REQUEST_VOTE_RESPONSE);
             put_u64(out, m.term);
             out.push(u8::from(m.vote_granted));
+        }
+        Message::PreVoteResponse(m) => {
+            out.push(KIND_PRE_VOTE_RESPONSE);
+            put_u64(out, m.term);
+            out.push(u8::from(m.vote_granted));
+        }
+        Message::TimeoutNow(m) => {
+            out.push(KIND_TIMEOUT_NOW);
+            put_u64(out, m.term);
+            put_u32(out, m.leader as u32);
         }
         Message::AppendEntries(m) => {
             out.push(KIND_APPEND_ENTRIES);
@@ -52,6 +68,7 @@ pub fn encode(from: NodeId, message: &Message, out: &mut Vec<u8>) {
             put_u64(out, m.prev_log_index);
             put_u64(out, m.prev_log_term);
             put_u64(out, m.leader_commit);
+            put_u64(out, m.read_round);
             put_u32(out, m.entries.len() as u32);
             for entry in &m.entries {
                 put_u64(out, entry.term);
@@ -73,6 +90,7 @@ pub fn encode(from: NodeId, message: &Message, out: &mut Vec<u8>) {
                 }
                 None => out.push(0),
             }
+            put_u64(out, m.read_round);
         }
         Message::InstallSnapshot(m) => {
             out.push(KIND_INSTALL_SNAPSHOT);
@@ -103,15 +121,15 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
     }
     let from = reader.u32()? as NodeId;
     let message = match reader.u8()? {
-        KIND_REQUEST_VOTE => Message::RequestVote(RequestVote {
-            term: reader.u64()?,
-            candidate: reader.u32()? as NodeId,
-            last_log_index: reader.u64()?,
-            last_log_term: reader.u64()?,
-        }),
+        KIND_REQUEST_VOTE => Message::RequestVote(decode_vote_request(&mut reader)?),
+        KIND_PRE_VOTE => Message::PreVote(decode_vote_request(&mut reader)?),
         KIND_REQUEST_VOTE_RESPONSE => {
             Message::RequestVoteResponse(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
         }
+        KIND_PRE_VOTE_RESPONSE => {
+            Message::PreVoteResponse(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
+        }
+        KIND_TIMEOUT_NOW => Message::TimeoutNow(TimeoutNow { term: reader.u64()?, leader: reader.u32()? as NodeId }),
         KIND_APPEND_ENTRIES => Message::AppendEntries(decode_append_entries(&mut reader)?),
         KIND_APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: reader.u64()?,
@@ -119,6 +137,7 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
             index: reader.u64()?,
             conflict_index: reader.u64()?,
             conflict_term: if reader.bool()? { Some(reader.u64()?) } else { None },
+            read_round: reader.u64()?,
         }),
         KIND_INSTALL_SNAPSHOT => Message::InstallSnapshot(decode_install_snapshot(&mut reader)?),
         KIND_INSTALL_SNAPSHOT_RESPONSE => Message::InstallSnapshotResponse(InstallSnapshotResponse {
@@ -141,6 +160,7 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
     let prev_log_index = reader.u64()?;
     let prev_log_term = reader.u64()?;
     let leader_commit = reader.u64()?;
+    let read_round = reader.u64()?;
     let count = reader.u32()? as usize;
     if count > reader.rest.len() / ENTRY_HEADER_BYTES {
         return Err(PeerDecodeError(format!("{count} entries cannot fit in {} bytes", reader.rest.len())));
@@ -153,7 +173,25 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
         }
         entries.push(entry);
     }
-    Ok(AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit })
+    Ok(AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit, read_round })
+}
+
+fn put_vote_request(out: &mut Vec<u8>, request: &RequestVote) {
+    put_u64(out, request.term);
+    put_u32(out, request.candidate as u32);
+    put_u64(out, request.last_log_index);
+    put_u64(out, request.last_log_term);
+    out.push(u8::from(request.leadership_transfer));
+}
+
+fn decode_vote_request(reader: &mut Reader<'_>) -> Result<RequestVote, PeerDecodeError> {
+    Ok(RequestVote {
+        term: reader.u64()?,
+        candidate: reader.u32()? as NodeId,
+        last_log_index: reader.u64()?,
+        last_log_term: reader.u64()?,
+        leadership_transfer: reader.bool()?,
+    })
 }
 
 fn decode_install_snapshot(reader: &mut Reader<'_>) -> Result<InstallSnapshot, PeerDecodeError> {
@@ -222,7 +260,13 @@ mod tests {
 
     fn samples() -> Vec<Message> {
         vec![
-            Message::RequestVote(RequestVote { term: 7, candidate: 2, last_log_index: 9, last_log_term: 6 }),
+            Message::RequestVote(RequestVote {
+                term: 7,
+                candidate: 2,
+                last_log_index: 9,
+                last_log_term: 6,
+                leadership_transfer: false,
+            }),
             Message::RequestVoteResponse(RequestVoteResponse { term: 7, vote_granted: true }),
             Message::AppendEntries(AppendEntries {
                 term: 3,
@@ -234,6 +278,7 @@ mod tests {
                     Entry { term: 3, index: 6, data: b"payload".to_vec() },
                 ],
                 leader_commit: 4,
+                read_round: 0,
             }),
             Message::AppendEntriesResponse(AppendEntriesResponse {
                 term: 3,
@@ -241,6 +286,7 @@ mod tests {
                 index: 4,
                 conflict_index: 2,
                 conflict_term: Some(1),
+                read_round: 0,
             }),
             Message::InstallSnapshot(InstallSnapshot {
                 term: 4,
@@ -263,6 +309,7 @@ mod tests {
                 index: 6,
                 conflict_index: 0,
                 conflict_term: None,
+                read_round: 0,
             }),
         ]
     }
@@ -300,6 +347,7 @@ mod tests {
             prev_log_term: 0,
             entries: vec![],
             leader_commit: 0,
+            read_round: 0,
         };
         encode(0, &Message::AppendEntries(empty), &mut buffer);
         let count_at = buffer.len() - 4;

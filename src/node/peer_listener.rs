@@ -7,12 +7,15 @@ use log::warn;
 
 use super::input::Input;
 use super::listener::Listener;
+use super::network_faults::NetworkFaults;
 use super::peer_codec;
 
 pub struct PeerListener {
     pub endpoint: String,
     pub node_count: usize,
     pub inputs: Sender<Input>,
+    /// Testing only: the network fault switch's file.
+    pub faults_file: Option<std::path::PathBuf>,
 }
 
 impl Listener for PeerListener {
@@ -31,10 +34,12 @@ impl Listener for PeerListener {
     }
 
     fn serve(&self, router: &zmq::Socket) -> Result<(), zmq::Error> {
+        let mut faults = NetworkFaults::new(self.faults_file.clone(), self.node_count);
         loop {
             let frames = router.recv_multipart(0)?;
             let Some(body) = frames.last() else { continue };
             match peer_codec::decode(body) {
+                Ok((from, _)) if faults.current().drops_from(from) => {}
                 Ok((from, message)) if from < self.node_count => {
                     if self.inputs.send(Input::Peer { from, message }).is_err() {
                         return Ok(()); // the event loop has ended

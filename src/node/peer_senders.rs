@@ -4,6 +4,7 @@
 
 use log::debug;
 
+use super::network_faults::NetworkFaults;
 use super::peer_codec;
 use crate::config::ClusterConfig;
 use crate::raft::{Message, NodeId};
@@ -12,10 +13,16 @@ pub struct PeerSenders {
     me: NodeId,
     sockets: Vec<Option<zmq::Socket>>,
     buffer: Vec<u8>,
+    faults: NetworkFaults,
 }
 
 impl PeerSenders {
-    pub fn connect(context: &zmq::Context, config: &ClusterConfig, me: NodeId) -> Result<PeerSenders, String> {
+    pub fn connect(
+        context: &zmq::Context,
+        config: &ClusterConfig,
+        me: NodeId,
+        faults: NetworkFaults,
+    ) -> Result<PeerSenders, String> {
         let mut sockets = Vec::with_capacity(config.node_count());
         for peer in 0..config.node_count() {
             if peer == me {
@@ -37,13 +44,16 @@ impl PeerSenders {
             configure().map_err(|e| format!("cannot connect to peer {peer} at {endpoint}: {e}"))?;
             sockets.push(Some(socket));
         }
-        Ok(PeerSenders { me, sockets, buffer: Vec::with_capacity(64 * 1024) })
+        Ok(PeerSenders { me, sockets, buffer: Vec::with_capacity(64 * 1024), faults })
     }
 
     pub fn send(&mut self, to: NodeId, message: &Message) {
         let Some(Some(socket)) = self.sockets.get(to) else {
             return;
         };
+        if self.faults.current().drops_to(to) {
+            return;
+        }
         peer_codec::encode(self.me, message, &mut self.buffer);
         if let Err(failure) = socket.send(self.buffer.as_slice(), zmq::DONTWAIT) {
             debug!("message to node {to} dropped: {failure}");

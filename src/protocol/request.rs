@@ -13,6 +13,10 @@ pub const MAX_CLIENT_ID_BYTES: usize = 256;
 pub enum Operation {
     Status,
     Queue(Command),
+    /// Hand leadership to the node at this index in the config.
+    TransferLeader {
+        to: usize,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -78,6 +82,11 @@ fn parse_operation(fields: &Map<String, Value>) -> Result<Operation, String> {
     };
     let command = match op {
         "status" => return Ok(Operation::Status),
+        "transfer_leader" => {
+            let to = fields.get("to").and_then(Value::as_u64).ok_or("field \"to\" must be a node index")?;
+            let to = usize::try_from(to).map_err(|_| "field \"to\" is out of range".to_string())?;
+            return Ok(Operation::TransferLeader { to });
+        }
         "put_topic" => Command::PutTopic { topic: topic_field(fields)? },
         "get_topics" => Command::GetTopics,
         "put_message" => Command::PutMessage { topic: topic_field(fields)?, message: string_field(fields, "message")? },
@@ -117,6 +126,7 @@ mod tests {
         assert_eq!(put.id, Some(Value::from(7)));
         assert_eq!(put.operation, Operation::Queue(Command::PutMessage { topic: "t".into(), message: "m".into() }));
         assert_eq!(parse(r#"{"op":"status"}"#).unwrap().operation, Operation::Status);
+        assert_eq!(parse(r#"{"op":"transfer_leader","to":2}"#).unwrap().operation, Operation::TransferLeader { to: 2 });
         assert_eq!(parse(r#"{"op":"get_topics"}"#).unwrap().operation, Operation::Queue(Command::GetTopics));
         assert_eq!(
             parse(r#"{"op":"get_message","topic":"t"}"#).unwrap().operation,
@@ -141,6 +151,8 @@ mod tests {
             (r#"{"op":"put_topic","topic":""}"#, "must not be empty"),
             (r#"{"op":"put_message","topic":"t"}"#, "missing field \"message\""),
             (r#"{"op":"put_message","topic":"t","message":null}"#, "\"message\" must be a string"),
+            (r#"{"op":"transfer_leader"}"#, "\"to\" must be a node index"),
+            (r#"{"op":"transfer_leader","to":-1}"#, "\"to\" must be a node index"),
         ];
         for (input, reason) in cases {
             let error = parse(input).unwrap_err();

@@ -59,6 +59,16 @@ impl QueueStateMachine {
         Ok(reply)
     }
 
+    /// Answer a read-only command from the current state, changing nothing:
+    /// the leader serves reads this way after ReadIndex, not through the log.
+    /// None for a command that changes the state.
+    pub fn query(&self, command: &Command) -> Option<QueueReply> {
+        match command {
+            Command::GetTopics => Some(QueueReply::Topics(self.topic_order.clone())),
+            Command::PutTopic { .. } | Command::PutMessage { .. } | Command::GetMessage { .. } => None,
+        }
+    }
+
     fn execute_once(&mut self, client_id: &str, seq: u64, command: &Command, index: EntryIndex) -> QueueReply {
         match self.sessions.check(client_id, seq) {
             SessionCheck::New => {

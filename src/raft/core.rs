@@ -1,12 +1,12 @@
 //! The consensus core: Raft Figure 2 as a state machine. Events in, effects
 //! out; no sockets, clock or randomness, so every behaviour replays exactly.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use super::effect::Effect;
 use super::event::Event;
 use super::log::RaftLog;
-use super::message::Message;
+use super::message::{Message, RequestVoteResponse};
 use super::progress::Progress;
 use super::snapshot::IncomingSnapshot;
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
@@ -25,6 +25,9 @@ pub struct CoreConfig {
     /// timeout steps down (Raft dissertation §6.2, etcd's CheckQuorum), so an
     /// isolated leader stops claiming leadership.
     pub check_quorum: bool,
+    /// Ask for pre-votes before raising the term (Raft dissertation §9.6),
+    /// so a node that was cut off cannot depose a healthy leader on return.
+    pub pre_vote: bool,
     /// Snapshot bytes per InstallSnapshot chunk.
     pub snapshot_chunk_bytes: usize,
     /// Entries kept in the leader's log below a new snapshot, so a follower
@@ -42,16 +45,25 @@ impl CoreConfig {
             max_bytes_per_message: 1 << 20,
             max_inflight_messages: 64,
             check_quorum: true,
+            pre_vote: true,
             snapshot_chunk_bytes: 1 << 20,
             retained_entries_after_snapshot: 4096,
         }
     }
 }
 
-/// Returned by `propose` on a node that cannot accept writes.
+/// Returned by `propose` and `read_index` on a node that cannot serve them:
+/// it does not lead, or it is handing leadership over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotLeader {
     pub leader: Option<NodeId>,
+}
+
+/// A linearizable read waiting for a majority to confirm leadership.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct PendingRead {
+    pub round: u64,
+    pub read_index: LogIndex,
 }
 
 pub struct RaftCore {
@@ -72,6 +84,13 @@ pub struct RaftCore {
     pub(super) snapshot: Option<Snapshot>,
     /// A follower's partly received snapshot.
     pub(super) incoming_snapshot: Option<IncomingSnapshot>,
+    /// Index of the no-op this leader appended on taking office.
+    pub(super) term_start_index: LogIndex,
+    /// Latest ReadIndex round; every AppendEntries carries it.
+    pub(super) read_round: u64,
+    pub(super) pending_reads: VecDeque<PendingRead>,
+    /// The follower this leader is handing leadership to, if any.
+    pub(super) transfer_target: Option<NodeId>,
     pub(super) effects: Vec<Effect>,
 }
 
@@ -111,6 +130,10 @@ impl RaftCore {
             progress: BTreeMap::new(),
             snapshot,
             incoming_snapshot: None,
+            term_start_index: 0,
+            read_round: 0,
+            pending_reads: VecDeque::new(),
+            transfer_target: None,
             effects: vec![Effect::ResetElectionTimer],
         }
     }
@@ -120,6 +143,7 @@ impl RaftCore {
             Event::Message { from, message } => self.on_message(from, message),
             Event::ElectionTimeout => self.on_election_timeout(),
             Event::HeartbeatTimeout => self.on_heartbeat_timeout(),
+            Event::LeaseTimeout => self.on_lease_timeout(),
             Event::LogPersisted { index, term } => self.on_log_persisted(index, term),
             Event::SnapshotSaved { snapshot } => self.on_snapshot_saved(snapshot),
         }
@@ -128,9 +152,7 @@ impl RaftCore {
     /// Append client commands to the leader's log. Returns the index of the
     /// first; the rest follow consecutively, all in the returned term.
     pub fn propose(&mut self, commands: Vec<Vec<u8>>) -> Result<(LogIndex, Term), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
-        }
+        self.check_serving()?;
         let term = self.hard_state.current_term;
         let first_index = self.log.last_index() + 1;
         if commands.is_empty() {
@@ -146,6 +168,18 @@ impl RaftCore {
         self.effects.push(Effect::PersistEntries(appended));
         self.broadcast_append();
         Ok((first_index, term))
+    }
+
+    /// A leader refuses new work while it hands leadership over, so the
+    /// target can catch up (etcd drops proposals then too).
+    pub(super) fn check_serving(&self) -> Result<(), NotLeader> {
+        if self.role != Role::Leader {
+            return Err(NotLeader { leader: self.leader });
+        }
+        if self.transfer_target.is_some() {
+            return Err(NotLeader { leader: None });
+        }
+        Ok(())
     }
 
     /// Move the effects produced so far into `out`, in emission order.
@@ -198,8 +232,16 @@ impl RaftCore {
         if from >= self.config.node_count || from == self.config.id {
             return; // not a member: ignore rather than trust it
         }
+        if self.ignores_disruptive_vote(&message) {
+            return;
+        }
         // Raft §5.1: a higher term makes any node a follower of that term.
-        if message.term() > self.hard_state.current_term {
+        // Pre-votes are the exception: asking or granting one changes no term.
+        let pre_vote = matches!(
+            &message,
+            Message::PreVote(_) | Message::PreVoteResponse(RequestVoteResponse { vote_granted: true, .. })
+        );
+        if message.term() > self.hard_state.current_term && !pre_vote {
             let leader = match &message {
                 Message::AppendEntries(append) => Some(append.leader),
                 Message::InstallSnapshot(install) => Some(install.leader),
@@ -214,7 +256,24 @@ impl RaftCore {
             Message::AppendEntriesResponse(response) => self.on_append_entries_response(from, response),
             Message::InstallSnapshot(request) => self.on_install_snapshot(from, request),
             Message::InstallSnapshotResponse(response) => self.on_install_snapshot_response(from, response),
+            Message::PreVote(request) => self.on_pre_vote(from, request),
+            Message::PreVoteResponse(response) => self.on_pre_vote_response(from, response),
+            Message::TimeoutNow(request) => self.on_timeout_now(from, request),
         }
+    }
+
+    /// Leader stickiness (Raft dissertation §4.2.3, etcd's lease check):
+    /// with CheckQuorum on, a node that heard from a leader within the
+    /// shortest election timeout, or that leads, ignores a vote request for a
+    /// higher term, unless the leader itself asked for that election.
+    fn ignores_disruptive_vote(&self, message: &Message) -> bool {
+        let Message::RequestVote(request) = message else {
+            return false;
+        };
+        self.config.check_quorum
+            && request.term > self.hard_state.current_term
+            && self.leader.is_some()
+            && !request.leadership_transfer
     }
 
     /// Become a follower in `term` (a newer term clears the vote).
@@ -230,6 +289,8 @@ impl RaftCore {
         self.leader = leader;
         self.votes.clear();
         self.progress.clear();
+        self.pending_reads.clear();
+        self.transfer_target = None;
         if was_leader {
             // The leader's election deadline was not being watched; start afresh
             // rather than campaigning the instant it steps down.

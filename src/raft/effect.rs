@@ -33,10 +33,18 @@ pub enum Effect {
         snapshot: Snapshot,
         log_kept: bool,
     },
-    /// Re-arm the election timer with a fresh randomized timeout.
+    /// Re-arm the election timer with a fresh randomized timeout, and the
+    /// lease timer with the shortest one (`Event::LeaseTimeout`).
     ResetElectionTimer,
     /// Re-arm the leader's heartbeat timer.
     ResetHeartbeatTimer,
+    /// A majority confirmed this node led when ReadIndex round `round`
+    /// began: reads registered in that round (or before) may be answered
+    /// once the state machine has applied `read_index` (Raft dissertation §6.4).
+    ReadsConfirmed {
+        round: u64,
+        read_index: LogIndex,
+    },
     /// Role, term or known leader changed; the shell logs it and fails any
     /// client requests waiting on a leadership this node no longer holds.
     RoleChanged {

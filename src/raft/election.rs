@@ -9,12 +9,27 @@ use super::types::{Entry, HardState, NodeId, Role};
 impl RaftCore {
     pub(super) fn on_election_timeout(&mut self) {
         if self.role == Role::Leader {
+            self.abort_transfer();
             if self.config.check_quorum {
                 self.check_quorum();
             }
             return;
         }
-        self.start_election();
+        if self.config.pre_vote {
+            self.start_pre_vote();
+        } else {
+            self.start_election(false);
+        }
+    }
+
+    /// The shortest election timeout passed with no word from the leader:
+    /// stop counting on it, so votes and pre-votes are granted at once
+    /// (otherwise a failover waits for the second-fastest node's timer).
+    pub(super) fn on_lease_timeout(&mut self) {
+        if self.role == Role::Follower && self.leader.is_some() {
+            self.leader = None;
+            self.announce_role();
+        }
     }
 
     /// Once per election timeout: step down unless a majority (counting this
@@ -31,7 +46,9 @@ impl RaftCore {
         }
     }
 
-    fn start_election(&mut self) {
+    /// Raft §5.2: raise the term, vote for ourselves, ask everyone.
+    /// `leadership_transfer` when the leader asked us to (TimeoutNow).
+    pub(super) fn start_election(&mut self, leadership_transfer: bool) {
         let me = self.config.id;
         self.hard_state = HardState { current_term: self.hard_state.current_term + 1, voted_for: Some(me) };
         self.role = Role::Candidate;
@@ -50,6 +67,7 @@ impl RaftCore {
             candidate: me,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
+            leadership_transfer,
         };
         let peers: Vec<NodeId> = self.peers().collect();
         for peer in peers {
@@ -103,6 +121,7 @@ impl RaftCore {
         }
         self.announce_role();
         self.effects.push(Effect::ResetHeartbeatTimer);
+        self.term_start_index = next_index;
         let noop = Entry { term: self.hard_state.current_term, index: next_index, data: Vec::new() };
         self.log.append(noop.clone());
         self.effects.push(Effect::PersistEntries(vec![noop]));

@@ -13,6 +13,10 @@ pub enum Event {
     },
     ElectionTimeout,
     HeartbeatTimeout,
+    /// The shortest election timeout passed without the election timer being
+    /// reset: a follower no longer counts on its leader, so it may grant
+    /// pre-votes and votes at once instead of waiting for its own timeout.
+    LeaseTimeout,
     /// Every entry up to `index` (whose term is `term`) is durable on this node.
     LogPersisted {
         index: LogIndex,

@@ -10,6 +10,13 @@ pub enum Message {
     AppendEntriesResponse(AppendEntriesResponse),
     InstallSnapshot(InstallSnapshot),
     InstallSnapshotResponse(InstallSnapshotResponse),
+    /// Would you vote for me in `term` (Raft dissertation §9.6)? Asked
+    /// before a real election; changes no one's term or vote.
+    PreVote(RequestVote),
+    PreVoteResponse(RequestVoteResponse),
+    /// From a leader handing over leadership: start an election now
+    /// (Raft dissertation §3.10).
+    TimeoutNow(TimeoutNow),
 }
 
 impl Message {
@@ -21,6 +28,9 @@ impl Message {
             Message::AppendEntriesResponse(m) => m.term,
             Message::InstallSnapshot(m) => m.term,
             Message::InstallSnapshotResponse(m) => m.term,
+            Message::PreVote(m) => m.term,
+            Message::PreVoteResponse(m) => m.term,
+            Message::TimeoutNow(m) => m.term,
         }
     }
 }
@@ -31,6 +41,9 @@ pub struct RequestVote {
     pub candidate: NodeId,
     pub last_log_index: LogIndex,
     pub last_log_term: Term,
+    /// The election was started by the leader's TimeoutNow, so voters must
+    /// not refuse it for having heard from that leader recently.
+    pub leadership_transfer: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +60,9 @@ pub struct AppendEntries {
     pub prev_log_term: Term,
     pub entries: Vec<Entry>,
     pub leader_commit: LogIndex,
+    /// The leader's latest ReadIndex round; a reply echoes it, confirming
+    /// the sender still led when the round began (Raft dissertation §6.4).
+    pub read_round: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,6 +78,8 @@ pub struct AppendEntriesResponse {
     /// `conflict_term`, or its last index + 1 when its log is too short.
     pub conflict_index: LogIndex,
     pub conflict_term: Option<Term>,
+    /// The `read_round` of the AppendEntries this answers.
+    pub read_round: u64,
 }
 
 /// One chunk of the leader's snapshot (Raft §7, Figure 13). Chunks are sent
@@ -88,4 +106,10 @@ pub struct InstallSnapshotResponse {
     pub received_bytes: u64,
     /// The follower holds the snapshot durably (or already had its entries).
     pub done: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeoutNow {
+    pub term: Term,
+    pub leader: NodeId,
 }

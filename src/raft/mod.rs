@@ -7,9 +7,12 @@ mod election;
 mod event;
 mod log;
 mod message;
+mod pre_vote;
 mod progress;
+mod read_index;
 mod replication;
 mod snapshot;
+mod transfer;
 
 #[cfg(test)]
 mod tests;
@@ -20,8 +23,9 @@ pub use event::Event;
 pub use log::RaftLog;
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
-    RequestVoteResponse,
+    RequestVoteResponse, TimeoutNow,
 };
+pub use transfer::TransferError;
 pub use types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
 
 mod types;

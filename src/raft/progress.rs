@@ -32,6 +32,8 @@ pub struct Progress {
     probe_sent: bool,
     /// The follower replied since the leader's last quorum check.
     pub recent_active: bool,
+    /// Highest ReadIndex round the follower answered in this term.
+    pub acked_read_round: u64,
     /// In Snapshot: which snapshot is being sent and how far the follower got.
     pub snapshot_index: LogIndex,
     pub snapshot_acked_bytes: u64,
@@ -48,6 +50,7 @@ impl Progress {
             inflight: VecDeque::new(),
             probe_sent: false,
             recent_active: false,
+            acked_read_round: 0,
             snapshot_index: 0,
             snapshot_acked_bytes: 0,
             snapshot_idle_heartbeats: 0,

@@ -64,6 +64,7 @@ impl RaftCore {
             prev_log_term,
             entries,
             leader_commit: self.commit_index,
+            read_round: self.read_round,
         };
         self.send(peer, Message::AppendEntries(message));
     }
@@ -72,12 +73,13 @@ impl RaftCore {
         let term = self.hard_state.current_term;
         if request.term < term {
             // Raft §5.1: reject a stale leader; our term in the reply deposes it.
-            self.respond_append(from, false, request.prev_log_index, 0, None);
+            let rejection = Rejection { index: request.prev_log_index, conflict_index: 0, conflict_term: None };
+            self.respond_append(from, request.read_round, Err(rejection));
             return;
         }
         assert_eq!(request.term, term, "on_message raised our term first");
         assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
-        if self.role == Role::Candidate || self.leader != Some(request.leader) {
+        if self.role != Role::Follower || self.leader != Some(request.leader) {
             self.become_follower(term, Some(request.leader));
         }
         self.effects.push(Effect::ResetElectionTimer);
@@ -95,15 +97,18 @@ impl RaftCore {
             request.prev_log_term = self.log.term_at(compacted_through).expect("the compaction point has a term");
         }
         let prev_log_index = request.prev_log_index;
+        let read_round = request.read_round;
         match self.log.term_at(prev_log_index) {
             None => {
                 let conflict_index = self.log.last_index() + 1;
-                self.respond_append(from, false, prev_log_index, conflict_index, None);
+                let rejection = Rejection { index: prev_log_index, conflict_index, conflict_term: None };
+                self.respond_append(from, read_round, Err(rejection));
                 return;
             }
             Some(held) if held != request.prev_log_term => {
                 let conflict_index = self.log.first_index_of_term(held, prev_log_index);
-                self.respond_append(from, false, prev_log_index, conflict_index, Some(held));
+                let rejection = Rejection { index: prev_log_index, conflict_index, conflict_term: Some(held) };
+                self.respond_append(from, read_round, Err(rejection));
                 return;
             }
             Some(_) => {}
@@ -130,19 +135,17 @@ impl RaftCore {
         // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
         let commit_index = request.leader_commit.min(last_new_index);
         self.set_commit_index(commit_index);
-        self.respond_append(from, true, last_new_index, 0, None);
+        self.respond_append(from, read_round, Ok(last_new_index));
     }
 
-    fn respond_append(
-        &mut self,
-        to: NodeId,
-        success: bool,
-        index: LogIndex,
-        conflict_index: LogIndex,
-        conflict_term: Option<Term>,
-    ) {
-        let response =
-            AppendEntriesResponse { term: self.hard_state.current_term, success, index, conflict_index, conflict_term };
+    /// Answer an AppendEntries: Ok(last index now matching), or the rejection.
+    fn respond_append(&mut self, to: NodeId, read_round: u64, outcome: Result<LogIndex, Rejection>) {
+        let (success, index, conflict_index, conflict_term) = match outcome {
+            Ok(index) => (true, index, 0, None),
+            Err(rejection) => (false, rejection.index, rejection.conflict_index, rejection.conflict_term),
+        };
+        let term = self.hard_state.current_term;
+        let response = AppendEntriesResponse { term, success, index, conflict_index, conflict_term, read_round };
         self.send(to, Message::AppendEntriesResponse(response));
     }
 
@@ -153,6 +156,13 @@ impl RaftCore {
         let last_index = self.log.last_index();
         let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
         progress.recent_active = true;
+        // Any reply in this term, success or not, shows the follower still
+        // took us for its leader when it read the message.
+        if response.read_round > progress.acked_read_round {
+            progress.acked_read_round = response.read_round.min(self.read_round);
+            self.confirm_reads();
+        }
+        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
         if progress.state == ReplicationState::Snapshot {
             return; // replies to entries sent before the snapshot began
         }
@@ -162,6 +172,10 @@ impl RaftCore {
             }
             if progress.on_success(response.index) {
                 self.maybe_advance_commit();
+            }
+            if self.transfer_target == Some(from) {
+                self.continue_transfer();
+                return;
             }
         } else {
             if response.index >= progress.next_index {
@@ -174,6 +188,7 @@ impl RaftCore {
     }
 
     /// Fast backtracking: skip a whole conflicting term per round trip.
+    /// (Below: `Rejection` is what a follower's refusal carries.)
     fn next_index_after_rejection(&self, response: &AppendEntriesResponse) -> LogIndex {
         let hinted = match response.conflict_term {
             Some(term) => match self.log.last_index_of_term(term) {
@@ -212,4 +227,12 @@ impl RaftCore {
             self.set_commit_index(candidate);
         }
     }
+}
+
+/// Why a follower refused an AppendEntries, for the leader's backtracking.
+struct Rejection {
+    /// The prev_log_index that was refused.
+    index: LogIndex,
+    conflict_index: LogIndex,
+    conflict_term: Option<Term>,
 }

@@ -94,7 +94,7 @@ impl RaftCore {
             return;
         }
         assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
-        if self.role == Role::Candidate || self.leader != Some(request.leader) {
+        if self.role != Role::Follower || self.leader != Some(request.leader) {
             self.become_follower(term, Some(request.leader));
         }
         self.effects.push(Effect::ResetElectionTimer);

@@ -2,8 +2,14 @@
 
 use super::*;
 
+/// The Figure 2 rules are tested without PreVote, which only adds a round
+/// before them; the PreVote tests turn it on.
+fn classic_config(id: NodeId, nodes: usize) -> CoreConfig {
+    CoreConfig { pre_vote: false, ..CoreConfig::new(id, nodes) }
+}
+
 fn core(id: NodeId, nodes: usize) -> RaftCore {
-    let mut core = RaftCore::new(CoreConfig::new(id, nodes), HardState::default(), Vec::new());
+    let mut core = RaftCore::new(classic_config(id, nodes), HardState::default(), Vec::new());
     drain(&mut core);
     core
 }
@@ -21,7 +27,7 @@ fn entry(index: LogIndex, term: Term) -> Entry {
 fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
     let entries: Vec<Entry> = terms.iter().enumerate().map(|(i, &t)| entry(i as LogIndex + 1, t)).collect();
     let hard_state = HardState { current_term: terms.last().copied().unwrap_or(0), voted_for: None };
-    let mut core = RaftCore::new(CoreConfig::new(id, nodes), hard_state, entries);
+    let mut core = RaftCore::new(classic_config(id, nodes), hard_state, entries);
     drain(&mut core);
     core
 }
@@ -31,7 +37,7 @@ fn deliver(node: &mut RaftCore, from: NodeId, message: Message) {
 }
 
 fn vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
-    Message::RequestVote(RequestVote { term, candidate, last_log_index, last_log_term })
+    Message::RequestVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
 }
 
 fn vote_response(term: Term, vote_granted: bool) -> Message {
@@ -121,7 +127,14 @@ fn refuses_vote_to_candidate_with_stale_log() {
 fn leader_steps_down_on_higher_term() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let response = AppendEntriesResponse { term: 5, success: false, index: 0, conflict_index: 0, conflict_term: None };
+    let response = AppendEntriesResponse {
+        term: 5,
+        success: false,
+        index: 0,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 2, message: Message::AppendEntriesResponse(response) });
     let effects = drain(&mut node);
     assert_eq!(node.role(), Role::Follower);
@@ -134,10 +147,24 @@ fn leader_steps_down_on_higher_term() {
 #[test]
 fn rejects_append_with_missing_prev_and_hints_log_end() {
     let mut node = core_with_log(1, 3, &[1, 1]);
-    let append =
-        AppendEntries { term: 1, leader: 0, prev_log_index: 5, prev_log_term: 1, entries: vec![], leader_commit: 0 };
+    let append = AppendEntries {
+        term: 1,
+        leader: 0,
+        prev_log_index: 5,
+        prev_log_term: 1,
+        entries: vec![],
+        leader_commit: 0,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
-    let response = AppendEntriesResponse { term: 1, success: false, index: 5, conflict_index: 3, conflict_term: None };
+    let response = AppendEntriesResponse {
+        term: 1,
+        success: false,
+        index: 5,
+        conflict_index: 3,
+        conflict_term: None,
+        read_round: 0,
+    };
     assert_eq!(sends(&drain(&mut node)), vec![(0, Message::AppendEntriesResponse(response))]);
 }
 
@@ -145,11 +172,24 @@ fn rejects_append_with_missing_prev_and_hints_log_end() {
 #[test]
 fn rejects_append_with_term_mismatch_and_hints_first_index_of_term() {
     let mut node = core_with_log(1, 3, &[1, 2, 2, 2]);
-    let append =
-        AppendEntries { term: 3, leader: 0, prev_log_index: 4, prev_log_term: 3, entries: vec![], leader_commit: 0 };
+    let append = AppendEntries {
+        term: 3,
+        leader: 0,
+        prev_log_index: 4,
+        prev_log_term: 3,
+        entries: vec![],
+        leader_commit: 0,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
-    let response =
-        AppendEntriesResponse { term: 3, success: false, index: 4, conflict_index: 2, conflict_term: Some(2) };
+    let response = AppendEntriesResponse {
+        term: 3,
+        success: false,
+        index: 4,
+        conflict_index: 2,
+        conflict_term: Some(2),
+        read_round: 0,
+    };
     assert_eq!(sends(&drain(&mut node)).last().unwrap().1, Message::AppendEntriesResponse(response));
 }
 
@@ -166,11 +206,19 @@ fn overwrites_conflicting_suffix_then_acknowledges() {
         prev_log_term: 1,
         entries: entries.clone(),
         leader_commit: 9,
+        read_round: 0,
     };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
     let effects = drain(&mut node);
     let persist_at = effects.iter().position(|e| *e == Effect::PersistEntries(entries.clone())).unwrap();
-    let response = AppendEntriesResponse { term: 3, success: true, index: 5, conflict_index: 0, conflict_term: None };
+    let response = AppendEntriesResponse {
+        term: 3,
+        success: true,
+        index: 5,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
     let send_at = effects
         .iter()
         .position(|e| *e == Effect::Send { to: 0, message: Message::AppendEntriesResponse(response.clone()) })
@@ -193,6 +241,7 @@ fn stale_append_does_not_truncate_matching_entries() {
         prev_log_term: 0,
         entries: vec![entry(1, 1)],
         leader_commit: 0,
+        read_round: 0,
     };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
     let effects = drain(&mut node);
@@ -206,7 +255,14 @@ fn stale_append_does_not_truncate_matching_entries() {
 fn leader_commits_earlier_term_entries_only_through_its_own() {
     let mut node = core_with_log(0, 3, &[1, 2]);
     elect(&mut node); // term 3, no-op at index 3
-    let ack = |index| AppendEntriesResponse { term: 3, success: true, index, conflict_index: 0, conflict_term: None };
+    let ack = |index| AppendEntriesResponse {
+        term: 3,
+        success: true,
+        index,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(2)) });
     assert_eq!(node.commit_index(), 0, "index 2 is from term 2: replicas alone do not commit it");
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(3)) });
@@ -217,12 +273,19 @@ fn leader_commits_earlier_term_entries_only_through_its_own() {
 // Pipelining: proposals go out without waiting for replies, up to the window.
 #[test]
 fn leader_pipelines_up_to_the_inflight_window() {
-    let mut config = CoreConfig::new(0, 2);
+    let mut config = classic_config(0, 2);
     config.max_inflight_messages = 2;
     let mut node = RaftCore::new(config, HardState::default(), Vec::new());
     elect(&mut node);
     // The no-op probe is out; acknowledge it to enter Replicate.
-    let ack = AppendEntriesResponse { term: 1, success: true, index: 1, conflict_index: 0, conflict_term: None };
+    let ack = AppendEntriesResponse {
+        term: 1,
+        success: true,
+        index: 1,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     drain(&mut node);
     for round in 0..3 {
@@ -240,7 +303,14 @@ fn leader_pipelines_up_to_the_inflight_window() {
 fn leader_backtracks_with_conflict_hint() {
     let mut node = core_with_log(0, 2, &[1, 1, 1, 4, 4]);
     elect(&mut node); // term 5, no-op at 6, probe at prev 5
-    let reject = AppendEntriesResponse { term: 5, success: false, index: 5, conflict_index: 4, conflict_term: Some(3) };
+    let reject = AppendEntriesResponse {
+        term: 5,
+        success: false,
+        index: 5,
+        conflict_index: 4,
+        conflict_term: Some(3),
+        read_round: 0,
+    };
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(reject) });
     let sent = sends(&drain(&mut node));
     let Message::AppendEntries(retry) = &sent[0].1 else { panic!("expected AppendEntries") };
@@ -252,8 +322,15 @@ fn leader_backtracks_with_conflict_hint() {
 #[test]
 fn follower_refuses_proposal_with_leader_hint() {
     let mut node = core(1, 3);
-    let append =
-        AppendEntries { term: 1, leader: 2, prev_log_index: 0, prev_log_term: 0, entries: vec![], leader_commit: 0 };
+    let append = AppendEntries {
+        term: 1,
+        leader: 2,
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![],
+        leader_commit: 0,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 2, message: Message::AppendEntries(append) });
     assert_eq!(node.propose(vec![b"x".to_vec()]), Err(NotLeader { leader: Some(2) }));
 }
@@ -264,7 +341,14 @@ fn follower_refuses_proposal_with_leader_hint() {
 fn leader_without_majority_contact_steps_down() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let ack = AppendEntriesResponse { term: 1, success: true, index: 1, conflict_index: 0, conflict_term: None };
+    let ack = AppendEntriesResponse {
+        term: 1,
+        success: true,
+        index: 1,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     node.step(Event::ElectionTimeout);
     assert_eq!(node.role(), Role::Leader, "one follower plus itself is a majority of 3");
@@ -278,7 +362,7 @@ fn leader_without_majority_contact_steps_down() {
 
 #[test]
 fn check_quorum_can_be_turned_off() {
-    let mut config = CoreConfig::new(0, 3);
+    let mut config = classic_config(0, 3);
     config.check_quorum = false;
     let mut node = RaftCore::new(config, HardState::default(), Vec::new());
     elect(&mut node);
@@ -312,7 +396,7 @@ fn install_response(term: Term, last_index: LogIndex, received_bytes: u64, done:
 // replicates from the entry after the snapshot.
 #[test]
 fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
-    let mut config = CoreConfig::new(0, 3);
+    let mut config = classic_config(0, 3);
     config.snapshot_chunk_bytes = 4;
     let base = snapshot(5, 1, b"0123456789");
     let entries = vec![entry(6, 1), entry(7, 1)];
@@ -322,7 +406,14 @@ fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
     elect(&mut leader);
     assert_eq!(leader.term(), 2);
     // Follower 1 restarted empty: its log ends at 0, so it needs entry 1.
-    let rejection = AppendEntriesResponse { term: 2, success: false, index: 7, conflict_index: 1, conflict_term: None };
+    let rejection = AppendEntriesResponse {
+        term: 2,
+        success: false,
+        index: 7,
+        conflict_index: 1,
+        conflict_term: None,
+        read_round: 0,
+    };
     deliver(&mut leader, 1, Message::AppendEntriesResponse(rejection));
     assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 0, 4))]);
     deliver(&mut leader, 1, install_response(2, 5, 4, false));
@@ -382,4 +473,194 @@ fn a_saved_snapshot_ahead_of_the_commit_index_is_ignored() {
     follower.step(Event::SnapshotSaved { snapshot: snapshot(2, 1, b"s") });
     assert!(drain(&mut follower).is_empty());
     assert_eq!((follower.snapshot_index(), follower.log().first_index()), (0, 1));
+}
+
+fn pre_vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
+    Message::PreVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
+}
+
+fn pre_vote_core(id: NodeId, nodes: usize) -> RaftCore {
+    let mut core = RaftCore::new(CoreConfig::new(id, nodes), HardState::default(), Vec::new());
+    drain(&mut core);
+    core
+}
+
+fn heartbeat_from(leader: NodeId, term: Term) -> Message {
+    Message::AppendEntries(AppendEntries {
+        term,
+        leader,
+        prev_log_index: 0,
+        prev_log_term: 0,
+        entries: vec![],
+        leader_commit: 0,
+        read_round: 0,
+    })
+}
+
+// Raft dissertation §9.6: a timed-out follower asks for pre-votes for
+// term + 1 without raising its term or voting; only a majority of grants
+// starts the real election.
+#[test]
+fn pre_vote_asks_first_and_changes_no_term() {
+    let mut node = pre_vote_core(1, 3);
+    node.step(Event::ElectionTimeout);
+    let effects = drain(&mut node);
+    assert_eq!(node.role(), Role::PreCandidate);
+    assert_eq!(node.term(), 0);
+    assert!(!effects.iter().any(|effect| matches!(effect, Effect::PersistHardState(_))), "nothing persisted");
+    assert_eq!(sends(&effects), vec![(0, pre_vote_request(1, 1, 0, 0)), (2, pre_vote_request(1, 1, 0, 0))]);
+    deliver(&mut node, 0, Message::PreVoteResponse(RequestVoteResponse { term: 1, vote_granted: true }));
+    assert_eq!(node.role(), Role::Candidate);
+    assert_eq!(node.term(), 1);
+    let effects = drain(&mut node);
+    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) }));
+}
+
+// Raft dissertation §9.6: a node that still hears from its leader refuses
+// a pre-vote and keeps its term; once the leader has been silent for the
+// shortest election timeout (LeaseTimeout), it grants.
+#[test]
+fn pre_vote_is_refused_while_the_leader_is_heard() {
+    let mut node = pre_vote_core(0, 3);
+    deliver(&mut node, 1, heartbeat_from(1, 1));
+    drain(&mut node);
+    deliver(&mut node, 2, pre_vote_request(2, 2, 0, 0));
+    assert_eq!(
+        sends(&drain(&mut node)),
+        vec![(2, Message::PreVoteResponse(RequestVoteResponse { term: 1, vote_granted: false }))]
+    );
+    assert_eq!(node.term(), 1, "a pre-vote raises no term");
+    node.step(Event::LeaseTimeout);
+    assert_eq!(node.leader(), None);
+    drain(&mut node);
+    deliver(&mut node, 2, pre_vote_request(2, 2, 0, 0));
+    assert_eq!(
+        sends(&drain(&mut node)),
+        vec![(2, Message::PreVoteResponse(RequestVoteResponse { term: 2, vote_granted: true }))]
+    );
+    assert_eq!(node.term(), 1);
+    assert_eq!(node.hard_state.voted_for, None, "a pre-vote is not a vote");
+}
+
+// Raft dissertation §4.2.3 (with CheckQuorum): a vote request for a higher
+// term is ignored while the leader is heard, so a disruptive node cannot
+// raise the term; a leadership transfer's request is not.
+#[test]
+fn vote_requests_are_ignored_while_the_leader_is_heard_unless_a_transfer() {
+    let mut node = pre_vote_core(0, 3);
+    deliver(&mut node, 1, heartbeat_from(1, 1));
+    drain(&mut node);
+    deliver(&mut node, 2, vote_request(5, 2, 0, 0));
+    assert!(drain(&mut node).is_empty());
+    assert_eq!(node.term(), 1);
+    let transfer =
+        RequestVote { term: 2, candidate: 2, last_log_index: 0, last_log_term: 0, leadership_transfer: true };
+    deliver(&mut node, 2, Message::RequestVote(transfer));
+    assert_eq!(node.term(), 2);
+    assert_eq!(sends(&drain(&mut node)), vec![(2, vote_response(2, true))]);
+}
+
+// Raft dissertation §6.4: a read waits for one round of AppendEntries
+// answered by a majority in the current term, then reads at the commit
+// index noted when it began.
+#[test]
+fn read_index_is_confirmed_by_a_majority_round() {
+    let mut node = core(0, 3);
+    elect(&mut node);
+    for peer in [1, 2] {
+        let ack = AppendEntriesResponse {
+            term: 1,
+            success: true,
+            index: 1,
+            conflict_index: 0,
+            conflict_term: None,
+            read_round: 0,
+        };
+        deliver(&mut node, peer, Message::AppendEntriesResponse(ack));
+    }
+    assert_eq!(node.commit_index(), 1);
+    drain(&mut node);
+    let round = node.read_index().expect("the leader serves reads");
+    let effects = drain(&mut node);
+    let asked: Vec<NodeId> = sends(&effects)
+        .into_iter()
+        .filter(|(_, message)| matches!(message, Message::AppendEntries(append) if append.read_round == round))
+        .map(|(to, _)| to)
+        .collect();
+    assert_eq!(asked, vec![1, 2], "one round to every follower, at once");
+    let reply = |read_round, term| AppendEntriesResponse {
+        term,
+        success: true,
+        index: 1,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round,
+    };
+    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round - 1, 1)));
+    assert!(!drain(&mut node).iter().any(|e| matches!(e, Effect::ReadsConfirmed { .. })), "an older round");
+    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round, 1)));
+    assert!(drain(&mut node).contains(&Effect::ReadsConfirmed { round, read_index: 1 }));
+}
+
+// Raft dissertation §6.4: a follower does not serve reads, and a leader
+// that loses leadership drops its unconfirmed reads.
+#[test]
+fn read_index_needs_a_leader_and_dies_with_its_leadership() {
+    let mut follower = core(1, 3);
+    assert_eq!(follower.read_index(), Err(NotLeader { leader: None }));
+    let mut node = core(0, 3);
+    elect(&mut node);
+    node.read_index().expect("leader");
+    deliver(&mut node, 1, heartbeat_from(1, 9));
+    assert_eq!(node.role(), Role::Follower);
+    assert!(node.pending_reads.is_empty());
+}
+
+// Raft dissertation §3.10: the leader catches the target up, then sends
+// TimeoutNow; it refuses new proposals meanwhile; the target campaigns at
+// once with the transfer flag set.
+#[test]
+fn leadership_transfer_catches_up_then_sends_timeout_now() {
+    let mut node = core(0, 3);
+    elect(&mut node);
+    node.propose(vec![b"x".to_vec()]).expect("leader");
+    drain(&mut node);
+    node.transfer_leadership(2).expect("leader");
+    assert!(node.propose(vec![b"y".to_vec()]).is_err(), "no new work during a transfer");
+    let effects = drain(&mut node);
+    assert!(!sends(&effects).iter().any(|(_, message)| matches!(message, Message::TimeoutNow(_))));
+    let ack = AppendEntriesResponse {
+        term: 1,
+        success: true,
+        index: 2,
+        conflict_index: 0,
+        conflict_term: None,
+        read_round: 0,
+    };
+    deliver(&mut node, 2, Message::AppendEntriesResponse(ack));
+    let sent = sends(&drain(&mut node));
+    assert!(sent.contains(&(2, Message::TimeoutNow(TimeoutNow { term: 1, leader: 0 }))), "{sent:?}");
+
+    let mut target = core(2, 3);
+    deliver(&mut target, 0, heartbeat_from(0, 1));
+    drain(&mut target);
+    deliver(&mut target, 0, Message::TimeoutNow(TimeoutNow { term: 1, leader: 0 }));
+    assert_eq!(target.role(), Role::Candidate);
+    let request = sends(&drain(&mut target));
+    assert!(matches!(&request[0].1, Message::RequestVote(vote) if vote.leadership_transfer && vote.term == 2));
+}
+
+// Raft dissertation §3.10: a transfer that has not finished within an
+// election timeout is abandoned and the leader serves again.
+#[test]
+fn an_unfinished_transfer_is_abandoned_after_an_election_timeout() {
+    let mut config = classic_config(0, 3);
+    config.check_quorum = false;
+    let mut node = RaftCore::new(config, HardState::default(), Vec::new());
+    elect(&mut node);
+    node.transfer_leadership(1).expect("leader");
+    assert_eq!(node.transfer_leadership(0), Err(TransferError::NotLeader(NotLeader { leader: None })));
+    node.step(Event::ElectionTimeout);
+    assert_eq!(node.transfer_target(), None);
+    assert!(node.propose(vec![b"y".to_vec()]).is_ok());
 }

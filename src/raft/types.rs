@@ -10,6 +10,8 @@ pub type LogIndex = u64;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
     Follower,
+    /// A follower asking for pre-votes: its term and vote are unchanged.
+    PreCandidate,
     Candidate,
     Leader,
 }
@@ -18,6 +20,7 @@ impl Role {
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Follower => "Follower",
+            Role::PreCandidate => "PreCandidate",
             Role::Candidate => "Candidate",
             Role::Leader => "Leader",
         }

@@ -27,6 +27,8 @@ pub struct SimOptions {
     pub snapshot_every_entries: u64,
     pub snapshot_chunk_bytes: usize,
     pub retained_entries_after_snapshot: u64,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
 }
 
 impl SimOptions {
@@ -43,6 +45,8 @@ impl SimOptions {
             snapshot_every_entries: 0,
             snapshot_chunk_bytes: 1 << 20,
             retained_entries_after_snapshot: 0,
+            pre_vote: true,
+            check_quorum: true,
         }
     }
 }
@@ -55,6 +59,7 @@ struct SimNode {
     /// Survives crashes: the simulated disk.
     storage: MemoryStorage,
     election_deadline_ms: u64,
+    lease_deadline_ms: u64,
     heartbeat_deadline_ms: u64,
     /// Highest index applied by this incarnation, and its state machine: the
     /// chained hash of every entry applied (a snapshot carries it).
@@ -95,6 +100,7 @@ impl Cluster {
                 core: None,
                 storage: MemoryStorage::new(),
                 election_deadline_ms: NEVER,
+                lease_deadline_ms: NEVER,
                 heartbeat_deadline_ms: NEVER,
                 applied_index: 0,
                 applied_hash: 0,
@@ -151,6 +157,7 @@ impl Cluster {
         let sim_node = &mut self.nodes[node];
         sim_node.core = None;
         sim_node.election_deadline_ms = NEVER;
+        sim_node.lease_deadline_ms = NEVER;
         sim_node.heartbeat_deadline_ms = NEVER;
     }
 
@@ -162,6 +169,8 @@ impl Cluster {
         config.max_inflight_messages = self.options.max_inflight_messages;
         config.snapshot_chunk_bytes = self.options.snapshot_chunk_bytes;
         config.retained_entries_after_snapshot = self.options.retained_entries_after_snapshot;
+        config.pre_vote = self.options.pre_vote;
+        config.check_quorum = self.options.check_quorum;
         let (applied_index, applied_hash) = recovered.snapshot.as_ref().map_or((0, 0), decode_snapshot);
         let mut core = RaftCore::restore(config, recovered.hard_state, recovered.snapshot, recovered.entries);
         let mut effects = Vec::new();
@@ -213,6 +222,10 @@ impl Cluster {
             if self.nodes[node].election_deadline_ms <= self.now_ms {
                 self.nodes[node].election_deadline_ms = NEVER;
                 self.step(node, Event::ElectionTimeout);
+            }
+            if self.nodes[node].lease_deadline_ms <= self.now_ms {
+                self.nodes[node].lease_deadline_ms = NEVER;
+                self.step(node, Event::LeaseTimeout);
             }
             if self.nodes[node].heartbeat_deadline_ms <= self.now_ms {
                 self.nodes[node].heartbeat_deadline_ms = NEVER;
@@ -358,7 +371,9 @@ impl Cluster {
                 } else {
                     NEVER
                 };
+                sim_node.lease_deadline_ms = self.now_ms + self.options.election_timeout_min_ms;
             }
+            Effect::ReadsConfirmed { .. } => {}
             Effect::ResetHeartbeatTimer => {
                 sim_node.heartbeat_deadline_ms = self.now_ms + self.options.heartbeat_interval_ms;
             }
