@@ -24,6 +24,8 @@ fn commit_everywhere(cluster: &mut Cluster, data: Vec<u8>, limit_ms: u64) {
     while cluster.now_ms < deadline {
         let leader = cluster.wait_for_leader(limit_ms);
         let Some((index, term)) = cluster.propose(leader, data.clone()) else {
+            // Refused (the leader is handing over leadership): let time pass.
+            cluster.tick();
             continue;
         };
         let live: Vec<NodeId> = (0..cluster.node_count()).filter(|&n| cluster.is_up(n)).collect();
@@ -33,7 +35,7 @@ fn commit_everywhere(cluster: &mut Cluster, data: Vec<u8>, limit_ms: u64) {
             return;
         }
     }
-    panic!("seed {}: command not applied everywhere within {limit_ms} ms", cluster.seed);
+    panic!("seed {}: command not applied everywhere within {limit_ms} ms\n{}", cluster.seed, cluster.describe());
 }
 
 fn leaders_in_term(cluster: &Cluster, term: u64) -> usize {
@@ -289,6 +291,8 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
     options.snapshot_every_entries = [0, 5, 17][(seed / 9 % 3) as usize];
     options.snapshot_chunk_bytes = [3, 7, 16][(seed / 27 % 3) as usize];
     options.retained_entries_after_snapshot = [0, 4][(seed / 81 % 2) as usize];
+    // Disks from instant to slow: the slower the sync, the more a crash loses.
+    options.max_sync_ms = [0, 3, 10][(seed / 162 % 3) as usize];
     let mut cluster = Cluster::new(seed, options);
     let mut number = 0;
     while cluster.now_ms < fault_ms {
@@ -299,6 +303,12 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
                 number += batch_size;
                 cluster.propose_batch(leader, batch);
             }
+        }
+        // Reads at any node that believes it leads, stale leaders included:
+        // only a majority's confirmation may release them.
+        if cluster.rng().gen_range(0..8) == 0 {
+            let node = cluster.rng().gen_range(0..nodes);
+            cluster.read(node);
         }
         if cluster.rng().gen_range(0..150) == 0 {
             inject_fault(&mut cluster, nodes);
@@ -312,7 +322,7 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
             cluster.restart(node);
         }
     }
-    commit_everywhere(&mut cluster, command(u64::MAX), 20_000);
+    commit_everywhere(&mut cluster, command(u64::MAX), 60_000);
     if std::env::var("SIM_VERBOSE").is_ok() {
         let leader = cluster.leader().unwrap();
         eprintln!(
@@ -322,12 +332,28 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
             cluster.network.delivered
         );
     }
+    READS_CONFIRMED.fetch_add(cluster.reads_confirmed(), std::sync::atomic::Ordering::Relaxed);
     cluster.snapshots_installed
 }
 
+/// Reads confirmed across a test's seeds, to show ReadIndex was exercised.
+static READS_CONFIRMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 fn inject_fault(cluster: &mut Cluster, nodes: usize) {
     let node = cluster.rng().gen_range(0..nodes);
-    match cluster.rng().gen_range(0..5) {
+    match cluster.rng().gen_range(0..7) {
+        6 => {
+            // The leader crashes with writes still unsynced: only what its
+            // disk synced, and what followers acknowledged, survives.
+            if let Some(leader) = cluster.leader() {
+                cluster.crash(leader);
+            }
+        }
+        5 => {
+            if let Some(leader) = cluster.leader() {
+                cluster.transfer(leader, node);
+            }
+        }
         0 => cluster.crash(node),
         1 => {
             if !cluster.is_up(node) {
@@ -363,8 +389,10 @@ fn seeds(default_count: u64, offset: u64) -> Vec<u64> {
 #[test]
 fn randomized_faults_3_nodes() {
     let installed: u64 = seeds(150, 0).into_iter().map(|seed| random_run(seed, 3, 3000)).sum();
-    eprintln!("3 nodes: {installed} snapshots installed");
+    let reads = READS_CONFIRMED.load(std::sync::atomic::Ordering::Relaxed);
+    eprintln!("3 nodes: {installed} snapshots installed, {reads} reads confirmed (all runs so far)");
     assert!(seeds(150, 0).len() < 50 || installed > 0, "no seed exercised InstallSnapshot");
+    assert!(reads > 0, "no seed confirmed a ReadIndex read");
 }
 
 #[test]

@@ -1,9 +1,14 @@
 //! The real consensus core, N copies, on a simulated network and clock, all
-//! driven by one seed. Crashes keep only what storage made durable.
+//! driven by one seed. Each node's disk is asynchronous, as the real shell's
+//! LogManager is: writes become durable after a random sync delay, messages
+//! that promise durability wait for it, and a crash keeps only what was
+//! synced (plus, at random, a prefix of what was being written).
 
 use std::sync::Arc;
 
-use raftmq::raft::{CoreConfig, Effect, Entry, Event, LogIndex, NodeId, RaftCore, Role, Snapshot, Term};
+use raftmq::raft::{
+    CoreConfig, Effect, Entry, Event, HardState, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, Term,
+};
 use raftmq::storage::{MemoryStorage, Storage};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -29,6 +34,8 @@ pub struct SimOptions {
     pub retained_entries_after_snapshot: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
+    /// Longest simulated fsync; 0 makes every write durable at once.
+    pub max_sync_ms: u64,
 }
 
 impl SimOptions {
@@ -47,6 +54,7 @@ impl SimOptions {
             retained_entries_after_snapshot: 0,
             pre_vote: true,
             check_quorum: true,
+            max_sync_ms: 4,
         }
     }
 }
@@ -67,6 +75,32 @@ struct SimNode {
     applied_hash: u64,
     snapshot_index: LogIndex,
     prefix_hashes: Vec<u64>,
+    /// Writes handed to the disk and not yet synced, in order.
+    unsynced: Vec<DiskWrite>,
+    /// Messages that may leave only once `unsynced` is durable.
+    held: Vec<(NodeId, Message)>,
+    sync_deadline_ms: u64,
+    /// ReadIndex reads this node started: (round, the highest index applied
+    /// anywhere when the read began, which the read must reflect).
+    reads: Vec<(u64, LogIndex)>,
+}
+
+/// One write the simulated disk has not synced yet.
+enum DiskWrite {
+    HardState(HardState),
+    Entries(Vec<Entry>),
+    Compact(LogIndex),
+    /// A snapshot from the leader: keep it, then drop the log it covers
+    /// (all of it unless `log_kept`).
+    Install(Snapshot, bool),
+    /// This node's own snapshot; the core hears of it once it is durable.
+    Save(Snapshot),
+}
+
+/// As the real shell's HeldSends: votes, vote requests and acknowledgements
+/// promise durable state; a leader's AppendEntries and snapshot chunks do not.
+fn needs_durability(message: &Message) -> bool {
+    !matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_))
 }
 
 pub struct Cluster {
@@ -80,6 +114,7 @@ pub struct Cluster {
     /// Snapshots nodes made of their own state, and installed from a leader.
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
+    reads_confirmed: u64,
 }
 
 impl Cluster {
@@ -94,6 +129,7 @@ impl Cluster {
             options,
             snapshots_taken: 0,
             snapshots_installed: 0,
+            reads_confirmed: 0,
         };
         for id in 0..cluster.options.nodes {
             cluster.nodes.push(SimNode {
@@ -106,6 +142,10 @@ impl Cluster {
                 applied_hash: 0,
                 snapshot_index: 0,
                 prefix_hashes: Vec::new(),
+                unsynced: Vec::new(),
+                held: Vec::new(),
+                sync_deadline_ms: NEVER,
+                reads: Vec::new(),
             });
             cluster.restart(id);
         }
@@ -153,8 +193,21 @@ impl Cluster {
             .map(|(id, _)| id)
     }
 
+    /// Stop a node as kill -9 would: what its disk had not synced is lost,
+    /// except a random prefix that reached the platter before the crash
+    /// (a WAL keeps a prefix of its records, never a later one alone).
     pub fn crash(&mut self, node: NodeId) {
+        let pending = std::mem::take(&mut self.nodes[node].unsynced);
+        let survivors = self.rng.gen_range(0..=pending.len());
+        for write in pending.into_iter().take(survivors) {
+            if let Err(violation) = Self::write_to_disk(&mut self.nodes[node], write) {
+                self.fail(violation);
+            }
+        }
         let sim_node = &mut self.nodes[node];
+        sim_node.held.clear();
+        sim_node.reads.clear();
+        sim_node.sync_deadline_ms = NEVER;
         sim_node.core = None;
         sim_node.election_deadline_ms = NEVER;
         sim_node.lease_deadline_ms = NEVER;
@@ -181,6 +234,70 @@ impl Cluster {
         sim_node.applied_hash = applied_hash;
         sim_node.snapshot_index = applied_index;
         self.execute(node, effects);
+    }
+
+    /// Start a linearizable read on `node` (Raft dissertation §6.4). When it
+    /// is confirmed, its read index must cover every entry applied anywhere
+    /// before it began: a read served at a lower index could miss a write
+    /// already acknowledged, which is a stale read.
+    pub fn read(&mut self, node: NodeId) -> bool {
+        let must_see = (0..self.nodes.len()).map(|other| self.nodes[other].applied_index).max().unwrap_or(0);
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return false;
+        };
+        let Ok(round) = core.read_index() else {
+            return false;
+        };
+        self.nodes[node].reads.push((round, must_see));
+        let mut effects = Vec::new();
+        self.nodes[node].core.as_mut().expect("live").drain_effects(&mut effects);
+        self.execute(node, effects);
+        true
+    }
+
+    /// Hand leadership from `node` to `to` (Raft dissertation §3.10).
+    pub fn transfer(&mut self, node: NodeId, to: NodeId) {
+        let Some(core) = self.nodes[node].core.as_mut() else {
+            return;
+        };
+        if core.transfer_leadership(to).is_ok() {
+            let mut effects = Vec::new();
+            core.drain_effects(&mut effects);
+            self.execute(node, effects);
+        }
+    }
+
+    /// Every node's role, term, log and progress, for a failure report.
+    pub fn describe(&self) -> String {
+        let mut lines = Vec::new();
+        for (id, sim_node) in self.nodes.iter().enumerate() {
+            let line = match &sim_node.core {
+                None => format!("node {id}: down"),
+                Some(core) => format!(
+                    "node {id}: {:?} term {} leader {:?} commit {} last {} (term {}) persisted {} applied {} \
+                     snapshot {} unsynced {} held {} sync at {} now {}",
+                    core.role(),
+                    core.term(),
+                    core.leader(),
+                    core.commit_index(),
+                    core.log().last_index(),
+                    core.log().last_term(),
+                    core.persisted_index(),
+                    sim_node.applied_index,
+                    core.snapshot_index(),
+                    sim_node.unsynced.len(),
+                    sim_node.held.len(),
+                    sim_node.sync_deadline_ms,
+                    self.now_ms
+                ),
+            };
+            lines.push(line);
+        }
+        lines.join("\n")
+    }
+
+    pub fn reads_confirmed(&self) -> u64 {
+        self.reads_confirmed
     }
 
     pub fn force_election(&mut self, node: NodeId) {
@@ -219,6 +336,9 @@ impl Cluster {
             self.step(to, Event::Message { from, message });
         }
         for node in 0..self.nodes.len() {
+            if self.nodes[node].sync_deadline_ms <= self.now_ms {
+                self.sync(node);
+            }
             if self.nodes[node].election_deadline_ms <= self.now_ms {
                 self.nodes[node].election_deadline_ms = NEVER;
                 self.step(node, Event::ElectionTimeout);
@@ -258,36 +378,87 @@ impl Cluster {
         self.leader().expect("just checked")
     }
 
-    /// Execute effects in order (persist, send, apply as emitted), reporting
-    /// durability back to the core as the real shell does.
+    /// Execute effects in order (persist, send, apply as emitted). Writes go
+    /// to the node's unsynced queue; `sync` reports them to the core.
     fn execute(&mut self, node: NodeId, mut pending: Vec<Effect>) {
         while !pending.is_empty() {
-            let mut persisted: Option<(LogIndex, Term)> = None;
             for effect in std::mem::take(&mut pending) {
-                if let Err(violation) = self.execute_one(node, effect, &mut persisted) {
+                if let Err(violation) = self.execute_one(node, effect) {
                     self.fail(violation);
                 }
             }
-            if let Some((index, term)) = persisted {
-                let core = self.nodes[node].core.as_mut().expect("live node");
-                core.step(Event::LogPersisted { index, term });
-                core.drain_effects(&mut pending);
-            }
-            if pending.is_empty() {
-                self.maybe_snapshot(node, &mut pending);
+            self.maybe_snapshot(node);
+            if self.options.max_sync_ms == 0 && !self.nodes[node].unsynced.is_empty() {
+                self.sync(node);
             }
         }
     }
 
+    /// The disk finished its sync: every queued write is durable. Release the
+    /// messages that waited for it and tell the core what is now durable.
+    fn sync(&mut self, node: NodeId) {
+        let sim_node = &mut self.nodes[node];
+        sim_node.sync_deadline_ms = NEVER;
+        let writes = std::mem::take(&mut sim_node.unsynced);
+        let held = std::mem::take(&mut sim_node.held);
+        let mut events = Vec::new();
+        for write in writes {
+            if let DiskWrite::Entries(entries) = &write {
+                let last = entries.last().expect("non-empty");
+                events.retain(|event| !matches!(event, Event::LogPersisted { .. }));
+                events.push(Event::LogPersisted { index: last.index, term: last.term });
+            }
+            if let DiskWrite::Save(snapshot) = &write {
+                events.push(Event::SnapshotSaved { snapshot: snapshot.clone() });
+            }
+            if let Err(violation) = Self::write_to_disk(&mut self.nodes[node], write) {
+                self.fail(violation);
+            }
+        }
+        for (to, message) in held {
+            self.network.send(&mut self.rng, self.now_ms, node, to, message);
+        }
+        for event in events {
+            self.step(node, event);
+        }
+    }
+
+    fn write_to_disk(sim_node: &mut SimNode, write: DiskWrite) -> Result<(), String> {
+        let storage = &mut sim_node.storage;
+        let outcome = match write {
+            DiskWrite::HardState(hard_state) => storage.save_hard_state(hard_state),
+            DiskWrite::Entries(entries) => storage.append_entries(&entries),
+            DiskWrite::Compact(through_index) => storage.compact(through_index),
+            DiskWrite::Install(snapshot, log_kept) => storage.save_snapshot(&snapshot).and_then(|()| {
+                if log_kept {
+                    storage.compact(snapshot.last_index)
+                } else {
+                    storage.reset_log(snapshot.last_index)
+                }
+            }),
+            DiskWrite::Save(snapshot) => storage.save_snapshot(&snapshot),
+        };
+        outcome.map_err(|error| error.to_string())
+    }
+
+    fn queue_write(&mut self, node: NodeId, write: DiskWrite) {
+        let delay_ms = self.rng.gen_range(1..=self.options.max_sync_ms.max(1));
+        let sim_node = &mut self.nodes[node];
+        if sim_node.sync_deadline_ms == NEVER {
+            sim_node.sync_deadline_ms = self.now_ms + delay_ms;
+        }
+        sim_node.unsynced.push(write);
+    }
+
     /// Snapshot a node's state machine once it applied enough since the
-    /// last one, as the shell does; the simulated disk keeps it at once.
-    fn maybe_snapshot(&mut self, node: NodeId, pending: &mut Vec<Effect>) {
+    /// last one, as the shell does; the core learns of it once it is durable.
+    fn maybe_snapshot(&mut self, node: NodeId) {
         let every = self.options.snapshot_every_entries;
         let sim_node = &mut self.nodes[node];
         if every == 0 || sim_node.applied_index < sim_node.snapshot_index + every {
             return;
         }
-        let core = sim_node.core.as_mut().expect("live node");
+        let core = sim_node.core.as_ref().expect("live node");
         let last_index = sim_node.applied_index;
         let last_term = core.log().term_at(last_index).expect("applied entries are held");
         let snapshot =
@@ -295,32 +466,33 @@ impl Cluster {
         if let Err(violation) = self.checker.on_snapshot(node, last_index, last_term, sim_node.applied_hash) {
             self.fail(violation);
         }
-        sim_node.storage.save_snapshot(&snapshot).expect("memory storage saves");
         sim_node.snapshot_index = last_index;
         self.snapshots_taken += 1;
-        core.step(Event::SnapshotSaved { snapshot });
-        core.drain_effects(pending);
+        self.queue_write(node, DiskWrite::Save(snapshot));
     }
 
-    fn execute_one(
-        &mut self,
-        node: NodeId,
-        effect: Effect,
-        persisted: &mut Option<(LogIndex, Term)>,
-    ) -> Result<(), String> {
+    fn execute_one(&mut self, node: NodeId, effect: Effect) -> Result<(), String> {
+        if std::env::var("SIM_TRACE_FROM_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|from| self.now_ms >= from)
+        {
+            let text = format!("{effect:?}");
+            eprintln!("{} node {node}: {}", self.now_ms, &text[..text.len().min(300)]);
+        }
         let sim_node = &mut self.nodes[node];
         match effect {
-            Effect::PersistHardState(hard_state) => {
-                sim_node.storage.save_hard_state(hard_state).map_err(|error| error.to_string())?;
-            }
+            Effect::PersistHardState(hard_state) => self.queue_write(node, DiskWrite::HardState(hard_state)),
             Effect::PersistEntries(entries) => {
-                sim_node.storage.append_entries(&entries).map_err(|error| error.to_string())?;
                 self.checker.on_persist(node, &mut sim_node.prefix_hashes, &entries)?;
-                let last = entries.last().expect("non-empty");
-                *persisted = Some((last.index, last.term));
+                self.queue_write(node, DiskWrite::Entries(entries));
             }
             Effect::Send { to, message } => {
-                self.network.send(&mut self.rng, self.now_ms, node, to, message);
+                if needs_durability(&message) && !sim_node.unsynced.is_empty() {
+                    sim_node.held.push((to, message));
+                } else {
+                    self.network.send(&mut self.rng, self.now_ms, node, to, message);
+                }
             }
             Effect::Apply { first_index, last_index } => {
                 if first_index != sim_node.applied_index + 1 || last_index < first_index {
@@ -337,9 +509,7 @@ impl Cluster {
                 }
                 sim_node.applied_index = last_index;
             }
-            Effect::CompactLog { through_index } => {
-                sim_node.storage.compact(through_index).map_err(|error| error.to_string())?;
-            }
+            Effect::CompactLog { through_index } => self.queue_write(node, DiskWrite::Compact(through_index)),
             Effect::InstallSnapshot { snapshot, log_kept } => {
                 let (last_index, hash) = decode_snapshot(&snapshot);
                 self.checker.on_snapshot(node, last_index, snapshot.last_term, hash)?;
@@ -349,11 +519,7 @@ impl Cluster {
                         sim_node.applied_index
                     ));
                 }
-                sim_node.storage.save_snapshot(&snapshot).map_err(|error| error.to_string())?;
-                if log_kept {
-                    sim_node.storage.compact(last_index).map_err(|error| error.to_string())?;
-                } else {
-                    sim_node.storage.reset_log(last_index).map_err(|error| error.to_string())?;
+                if !log_kept {
                     sim_node.prefix_hashes.resize(last_index as usize, 0);
                     sim_node.prefix_hashes[last_index as usize - 1] = hash;
                 }
@@ -361,6 +527,7 @@ impl Cluster {
                 sim_node.applied_hash = hash;
                 sim_node.snapshot_index = last_index;
                 self.snapshots_installed += 1;
+                self.queue_write(node, DiskWrite::Install(snapshot, log_kept));
             }
             Effect::ResetElectionTimer => {
                 sim_node.election_deadline_ms = if self.options.automatic_elections {
@@ -373,7 +540,18 @@ impl Cluster {
                 };
                 sim_node.lease_deadline_ms = self.now_ms + self.options.election_timeout_min_ms;
             }
-            Effect::ReadsConfirmed { .. } => {}
+            Effect::ReadsConfirmed { round, read_index } => {
+                for &(read_round, must_see) in sim_node.reads.iter().filter(|(read_round, _)| *read_round <= round) {
+                    if read_index < must_see {
+                        return Err(format!(
+                            "stale read on node {node}: round {read_round} reads at {read_index}, \
+                             but {must_see} was applied before it began"
+                        ));
+                    }
+                    self.reads_confirmed += 1;
+                }
+                sim_node.reads.retain(|(read_round, _)| *read_round > round);
+            }
             Effect::ResetHeartbeatTimer => {
                 sim_node.heartbeat_deadline_ms = self.now_ms + self.options.heartbeat_interval_ms;
             }
@@ -381,7 +559,7 @@ impl Cluster {
                 let core = sim_node.core.as_ref().expect("live node");
                 self.checker.on_leader(node, term, core.log())?;
             }
-            Effect::RoleChanged { .. } => {}
+            Effect::RoleChanged { .. } => sim_node.reads.clear(),
         }
         Ok(())
     }
