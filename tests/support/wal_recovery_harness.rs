@@ -5,7 +5,7 @@
 //! recovering a second time gives the same state.
 
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use raftmq::raft::{Entry, HardState, Snapshot};
@@ -48,7 +48,7 @@ pub fn recover_damaged_wal(data: &[u8]) {
 
 type State = (HardState, Option<(u64, u64, Vec<u8>)>, Vec<Entry>);
 
-fn recover(directory: &PathBuf) -> Result<State, String> {
+fn recover(directory: &Path) -> Result<State, String> {
     let mut wal = WalStorage::open(directory, WalOptions::default()).map_err(|error| error.to_string())?;
     let recovered = wal.load().map_err(|error| error.to_string())?;
     let entries = recovered.entries;
@@ -61,7 +61,7 @@ fn recover(directory: &PathBuf) -> Result<State, String> {
     Ok((recovered.hard_state, snapshot, entries))
 }
 
-fn write_base_wal(directory: &PathBuf) {
+fn write_base_wal(directory: &Path) {
     let mut wal = WalStorage::open(directory, WalOptions::default()).expect("a fresh WAL opens");
     wal.save_hard_state(HardState { current_term: 3, voted_for: Some(1) }).expect("writes");
     let snapshot = Snapshot { last_index: 2, last_term: 1, data: std::sync::Arc::new(b"image".to_vec()) };
@@ -73,7 +73,7 @@ fn write_base_wal(directory: &PathBuf) {
     wal.sync().expect("syncs");
 }
 
-fn segment_path(directory: &PathBuf) -> PathBuf {
+fn segment_path(directory: &Path) -> PathBuf {
     let mut segments: Vec<PathBuf> = fs::read_dir(directory)
         .expect("the base WAL exists")
         .map(|entry| entry.expect("readable").path())
