@@ -1,8 +1,11 @@
 #!/usr/bin/env python3
 """Failover time: with a client writing continuously to a 3-node cluster,
 kill -9 the leader and measure the time from the kill until a write commits
-on the new leader. Usage: scripts/failover.py [rounds] [extra node options...]"""
+on the new leader. With --sigterm, stop the leader with SIGTERM instead (a
+rolling restart): it hands leadership over before exiting.
+Usage: scripts/failover.py [rounds] [--sigterm] [extra node options...]"""
 
+import signal
 import statistics
 import sys
 import tempfile
@@ -29,7 +32,11 @@ def write_until_success(cluster, message, deadline_s=10.0):
 
 def main():
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    extra = tuple(sys.argv[2:])
+    extra = list(sys.argv[2:])
+    graceful = "--sigterm" in extra
+    if graceful:
+        extra.remove("--sigterm")
+    extra = tuple(extra)
     gaps = []
     with tempfile.TemporaryDirectory() as directory:
         cluster = LocalCluster(Path(directory), 3, extra)
@@ -40,10 +47,18 @@ def main():
             for round_number in range(rounds):
                 leader = cluster.leaders()[0]
                 write_until_success(cluster, f"before-{round_number}")
-                cluster.kill(leader)
-                gap = write_until_success(cluster, f"after-{round_number}")
+                if graceful:
+                    process = cluster.processes[leader]
+                    process.send_signal(signal.SIGTERM)
+                    gap = write_until_success(cluster, f"after-{round_number}")
+                    process.wait(timeout=10)
+                    cluster.processes[leader] = None
+                else:
+                    cluster.kill(leader)
+                    gap = write_until_success(cluster, f"after-{round_number}")
                 gaps.append(gap)
-                print(f"round {round_number}: killed node {leader}, write committed again after {gap * 1000:.0f} ms")
+                how = "stopped (SIGTERM)" if graceful else "killed"
+                print(f"round {round_number}: {how} node {leader}, write committed again after {gap * 1000:.0f} ms")
                 cluster.start(leader)
                 time.sleep(1.0)
         finally:

@@ -168,12 +168,6 @@ impl EventLoop {
                 self.shut_down();
                 return;
             }
-            if self.shutdown_deadline.is_some_and(|deadline| {
-                self.core.role() != Role::Leader || self.core.transfer_target().is_none() || Instant::now() >= deadline
-            }) {
-                self.shut_down();
-                return;
-            }
             self.propose_waiting();
             self.start_reads();
             // Effects first: a heartbeat read this turn re-arms the election
@@ -186,7 +180,24 @@ impl EventLoop {
             self.expire_pending(Instant::now());
             self.serve_reads();
             self.publish_status();
+            if self.handover_finished(Instant::now()) {
+                self.shut_down();
+                return;
+            }
         }
+    }
+
+    /// While shutting down after SIGTERM: true once another node leads
+    /// (this node then has sent its vote for it), once the transfer was
+    /// abandoned, or once the deadline passed.
+    fn handover_finished(&self, now: Instant) -> bool {
+        let Some(deadline) = self.shutdown_deadline else {
+            return false;
+        };
+        let leading = self.core.role() == Role::Leader;
+        let handed_over = !leading && self.core.leader().is_some_and(|leader| leader != self.core.id());
+        let abandoned = leading && self.core.transfer_target().is_none();
+        handed_over || abandoned || now >= deadline
     }
 
     /// On SIGTERM, a leader hands leadership to its most caught-up

@@ -118,3 +118,16 @@ def test_sigterm_on_the_leader_hands_leadership_over_before_exiting(make_cluster
     # TimeoutNow makes the target campaign at once: one election, one term up.
     assert status["role"] == "Leader" and status["term"] == term + 1, status
     assert [client.get_message("rolling") for _ in range(50)] == [str(number) for number in range(50)]
+
+
+def test_sigterm_handover_in_a_two_node_cluster_gets_the_leaders_own_vote(make_cluster):
+    """With two nodes the target needs the departing leader's vote, so the
+    leader must stay until that vote is out."""
+    cluster = make_cluster(2)
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    term = cluster.status(leader)["term"]
+    assert cluster.terminate(leader) == 0
+    target = 1 - leader
+    log = (cluster.directory / f"node-{target}.log").read_text()
+    assert f"Leader in term {term + 1}" in log, log[-2000:]
