@@ -20,6 +20,7 @@ order in which topics were created.
 
 from __future__ import annotations
 
+import bisect
 import math
 import random
 from dataclasses import dataclass
@@ -37,9 +38,32 @@ class Operation:
     known: bool
     #: Search order among candidates (see `_candidates`); set by `linearizable`.
     priority: tuple = ()
+    #: For a put whose message an answered get returned: that get's place
+    #: among answered gets ordered by return time, and how many of them
+    #: returned before it was called (see `_set_fifo_ranks`).
+    delivery_rank: Optional[int] = None
+    required_puts: int = 0
 
 
 KIND_ORDER = {"get_message": 0, "exists": 1, "put_topic": 1, "put_message": 2}
+
+
+def _set_fifo_ranks(operations: list[Operation]) -> None:
+    """FIFO with unique messages: if the get of m' returned before the get
+    of m was called, m' was dequeued first, so it was enqueued first. Each
+    delivered put records how many deliveries (in return order) must have
+    their puts linearized before it may be: a necessary condition that cuts
+    off wrong put orders at once instead of thousands of steps later."""
+    deliveries = sorted(
+        (op for op in operations if op.kind == "get_message" and op.known and op.result is not None),
+        key=lambda op: op.returned,
+    )
+    returns = [op.returned for op in deliveries]
+    rank_of = {op.result: (rank, bisect.bisect_left(returns, op.call)) for rank, op in enumerate(deliveries)}
+    for operation in operations:
+        operation.delivery_rank, operation.required_puts = None, 0
+        if operation.kind == "put_message" and operation.argument in rank_of:
+            operation.delivery_rank, operation.required_puts = rank_of[operation.argument]
 
 
 def _set_priorities(operations: list[Operation]) -> None:
@@ -74,9 +98,17 @@ def step(state: tuple, operation: Operation) -> Optional[tuple]:
         return (exists, messages + (operation.argument,)) if exists else state
     if kind == "get_message":
         head = messages[0] if exists and messages else None
-        if operation.known and result != head:
-            return None
-        return (exists, messages[1:]) if head is not None else state
+        if operation.known:
+            if result != head:
+                return None
+            return (exists, messages[1:]) if head is not None else state
+        # Unknown outcome. Every message is removed at most once, so this get
+        # can only have taken a message no answered get returned (its
+        # argument: the topic's orphans). Not happening at all is the same as
+        # happening last, on the drained queue: a no-op on an empty queue.
+        if head is None:
+            return state
+        return (exists, messages[1:]) if head in operation.argument else None
     raise ValueError(f"unknown operation {kind!r}")
 
 
@@ -167,6 +199,9 @@ def linearizable(operations: list[Operation], max_steps: int = 5_000_000) -> boo
     for position, operation in enumerate(operations):
         operation.number = position
     _set_priorities(operations)
+    _set_fifo_ranks(operations)
+    delivered_done = [False] * sum(1 for op in operations if op.delivery_rank is not None)
+    done_prefix = 0  # deliveries 0..done_prefix-1 all have their put linearized
     operation_keys = [_random_bits() for _ in operations]
     head = _build_list(operations)
     state: tuple = (False, ())
@@ -184,6 +219,8 @@ def linearizable(operations: list[Operation], max_steps: int = 5_000_000) -> boo
         while position < len(candidates):
             entry = candidates[position]
             position += 1
+            if entry.operation.required_puts > done_prefix:
+                continue  # a put that must come after ones not yet linearized
             new_state = step(state, entry.operation)
             if new_state is None:
                 continue
@@ -192,9 +229,14 @@ def linearizable(operations: list[Operation], max_steps: int = 5_000_000) -> boo
             if key in cache:
                 continue
             cache.add(key)
-            frames.append((candidates, position, state, linearized, entry))
+            frames.append((candidates, position, state, linearized, entry, done_prefix))
             _lift(entry)
             state, linearized = new_state, new_linearized
+            rank = entry.operation.delivery_rank
+            if rank is not None:
+                delivered_done[rank] = True
+                while done_prefix < len(delivered_done) and delivered_done[done_prefix]:
+                    done_prefix += 1
             candidates, position = _candidates(head), 0
             advanced = True
             break
@@ -202,7 +244,9 @@ def linearizable(operations: list[Operation], max_steps: int = 5_000_000) -> boo
             continue
         if not frames:
             return False
-        candidates, position, state, linearized, entry = frames.pop()
+        candidates, position, state, linearized, entry, done_prefix = frames.pop()
+        if entry.operation.delivery_rank is not None:
+            delivered_done[entry.operation.delivery_rank] = False
         _unlift(entry)
     return True
 
@@ -252,7 +296,19 @@ def per_topic(history: list[dict]) -> dict[str, list[Operation]]:
         argument = record.get("message")
         operation = Operation(0, record["op"], argument, record["call"], _returned(record), record.get("result"), known)
         split[record["topic"]].append(operation)
+    for operations in split.values():
+        _mark_orphans(operations)
     return {topic: _without_settled_existence(operations) for topic, operations in split.items()}
+
+
+def _mark_orphans(operations: list[Operation]) -> None:
+    """Give each get of unknown outcome the set of messages it may have
+    taken: those put and never returned by an answered get."""
+    returned = {op.result for op in operations if op.kind == "get_message" and op.known and op.result is not None}
+    orphans = frozenset(op.argument for op in operations if op.kind == "put_message" and op.argument not in returned)
+    for operation in operations:
+        if operation.kind == "get_message" and not operation.known:
+            operation.argument = orphans
 
 
 def _without_settled_existence(operations: list[Operation]) -> list[Operation]:
