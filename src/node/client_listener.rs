@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
-use log::{debug, warn};
+use log::debug;
 
 use super::input::{ClientCommand, Input, TransferRequest};
 use super::listener::Listener;
@@ -93,17 +93,29 @@ impl ClientListener {
             Operation::Queue(command) => {
                 let forwarded =
                     Input::Client(ClientCommand { envelope, id: request.id, session: request.session, command });
-                if self.inputs.send(forwarded).is_err() {
-                    warn!("event loop is gone; dropping a request");
-                }
+                self.forward(router, forwarded);
             }
             Operation::TransferLeader { to } => {
-                let forwarded = Input::Transfer(TransferRequest { envelope, id: request.id, to });
-                if self.inputs.send(forwarded).is_err() {
-                    warn!("event loop is gone; dropping a request");
-                }
+                self.forward(router, Input::Transfer(TransferRequest { envelope, id: request.id, to }));
             }
         }
+    }
+
+    /// Hand a request to the event loop. Once it has stopped (the node is
+    /// exiting), answer here: the request was not applied, so the client
+    /// may retry elsewhere at once instead of waiting out its timeout.
+    fn forward(&self, router: &zmq::Socket, input: Input) {
+        let Err(crossbeam_channel::SendError(input)) = self.inputs.send(input) else {
+            return;
+        };
+        let (envelope, id) = match input {
+            Input::Client(command) => (command.envelope, command.id),
+            Input::Transfer(request) => (request.envelope, request.id),
+            _ => return,
+        };
+        let reply =
+            ReplyBody::redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
+        reply_now(router, &envelope, reply.encode(id.as_ref()));
     }
 }
 

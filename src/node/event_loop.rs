@@ -224,21 +224,30 @@ impl EventLoop {
     /// waiting for commit may still commit under the next leader. Then let
     /// the LogManager finish its last group.
     fn shut_down(&mut self) {
-        let mut unproposed = std::mem::take(&mut self.proposals);
-        for input in self.wiring.inputs.try_iter() {
-            if let Input::Client(command) = input {
-                unproposed.push(command);
-            }
-        }
-        let body = self.redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
-        for proposal in unproposed {
-            self.reply(&proposal.envelope, body.clone(), proposal.id.as_ref());
-        }
         self.fail_all_pending("the node is shutting down; the request may or may not take effect");
         self.fail_reads("the node is shutting down; the read was not served");
         self.finish_transfers(true);
+        let unproposed = std::mem::take(&mut self.proposals);
+        let unread = std::mem::take(&mut self.reads_to_start);
+        for command in unproposed.into_iter().chain(unread) {
+            self.refuse_while_exiting(&command.envelope, command.id.as_ref());
+        }
         self.log_manager.close();
-        std::thread::sleep(SHUTDOWN_FLUSH);
+        // Until the process exits, whatever still arrives is answered too,
+        // so no client waits out its timeout on a node that is leaving.
+        let exit_at = Instant::now() + SHUTDOWN_FLUSH;
+        while let Ok(input) = self.wiring.inputs.recv_deadline(exit_at) {
+            match input {
+                Input::Client(command) => self.refuse_while_exiting(&command.envelope, command.id.as_ref()),
+                Input::Transfer(request) => self.refuse_while_exiting(&request.envelope, request.id.as_ref()),
+                _ => {}
+            }
+        }
+    }
+
+    fn refuse_while_exiting(&self, envelope: &Envelope, id: Option<&serde_json::Value>) {
+        let body = self.redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
+        self.reply(envelope, body, id);
     }
 
     fn time_to_next_deadline(&mut self, now: Instant) -> Duration {
