@@ -274,6 +274,39 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
     }
 }
 
+// Raft Figure 2 (persistent state) with the asynchronous disk: a vote,
+// once sent, survives a crash, so the voter cannot vote for a second
+// candidate in the same term. Node 0 votes for node 1 in term 1, crashes and
+// restarts; node 2, which never heard of term 1, then asks it for term 1.
+#[test]
+fn a_vote_survives_a_crash_so_no_term_gets_two_leaders() {
+    for seed in 0..20 {
+        let mut options = SimOptions::new(3);
+        options.automatic_elections = false;
+        // Forced elections, as in the paper: PreVote and stickiness would
+        // refuse them for reasons other than the vote under test.
+        options.pre_vote = false;
+        options.check_quorum = false;
+        let mut cluster = Cluster::new(seed, options);
+        // Nodes 1 and 2 cannot reach each other; node 0 reaches both.
+        cluster.network.cut_one_way(1, 2);
+        cluster.network.cut_one_way(2, 1);
+        cluster.force_election(1);
+        assert!(cluster.run_until(100, |c| c.leader() == Some(1)), "seed {seed}: node 1 should win term 1");
+        // Cut node 1 off before its first AppendEntries lands, so node 0's
+        // log stays as short as node 2's and only the vote can refuse node 2.
+        cluster.network.partition(&[vec![1], vec![0, 2]]);
+        cluster.run_for(20); // every write synced
+        cluster.crash(0);
+        cluster.restart(0);
+        cluster.force_election(2);
+        cluster.run_for(50);
+        let node_2 = cluster.core(2).expect("up");
+        assert_eq!(node_2.term(), 1);
+        assert_ne!(node_2.role(), Role::Leader, "seed {seed}: node 0 voted twice in term 1");
+    }
+}
+
 // Many rounds of random faults per seed: crashes and restarts, partitions
 // (one-way too), drops, duplicates and reordering, with client proposals
 // throughout. Safety is checked at every step; after healing, the cluster
