@@ -307,6 +307,37 @@ fn a_vote_survives_a_crash_so_no_term_gets_two_leaders() {
     }
 }
 
+// Raft §5.4 with the asynchronous disk: a leader counts itself toward a
+// commit only once its own disk has the entry. Node 0 leads; node 2 is cut
+// off from its AppendEntries; an entry commits with node 1's acknowledgement;
+// node 0 crashes at once and restarts; node 1 is cut off; node 2 campaigns.
+// If node 0 had counted an unsynced entry, the crash could erase it there,
+// and node 2 would win without a committed entry.
+#[test]
+fn a_leader_counts_only_its_durable_entries_toward_commit() {
+    for seed in 0..50 {
+        let mut options = SimOptions::new(3);
+        options.automatic_elections = false;
+        options.pre_vote = false;
+        options.check_quorum = false;
+        options.max_sync_ms = 10;
+        let mut cluster = Cluster::new(seed, options);
+        cluster.force_election(0);
+        assert!(cluster.run_until(200, |c| (0..3).all(|n| c.applied_index(n) >= 1)), "seed {seed}: no start");
+        cluster.network.cut_one_way(0, 2);
+        let (index, term) = cluster.propose(0, command(seed)).expect("node 0 leads");
+        if !cluster.run_until(50, |c| c.is_committed(index, term)) {
+            continue;
+        }
+        cluster.crash(0);
+        cluster.network.partition(&[vec![1], vec![0, 2]]);
+        cluster.restart(0);
+        cluster.force_election(2);
+        // The checker fails the run if node 2 leads without entry `index`.
+        cluster.run_for(100);
+    }
+}
+
 // Many rounds of random faults per seed: crashes and restarts, partitions
 // (one-way too), drops, duplicates and reordering, with client proposals
 // throughout. Safety is checked at every step; after healing, the cluster
