@@ -490,7 +490,7 @@ impl EventLoop {
     fn send_or_hold(&mut self, to: NodeId, message: Message) {
         let submitted = self.log_manager.submitted_sequence();
         let writes_outstanding = !self.disk_batch.is_empty() || self.durable_batch < submitted;
-        if writes_outstanding && HeldSends::needs_durability(&message) {
+        if writes_outstanding && message.needs_durability() {
             self.acknowledge_durable_prefix(to, &message);
             let after_batch = submitted + u64::from(!self.disk_batch.is_empty());
             self.held.hold(after_batch, to, message);

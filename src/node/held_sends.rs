@@ -1,8 +1,6 @@
-//! Messages that may leave only once this node's earlier writes are durable:
-//! vote requests and grants, and a follower's acknowledgements. A leader's
-//! AppendEntries and snapshot chunks go at once (Raft dissertation §10.2.1:
-//! the leader writes its log in parallel with replicating it), since the
-//! leader counts itself toward a commit only through `LogPersisted`.
+//! Messages that may leave only once this node's earlier writes are durable
+//! (`Message::needs_durability`), held in emission order until the
+//! LogManager reports the batch they follow durable.
 
 use std::collections::VecDeque;
 
@@ -16,10 +14,6 @@ pub struct HeldSends {
 }
 
 impl HeldSends {
-    pub fn needs_durability(message: &Message) -> bool {
-        !matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_))
-    }
-
     pub fn hold(&mut self, after_batch: u64, to: NodeId, message: Message) {
         assert!(
             self.waiting.back().is_none_or(|&(last, _, _)| last <= after_batch),

@@ -33,6 +33,16 @@ impl Message {
             Message::TimeoutNow(m) => m.term,
         }
     }
+
+    /// True for a message that speaks for this node's durable state (a vote
+    /// request or grant, a follower's acknowledgement, a snapshot's `done`):
+    /// it may leave only once the writes emitted before it are durable. A
+    /// leader's AppendEntries and snapshot chunks go at once (Raft
+    /// dissertation §10.2.1): the leader counts itself only through
+    /// `LogPersisted`.
+    pub fn needs_durability(&self) -> bool {
+        !matches!(self, Message::AppendEntries(_) | Message::InstallSnapshot(_))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -97,12 +97,6 @@ enum DiskWrite {
     Save(Snapshot),
 }
 
-/// As the real shell's HeldSends: votes, vote requests and acknowledgements
-/// promise durable state; a leader's AppendEntries and snapshot chunks do not.
-fn needs_durability(message: &Message) -> bool {
-    !matches!(message, Message::AppendEntries(_) | Message::InstallSnapshot(_))
-}
-
 pub struct Cluster {
     pub seed: u64,
     pub now_ms: u64,
@@ -488,7 +482,8 @@ impl Cluster {
                 self.queue_write(node, DiskWrite::Entries(entries));
             }
             Effect::Send { to, message } => {
-                if needs_durability(&message) && !sim_node.unsynced.is_empty() {
+                // As the shell's HeldSends: what promises durable state waits.
+                if message.needs_durability() && !sim_node.unsynced.is_empty() {
                     sim_node.held.push((to, message));
                 } else {
                     self.network.send(&mut self.rng, self.now_ms, node, to, message);
