@@ -109,6 +109,9 @@ pub struct Cluster {
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
     reads_confirmed: u64,
+    /// SIM_TRACE_FROM_MS=<ms>: print every effect from that simulated time on
+    /// (read once, not per effect).
+    trace_from_ms: Option<u64>,
 }
 
 impl Cluster {
@@ -124,6 +127,7 @@ impl Cluster {
             snapshots_taken: 0,
             snapshots_installed: 0,
             reads_confirmed: 0,
+            trace_from_ms: std::env::var("SIM_TRACE_FROM_MS").ok().and_then(|from| from.parse().ok()),
         };
         for id in 0..cluster.options.nodes {
             cluster.nodes.push(SimNode {
@@ -236,29 +240,19 @@ impl Cluster {
     /// already acknowledged, which is a stale read.
     pub fn read(&mut self, node: NodeId) -> bool {
         let must_see = (0..self.nodes.len()).map(|other| self.nodes[other].applied_index).max().unwrap_or(0);
-        let Some(core) = self.nodes[node].core.as_mut() else {
-            return false;
-        };
-        let Ok(round) = core.read_index() else {
+        // The read is recorded before its effects run: a cluster of one
+        // confirms it among them.
+        let Some(Ok(round)) = self.nodes[node].core.as_mut().map(RaftCore::read_index) else {
             return false;
         };
         self.nodes[node].reads.push((round, must_see));
-        let mut effects = Vec::new();
-        self.nodes[node].core.as_mut().expect("live").drain_effects(&mut effects);
-        self.execute(node, effects);
+        self.drive(node, |_| ());
         true
     }
 
     /// Hand leadership from `node` to `to` (Raft dissertation §3.10).
     pub fn transfer(&mut self, node: NodeId, to: NodeId) {
-        let Some(core) = self.nodes[node].core.as_mut() else {
-            return;
-        };
-        if core.transfer_leadership(to).is_ok() {
-            let mut effects = Vec::new();
-            core.drain_effects(&mut effects);
-            self.execute(node, effects);
-        }
+        self.drive(node, |core| core.transfer_leadership(to));
     }
 
     /// Every node's role, term, log and progress, for a failure report.
@@ -305,22 +299,22 @@ impl Cluster {
     /// Propose several commands at once, as the shell does with one turn's
     /// requests; returns the first one's index and term.
     pub fn propose_batch(&mut self, node: NodeId, commands: Vec<Vec<u8>>) -> Option<(LogIndex, Term)> {
-        let core = self.nodes[node].core.as_mut()?;
-        let accepted = core.propose(commands).ok();
-        let mut effects = Vec::new();
-        core.drain_effects(&mut effects);
-        self.execute(node, effects);
-        accepted
+        self.drive(node, |core| core.propose(commands).ok()).flatten()
     }
 
     pub fn step(&mut self, node: NodeId, event: Event) {
-        let Some(core) = self.nodes[node].core.as_mut() else {
-            return;
-        };
-        core.step(event);
+        self.drive(node, |core| core.step(event));
+    }
+
+    /// Call into a live node's core, then execute the effects it emitted, as
+    /// the shell does after every input. None if the node is down.
+    fn drive<R>(&mut self, node: NodeId, call: impl FnOnce(&mut RaftCore) -> R) -> Option<R> {
+        let core = self.nodes[node].core.as_mut()?;
+        let returned = call(core);
         let mut effects = Vec::new();
         core.drain_effects(&mut effects);
         self.execute(node, effects);
+        Some(returned)
     }
 
     /// Advance the clock one millisecond: deliver what is due, fire timers.
@@ -466,11 +460,7 @@ impl Cluster {
     }
 
     fn execute_one(&mut self, node: NodeId, effect: Effect) -> Result<(), String> {
-        if std::env::var("SIM_TRACE_FROM_MS")
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|from| self.now_ms >= from)
-        {
+        if self.trace_from_ms.is_some_and(|from| self.now_ms >= from) {
             let text = format!("{effect:?}");
             eprintln!("{} node {node}: {}", self.now_ms, &text[..text.len().min(300)]);
         }
