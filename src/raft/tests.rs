@@ -44,6 +44,21 @@ fn vote_response(term: Term, vote_granted: bool) -> Message {
     Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted })
 }
 
+/// A follower's success reply, matching up to `index`, for ReadIndex round `read_round`.
+fn success_response(term: Term, index: LogIndex, read_round: u64) -> AppendEntriesResponse {
+    AppendEntriesResponse { term, success: true, index, conflict_index: 0, conflict_term: None, read_round }
+}
+
+/// A follower's refusal of the AppendEntries whose prev_log_index was `index`.
+fn rejection_response(
+    term: Term,
+    index: LogIndex,
+    conflict_index: LogIndex,
+    conflict_term: Option<Term>,
+) -> AppendEntriesResponse {
+    AppendEntriesResponse { term, success: false, index, conflict_index, conflict_term, read_round: 0 }
+}
+
 fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
     effects
         .iter()
@@ -127,14 +142,7 @@ fn refuses_vote_to_candidate_with_stale_log() {
 fn leader_steps_down_on_higher_term() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let response = AppendEntriesResponse {
-        term: 5,
-        success: false,
-        index: 0,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let response = rejection_response(5, 0, 0, None);
     node.step(Event::Message { from: 2, message: Message::AppendEntriesResponse(response) });
     let effects = drain(&mut node);
     assert_eq!(node.role(), Role::Follower);
@@ -157,14 +165,7 @@ fn rejects_append_with_missing_prev_and_hints_log_end() {
         read_round: 0,
     };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
-    let response = AppendEntriesResponse {
-        term: 1,
-        success: false,
-        index: 5,
-        conflict_index: 3,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let response = rejection_response(1, 5, 3, None);
     assert_eq!(sends(&drain(&mut node)), vec![(0, Message::AppendEntriesResponse(response))]);
 }
 
@@ -182,14 +183,7 @@ fn rejects_append_with_term_mismatch_and_hints_first_index_of_term() {
         read_round: 0,
     };
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
-    let response = AppendEntriesResponse {
-        term: 3,
-        success: false,
-        index: 4,
-        conflict_index: 2,
-        conflict_term: Some(2),
-        read_round: 0,
-    };
+    let response = rejection_response(3, 4, 2, Some(2));
     assert_eq!(sends(&drain(&mut node)).last().unwrap().1, Message::AppendEntriesResponse(response));
 }
 
@@ -211,14 +205,7 @@ fn overwrites_conflicting_suffix_then_acknowledges() {
     node.step(Event::Message { from: 0, message: Message::AppendEntries(append) });
     let effects = drain(&mut node);
     let persist_at = effects.iter().position(|e| *e == Effect::PersistEntries(entries.clone())).unwrap();
-    let response = AppendEntriesResponse {
-        term: 3,
-        success: true,
-        index: 5,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let response = success_response(3, 5, 0);
     let send_at = effects
         .iter()
         .position(|e| *e == Effect::Send { to: 0, message: Message::AppendEntriesResponse(response.clone()) })
@@ -255,14 +242,7 @@ fn stale_append_does_not_truncate_matching_entries() {
 fn leader_commits_earlier_term_entries_only_through_its_own() {
     let mut node = core_with_log(0, 3, &[1, 2]);
     elect(&mut node); // term 3, no-op at index 3
-    let ack = |index| AppendEntriesResponse {
-        term: 3,
-        success: true,
-        index,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let ack = |index| success_response(3, index, 0);
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(2)) });
     assert_eq!(node.commit_index(), 0, "index 2 is from term 2: replicas alone do not commit it");
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack(3)) });
@@ -278,14 +258,7 @@ fn leader_pipelines_up_to_the_inflight_window() {
     let mut node = RaftCore::new(config, HardState::default(), Vec::new());
     elect(&mut node);
     // The no-op probe is out; acknowledge it to enter Replicate.
-    let ack = AppendEntriesResponse {
-        term: 1,
-        success: true,
-        index: 1,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let ack = success_response(1, 1, 0);
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     drain(&mut node);
     for round in 0..3 {
@@ -303,14 +276,7 @@ fn leader_pipelines_up_to_the_inflight_window() {
 fn leader_backtracks_with_conflict_hint() {
     let mut node = core_with_log(0, 2, &[1, 1, 1, 4, 4]);
     elect(&mut node); // term 5, no-op at 6, probe at prev 5
-    let reject = AppendEntriesResponse {
-        term: 5,
-        success: false,
-        index: 5,
-        conflict_index: 4,
-        conflict_term: Some(3),
-        read_round: 0,
-    };
+    let reject = rejection_response(5, 5, 4, Some(3));
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(reject) });
     let sent = sends(&drain(&mut node));
     let Message::AppendEntries(retry) = &sent[0].1 else { panic!("expected AppendEntries") };
@@ -341,14 +307,7 @@ fn follower_refuses_proposal_with_leader_hint() {
 fn leader_without_majority_contact_steps_down() {
     let mut node = core(0, 3);
     elect(&mut node);
-    let ack = AppendEntriesResponse {
-        term: 1,
-        success: true,
-        index: 1,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let ack = success_response(1, 1, 0);
     node.step(Event::Message { from: 1, message: Message::AppendEntriesResponse(ack) });
     node.step(Event::ElectionTimeout);
     assert_eq!(node.role(), Role::Leader, "one follower plus itself is a majority of 3");
@@ -406,14 +365,7 @@ fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
     elect(&mut leader);
     assert_eq!(leader.term(), 2);
     // Follower 1 restarted empty: its log ends at 0, so it needs entry 1.
-    let rejection = AppendEntriesResponse {
-        term: 2,
-        success: false,
-        index: 7,
-        conflict_index: 1,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let rejection = rejection_response(2, 7, 1, None);
     deliver(&mut leader, 1, Message::AppendEntriesResponse(rejection));
     assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 0, 4))]);
     deliver(&mut leader, 1, install_response(2, 5, 4, false));
@@ -568,14 +520,7 @@ fn read_index_is_confirmed_by_a_majority_round() {
     let mut node = core(0, 3);
     elect(&mut node);
     for peer in [1, 2] {
-        let ack = AppendEntriesResponse {
-            term: 1,
-            success: true,
-            index: 1,
-            conflict_index: 0,
-            conflict_term: None,
-            read_round: 0,
-        };
+        let ack = success_response(1, 1, 0);
         deliver(&mut node, peer, Message::AppendEntriesResponse(ack));
     }
     assert_eq!(node.commit_index(), 1);
@@ -588,17 +533,10 @@ fn read_index_is_confirmed_by_a_majority_round() {
         .map(|(to, _)| to)
         .collect();
     assert_eq!(asked, vec![1, 2], "one round to every follower, at once");
-    let reply = |read_round, term| AppendEntriesResponse {
-        term,
-        success: true,
-        index: 1,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round,
-    };
-    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round - 1, 1)));
+    let reply = |read_round| success_response(1, 1, read_round);
+    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round - 1)));
     assert!(!drain(&mut node).iter().any(|e| matches!(e, Effect::ReadsConfirmed { .. })), "an older round");
-    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round, 1)));
+    deliver(&mut node, 1, Message::AppendEntriesResponse(reply(round)));
     assert!(drain(&mut node).contains(&Effect::ReadsConfirmed { round, read_index: 1 }));
 }
 
@@ -629,14 +567,7 @@ fn leadership_transfer_catches_up_then_sends_timeout_now() {
     assert!(node.propose(vec![b"y".to_vec()]).is_err(), "no new work during a transfer");
     let effects = drain(&mut node);
     assert!(!sends(&effects).iter().any(|(_, message)| matches!(message, Message::TimeoutNow(_))));
-    let ack = AppendEntriesResponse {
-        term: 1,
-        success: true,
-        index: 2,
-        conflict_index: 0,
-        conflict_term: None,
-        read_round: 0,
-    };
+    let ack = success_response(1, 2, 0);
     deliver(&mut node, 2, Message::AppendEntriesResponse(ack));
     let sent = sends(&drain(&mut node));
     assert!(sent.contains(&(2, Message::TimeoutNow(TimeoutNow { term: 1, leader: 0 }))), "{sent:?}");
