@@ -38,6 +38,13 @@ fn commit_everywhere(cluster: &mut Cluster, data: Vec<u8>, limit_ms: u64) {
     panic!("seed {}: command not applied everywhere within {limit_ms} ms\n{}", cluster.seed, cluster.describe());
 }
 
+/// Options for scenarios that script every election, as the paper's figures
+/// do: no timer starts one, and neither PreVote nor leader stickiness may
+/// refuse a forced election for reasons other than the rule under test.
+fn forced_elections(nodes: usize) -> SimOptions {
+    SimOptions { automatic_elections: false, pre_vote: false, check_quorum: false, ..SimOptions::new(nodes) }
+}
+
 fn leaders_in_term(cluster: &Cluster, term: u64) -> usize {
     (0..cluster.node_count())
         .filter_map(|n| cluster.core(n))
@@ -213,13 +220,8 @@ impl Cluster {
 #[test]
 fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
     for seed in 0..60 {
-        let mut options = SimOptions::new(5);
-        options.automatic_elections = false;
+        let mut options = forced_elections(5);
         options.max_entries_per_message = 1;
-        // The paper's Figure 8 forces elections that PreVote and leader
-        // stickiness exist to refuse; play it as the paper draws it.
-        options.pre_vote = false;
-        options.check_quorum = false;
         let mut cluster = Cluster::new(seed, options);
         // (a) S0 leads term 1; the no-op commits everywhere.
         cluster.force_election(0);
@@ -281,12 +283,7 @@ fn figure_8_old_term_entry_is_not_committed_by_replica_count() {
 #[test]
 fn a_vote_survives_a_crash_so_no_term_gets_two_leaders() {
     for seed in 0..20 {
-        let mut options = SimOptions::new(3);
-        options.automatic_elections = false;
-        // Forced elections, as in the paper: PreVote and stickiness would
-        // refuse them for reasons other than the vote under test.
-        options.pre_vote = false;
-        options.check_quorum = false;
+        let options = forced_elections(3);
         let mut cluster = Cluster::new(seed, options);
         // Nodes 1 and 2 cannot reach each other; node 0 reaches both.
         cluster.network.cut_one_way(1, 2);
@@ -316,10 +313,7 @@ fn a_vote_survives_a_crash_so_no_term_gets_two_leaders() {
 #[test]
 fn a_leader_counts_only_its_durable_entries_toward_commit() {
     for seed in 0..50 {
-        let mut options = SimOptions::new(3);
-        options.automatic_elections = false;
-        options.pre_vote = false;
-        options.check_quorum = false;
+        let mut options = forced_elections(3);
         options.max_sync_ms = 10;
         let mut cluster = Cluster::new(seed, options);
         cluster.force_election(0);
