@@ -113,8 +113,7 @@ impl ClientListener {
             Input::Transfer(request) => (request.envelope, request.id),
             _ => return,
         };
-        let reply =
-            ReplyBody::redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
+        let reply = super::shutting_down_reply();
         reply_now(router, &envelope, reply.encode(id.as_ref()));
     }
 }

@@ -195,7 +195,7 @@ impl EventLoop {
             return false;
         };
         let leading = self.core.role() == Role::Leader;
-        let handed_over = !leading && self.core.leader().is_some_and(|leader| leader != self.core.id());
+        let handed_over = !leading && self.core.leader().is_some();
         let abandoned = leading && self.core.transfer_target().is_none();
         handed_over || abandoned || now >= deadline
     }
@@ -246,8 +246,7 @@ impl EventLoop {
     }
 
     fn refuse_while_exiting(&self, envelope: &Envelope, id: Option<&serde_json::Value>) {
-        let body = self.redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied");
-        self.reply(envelope, body, id);
+        self.reply(envelope, super::shutting_down_reply(), id);
     }
 
     fn time_to_next_deadline(&mut self, now: Instant) -> Duration {
@@ -295,7 +294,7 @@ impl EventLoop {
         let reads = std::mem::take(&mut self.reads_to_start);
         let refusal = if let Some(storage_error) = &self.storage_error {
             let detail = format!("this node's storage failed ({storage_error}); ask another node");
-            Some(ReplyBody::error(ErrorCode::StorageFailed, detail))
+            ReplyBody::error(ErrorCode::StorageFailed, detail)
         } else {
             match self.core.read_index() {
                 Ok(round) => {
@@ -306,14 +305,12 @@ impl EventLoop {
                     return;
                 }
                 Err(not_leader) => {
-                    Some(self.redirect(ErrorCode::NotLeader, not_leader.leader, "this node is not the leader"))
+                    self.redirect(ErrorCode::NotLeader, not_leader.leader, "this node is not the leader")
                 }
             }
         };
-        if let Some(body) = refusal {
-            for read in reads {
-                self.reply(&read.envelope, body.clone(), read.id.as_ref());
-            }
+        for read in reads {
+            self.reply(&read.envelope, refusal.clone(), read.id.as_ref());
         }
     }
 
@@ -362,7 +359,8 @@ impl EventLoop {
     /// they wait, unless the node is `closing`.
     fn finish_transfers(&mut self, closing: bool) {
         let now = Instant::now();
-        let leader = if self.core.role() == Role::Leader { Some(self.core.id()) } else { self.core.leader() };
+        // A leader's core names itself as leader.
+        let leader = self.core.leader();
         let transferring = self.core.transfer_target().is_some();
         for (request, deadline) in std::mem::take(&mut self.transfers) {
             let body = match leader {
@@ -371,17 +369,15 @@ impl EventLoop {
                     let detail = format!("leadership did not move to node {} in time", request.to);
                     ReplyBody::error(ErrorCode::Timeout, detail)
                 }
-                None => {
-                    self.transfers.push((request, deadline));
-                    continue;
-                }
-                Some(_) if transferring => {
-                    self.transfers.push((request, deadline));
-                    continue;
-                }
-                Some(leader) => {
-                    let detail = format!("leadership went to node {leader}, not node {}", request.to);
+                Some(other) if !transferring => {
+                    let detail = format!("leadership went to node {other}, not node {}", request.to);
                     ReplyBody::error(ErrorCode::Timeout, detail)
+                }
+                // No leader known (the target's election is under way), or
+                // this leader is still handing over: keep waiting.
+                _ => {
+                    self.transfers.push((request, deadline));
+                    continue;
                 }
             };
             self.reply(&request.envelope, body, request.id.as_ref());

@@ -25,7 +25,7 @@ use crossbeam_channel::{bounded, Sender};
 use log::info;
 
 use crate::config::{ClusterConfig, ConfigError};
-use crate::protocol::StatusReport;
+use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
 use crate::queue::QueueStateMachine;
 use crate::raft::CoreConfig;
 use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
@@ -205,6 +205,14 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     event_loop.run();
     info!("node {index} stopped");
     Ok(())
+}
+
+/// The answer to a request that reaches a node on its way out: it was not
+/// applied, and no leader is named (the client should ask the others).
+/// Given by the event loop while it winds down and by the client listener
+/// once the loop is gone.
+fn shutting_down_reply() -> ReplyBody {
+    ReplyBody::redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied")
 }
 
 /// The data directory: `--data-dir`, or `raftmq-data/<cluster id>-node<index>`
