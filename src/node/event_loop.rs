@@ -24,7 +24,7 @@ use super::snapshotter::{SnapshotJob, SnapshotWritten, Snapshotter};
 use super::timer::Timer;
 use super::NodeSettings;
 use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
-use crate::queue::{Command, QueueReply, QueueStateMachine};
+use crate::queue::{QueueReply, QueueStateMachine};
 use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, TransferError};
 use crate::storage::{DiskOperation, DiskReport, LogManagerHandle, RecoveredState, RECORD_OVERHEAD_BYTES};
 
@@ -154,9 +154,7 @@ impl EventLoop {
                             self.core.step(Event::Message { from, message });
                         }
                     }
-                    Input::Client(command) if command.command == Command::GetTopics => {
-                        self.reads_to_start.push(command)
-                    }
+                    Input::Client(command) if command.command.is_read_only() => self.reads_to_start.push(command),
                     Input::Client(command) => self.proposals.push(command),
                     Input::Transfer(request) => self.on_transfer_request(request),
                     Input::Disk(report) => self.on_disk_report(report),

@@ -123,6 +123,12 @@ impl Command {
         Ok(command)
     }
 
+    /// Changes nothing: the leader answers it by ReadIndex, not through the
+    /// log (`QueueStateMachine::query` answers exactly these).
+    pub fn is_read_only(&self) -> bool {
+        matches!(self, Command::GetTopics)
+    }
+
     fn payload_len(&self) -> usize {
         match self {
             Command::PutTopic { topic } | Command::GetMessage { topic } => topic.len(),

@@ -224,6 +224,14 @@ mod tests {
     }
 
     #[test]
+    fn query_answers_exactly_the_read_only_commands() {
+        let queues = QueueStateMachine::new();
+        for command in [put_topic("t"), Command::GetTopics, put("t", "m"), get("t")] {
+            assert_eq!(queues.query(&command).is_some(), command.is_read_only(), "{command:?}");
+        }
+    }
+
+    #[test]
     fn a_retried_put_is_enqueued_once_and_answered_alike() {
         let mut queues = QueueStateMachine::new();
         queues.apply(&put_topic("t"));
