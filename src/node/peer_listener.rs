@@ -5,10 +5,10 @@
 use crossbeam_channel::Sender;
 use log::warn;
 
-use super::input::Input;
 use super::listener::Listener;
 use super::network_faults::NetworkFaults;
 use super::peer_codec;
+use crate::shell::Input;
 
 pub struct PeerListener {
     pub endpoint: String,

@@ -10,20 +10,9 @@ use std::time::Instant;
 use crossbeam_channel::{unbounded, Sender};
 use log::{error, info};
 
-use super::input::Input;
-use crate::queue::QueueStateMachine;
-use crate::raft::{LogIndex, Snapshot, Term};
+use crate::raft::Snapshot;
+use crate::shell::{Input, SnapshotJob, SnapshotWritten};
 use crate::storage::write_snapshot_temporary;
-
-pub struct SnapshotJob {
-    /// A copy of the state machine as of `last_index` (messages are shared).
-    pub queue: QueueStateMachine,
-    pub last_index: LogIndex,
-    pub last_term: Term,
-}
-
-/// What the snapshot thread reports: the snapshot and its temporary file.
-pub type SnapshotWritten = Result<(Snapshot, PathBuf), String>;
 
 pub struct Snapshotter {
     jobs: Sender<SnapshotJob>,

@@ -73,39 +73,22 @@ pub enum DiskReport {
 /// Opens the storage again after a failure.
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Storage>, StorageError> + Send>;
 
-/// The event loop's side: submit batches, and wait for the thread on exit.
+/// The event loop's side: submit batches the shell numbered, and wait for
+/// the thread on exit.
 pub struct LogManagerHandle {
     batches: Option<Sender<DiskBatch>>,
     thread: Option<JoinHandle<()>>,
-    epoch: u64,
-    submitted_sequence: u64,
 }
 
 impl LogManagerHandle {
-    /// Queue operations to run in order; returns the batch's sequence number.
-    pub fn submit(&mut self, operations: Vec<DiskOperation>) -> u64 {
+    /// Queue operations to run in order, as batch `sequence` of `epoch`
+    /// (the shell's numbering; a batch of an epoch a failure ended is dropped).
+    pub fn submit(&mut self, epoch: u64, sequence: u64, operations: Vec<DiskOperation>) {
         assert!(!operations.is_empty(), "an empty batch would only cost a sync");
-        self.submitted_sequence += 1;
-        let batch = DiskBatch { epoch: self.epoch, sequence: self.submitted_sequence, operations };
         if let Some(batches) = &self.batches {
             // Fails only if the thread is gone, which its report has said.
-            let _ = batches.send(batch);
+            let _ = batches.send(DiskBatch { epoch, sequence, operations });
         }
-        self.submitted_sequence
-    }
-
-    pub fn submitted_sequence(&self) -> u64 {
-        self.submitted_sequence
-    }
-
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// Start submitting under the epoch a `Recovered` report named.
-    pub fn enter_epoch(&mut self, epoch: u64) {
-        assert!(epoch > self.epoch, "epochs only move forward");
-        self.epoch = epoch;
     }
 
     /// Let the thread finish what it has and stop.
@@ -139,7 +122,7 @@ impl LogManager {
             .name("log-manager".into())
             .spawn(move || manager.run())
             .map_err(|error| format!("cannot start the log manager thread: {error}"))?;
-        Ok(LogManagerHandle { batches: Some(sender), thread: Some(thread), epoch: 0, submitted_sequence: 0 })
+        Ok(LogManagerHandle { batches: Some(sender), thread: Some(thread) })
     }
 
     fn run(mut self) {
