@@ -171,6 +171,15 @@ impl Shell {
         }
     }
 
+    /// Start an election now, as if the election timer had fired (etcd's
+    /// `Campaign`). The simulator's scripted scenarios use it to force the
+    /// elections a paper figure describes; effects follow at `end_turn`.
+    pub fn campaign(&mut self) {
+        if self.disk.failure().is_none() && self.exit_time().is_none() {
+            self.core.step(Event::ElectionTimeout);
+        }
+    }
+
     /// Move this turn's outputs into `into`, in emission order.
     pub fn take_outputs(&mut self, into: &mut Vec<Output>) {
         into.append(&mut self.outputs);

@@ -70,6 +70,48 @@ pub enum DiskReport {
     Recovered { epoch: u64, state: RecoveredState, disk_bytes: u64 },
 }
 
+/// What a run of operations changed, for the durability report.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The log's last entry after these operations, if they changed it.
+    pub last_entry: Option<(LogIndex, Term)>,
+    /// This node's own snapshot, put in place.
+    pub saved_snapshot: Option<Snapshot>,
+}
+
+/// Execute operations in order on `storage` (not synced). The LogManager's
+/// thread and the simulator's disk both write through this.
+pub fn write_operations(
+    storage: &mut dyn Storage,
+    operations: impl IntoIterator<Item = DiskOperation>,
+) -> Result<Written, StorageError> {
+    let mut written = Written::default();
+    for operation in operations {
+        match operation {
+            DiskOperation::HardState(hard_state) => storage.save_hard_state(hard_state)?,
+            DiskOperation::Entries(entries) => {
+                storage.append_entries(&entries)?;
+                written.last_entry = entries.last().map(|entry| (entry.index, entry.term));
+            }
+            DiskOperation::AdoptSnapshot { snapshot, temporary } => {
+                storage.adopt_snapshot(&snapshot, &temporary)?;
+                written.saved_snapshot = Some(snapshot);
+            }
+            DiskOperation::InstallSnapshot { snapshot, log_kept } => {
+                storage.save_snapshot(&snapshot)?;
+                if log_kept {
+                    storage.compact(snapshot.last_index)?;
+                } else {
+                    storage.reset_log(snapshot.last_index)?;
+                    written.last_entry = Some((snapshot.last_index, snapshot.last_term));
+                }
+            }
+            DiskOperation::Compact(through_index) => storage.compact(through_index)?,
+        }
+    }
+    Ok(written)
+}
+
 /// Opens the storage again after a failure.
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Storage>, StorageError> + Send>;
 
@@ -147,39 +189,15 @@ impl LogManager {
     fn write_group(&mut self, group: Vec<DiskBatch>) -> Result<DiskReport, StorageError> {
         let storage = self.storage.as_mut().expect("a working LogManager has storage");
         let sequence = group.last().expect("non-empty group").sequence;
-        let mut last_entry = None;
-        let mut saved_snapshot = None;
-        for operation in group.into_iter().flat_map(|batch| batch.operations) {
-            match operation {
-                DiskOperation::HardState(hard_state) => storage.save_hard_state(hard_state)?,
-                DiskOperation::Entries(entries) => {
-                    storage.append_entries(&entries)?;
-                    last_entry = entries.last().map(|entry| (entry.index, entry.term));
-                }
-                DiskOperation::AdoptSnapshot { snapshot, temporary } => {
-                    storage.adopt_snapshot(&snapshot, &temporary)?;
-                    saved_snapshot = Some(snapshot);
-                }
-                DiskOperation::InstallSnapshot { snapshot, log_kept } => {
-                    storage.save_snapshot(&snapshot)?;
-                    if log_kept {
-                        storage.compact(snapshot.last_index)?;
-                    } else {
-                        storage.reset_log(snapshot.last_index)?;
-                        last_entry = Some((snapshot.last_index, snapshot.last_term));
-                    }
-                }
-                DiskOperation::Compact(through_index) => storage.compact(through_index)?,
-            }
-        }
+        let written = write_operations(storage.as_mut(), group.into_iter().flat_map(|batch| batch.operations))?;
         storage.sync()?;
         self.syncs += 1;
         let disk_bytes = storage.disk_bytes();
         Ok(DiskReport::Durable {
             epoch: self.epoch,
             sequence,
-            last_entry,
-            saved_snapshot,
+            last_entry: written.last_entry,
+            saved_snapshot: written.saved_snapshot,
             disk_bytes,
             syncs: self.syncs,
         })
