@@ -37,6 +37,8 @@ pub struct NodePolls {
 pub struct LeadershipSummary {
     pub leaders_seen: BTreeSet<LeaderTerm>,
     pub leader_changes: usize,
+    /// When an answer first named a leader other than the starting one.
+    pub first_change_at: Option<Duration>,
     pub terms_advanced: u64,
     pub max_same_leader_gap: Duration,
     pub follower_lapse_answers: u64,
@@ -48,6 +50,7 @@ pub fn summarize(polls: &[Poll], start: LeaderTerm, node_count: usize, polling_e
     let mut leaders_seen = BTreeSet::from([start]);
     let mut max_term = start.term;
     let mut confirmations = vec![Duration::ZERO];
+    let mut first_change_at: Option<Duration> = None;
     let mut per_node: Vec<NodePolls> = (0..node_count).map(|_| NodePolls::default()).collect();
     for poll in polls {
         let Some((latency, view)) = &poll.answer else {
@@ -62,6 +65,8 @@ pub fn summarize(polls: &[Poll], start: LeaderTerm, node_count: usize, polling_e
             leaders_seen.insert(named);
             if named == start {
                 confirmations.push(poll.at);
+            } else if first_change_at.is_none_or(|first| poll.at < first) {
+                first_change_at = Some(poll.at);
             }
         }
     }
@@ -71,6 +76,7 @@ pub fn summarize(polls: &[Poll], start: LeaderTerm, node_count: usize, polling_e
     let (follower_lapse_answers, follower_lapse_episodes) = follower_lapses(polls, start, node_count);
     LeadershipSummary {
         leader_changes: leaders_seen.len() - 1,
+        first_change_at,
         leaders_seen,
         terms_advanced: max_term - start.term,
         max_same_leader_gap,
@@ -123,6 +129,7 @@ mod tests {
             .collect();
         let summary = summarize(&polls, start, 3, Duration::from_millis(1000));
         assert_eq!(summary.leader_changes, 0);
+        assert_eq!(summary.first_change_at, None);
         assert_eq!(summary.terms_advanced, 0);
         assert_eq!(summary.max_same_leader_gap, Duration::from_millis(30));
         assert_eq!((summary.follower_lapse_answers, summary.follower_lapse_episodes), (0, 0));
@@ -142,6 +149,7 @@ mod tests {
         ];
         let summary = summarize(&polls, start, 3, Duration::from_millis(1000));
         assert_eq!(summary.leader_changes, 2);
+        assert_eq!(summary.first_change_at, Some(Duration::from_millis(250)));
         assert_eq!(summary.terms_advanced, 2);
         assert_eq!(summary.max_same_leader_gap, Duration::from_millis(900));
         assert_eq!((summary.follower_lapse_answers, summary.follower_lapse_episodes), (4, 2));

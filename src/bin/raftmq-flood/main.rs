@@ -18,6 +18,7 @@ mod report;
 mod status_poller;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
@@ -66,6 +67,9 @@ pub struct Arguments {
     /// Print the summary as one JSON object instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write every status poll to this file, one JSON object a line.
+    #[arg(long)]
+    polls_out: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -106,9 +110,13 @@ fn run(arguments: &Arguments) -> Result<(), String> {
         timeout: Duration::from_millis(arguments.poll_timeout_ms),
         started,
         stop_at: give_up_at,
+        load_finished: AtomicBool::new(false),
     };
     let (outcomes, polls) = flood(&context, &config, arguments, &load, &polling)?;
     let polling_ended = started.elapsed();
+    if let Some(path) = &arguments.polls_out {
+        status_poller::write_polls(path, &polls)?;
+    }
     let leadership = leadership::summarize(&polls, start, config.node_count(), polling_ended);
     let report = report::FloodReport::new(arguments, start, &outcomes, &leadership);
     if arguments.json {
@@ -162,7 +170,8 @@ fn flood(
         let pollers: Vec<_> = (0..config.node_count())
             .map(|node| {
                 let endpoint = config.client_endpoint(node);
-                scope.spawn(move || status_poller::poll_node(context, node, &endpoint, polling))
+                let nodes = (node, config.node_count());
+                scope.spawn(move || status_poller::poll_node(context, nodes, &endpoint, polling))
             })
             .collect();
         let sockets: Vec<_> = (0..arguments.sockets)
@@ -171,9 +180,12 @@ fn flood(
                 scope.spawn(move || DealerLoad::connect(context, load)?.run(&clients))
             })
             .collect();
+        let finished: Vec<_> = sockets.into_iter().map(|socket| socket.join()).collect();
+        // Stop polling before any error is returned: the scope waits for the pollers.
+        polling.load_finished.store(true, Ordering::Relaxed);
         let mut outcomes = Vec::new();
-        for socket in sockets {
-            outcomes.push(socket.join().map_err(|_| "a socket thread panicked".to_string())??);
+        for outcome in finished {
+            outcomes.push(outcome.map_err(|_| "a socket thread panicked".to_string())??);
         }
         let mut polls = Vec::new();
         for poller in pollers {

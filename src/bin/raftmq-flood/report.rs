@@ -103,8 +103,9 @@ impl FloodReport {
         let least = self.successes_per_second.iter().min().copied().unwrap_or(0);
         let empty = self.successes_per_second.iter().filter(|count| **count == 0).count();
         println!(
-            "successes per whole second: least={least} seconds_without_success={empty} of {}",
-            self.successes_per_second.len()
+            "successes per whole second: least={least} seconds_without_success={empty} of {}: {:?}",
+            self.successes_per_second.len(),
+            self.successes_per_second
         );
         println!("leadership: {}", summary["leadership"]);
     }
@@ -146,9 +147,10 @@ fn leadership_json(leadership: &LeadershipSummary) -> Value {
         leadership.leaders_seen.iter().map(|seen| json!({"term": seen.term, "leader": seen.leader})).collect();
     json!({
         "leader_changes": leadership.leader_changes,
+        "first_change_at_s": leadership.first_change_at.map(|at| at.as_secs_f64()),
         "terms_advanced": leadership.terms_advanced,
         "leaders_seen": leaders_seen,
-        "max_same_leader_gap_ms": leadership.max_same_leader_gap.as_secs_f64() * 1000.0,
+        "max_same_leader_gap_ms": milliseconds(leadership.max_same_leader_gap.as_micros() as u64),
         "follower_lapse_answers": leadership.follower_lapse_answers,
         "follower_lapse_episodes": leadership.follower_lapse_episodes,
         "status_polls": per_node,

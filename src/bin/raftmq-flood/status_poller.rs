@@ -2,12 +2,13 @@
 //! socket of its own, with a receive timeout, and keeps every answer. A REQ
 //! socket that timed out cannot send again, so it is replaced.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a node said about leadership.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 pub struct NodeView {
     pub role: String,
     pub term: u64,
@@ -39,13 +40,23 @@ pub struct PollPlan {
     pub timeout: Duration,
     pub started: Instant,
     pub stop_at: Instant,
+    /// Set when the load has finished early (every reply in).
+    pub load_finished: AtomicBool,
 }
 
-pub fn poll_node(context: &zmq::Context, node: usize, endpoint: &str, plan: &PollPlan) -> Result<Vec<Poll>, String> {
+/// Poll `node` until the plan stops. Node i starts i/`node_count` of an
+/// interval late, so together the pollers look at the cluster `node_count`
+/// times per interval.
+pub fn poll_node(
+    context: &zmq::Context,
+    (node, node_count): (usize, usize),
+    endpoint: &str,
+    plan: &PollPlan,
+) -> Result<Vec<Poll>, String> {
     let mut polls = Vec::new();
     let mut socket = connect(context, endpoint, plan.timeout)?;
-    let mut next_poll_at = Instant::now();
-    while next_poll_at < plan.stop_at {
+    let mut next_poll_at = Instant::now() + plan.interval * node as u32 / node_count as u32;
+    while next_poll_at < plan.stop_at && !plan.load_finished.load(Ordering::Relaxed) {
         std::thread::sleep(next_poll_at.saturating_duration_since(Instant::now()));
         let asked_at = Instant::now();
         let answer = ask_status(&socket);
@@ -74,4 +85,22 @@ fn ask_status(socket: &zmq::Socket) -> Option<NodeView> {
     socket.send(&br#"{"op":"status"}"#[..], 0).ok()?;
     let reply = socket.recv_bytes(0).ok()?;
     serde_json::from_slice(&reply).ok()
+}
+
+/// Every poll, in time order, one JSON object a line: when (s since the
+/// flood started), which node, and its answer or `null` on a timeout.
+pub fn write_polls(path: &std::path::Path, polls: &[Poll]) -> Result<(), String> {
+    let mut ordered: Vec<&Poll> = polls.iter().collect();
+    ordered.sort_by_key(|poll| poll.at);
+    let mut text = String::new();
+    for poll in ordered {
+        let (latency_ms, view) = match &poll.answer {
+            Some((latency, view)) => (Some(latency.as_secs_f64() * 1000.0), Some(view)),
+            None => (None, None),
+        };
+        let line = serde_json::json!({"at_s": poll.at.as_secs_f64(), "node": poll.node, "latency_ms": latency_ms, "status": view});
+        text.push_str(&line.to_string());
+        text.push('\n');
+    }
+    std::fs::write(path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))
 }
