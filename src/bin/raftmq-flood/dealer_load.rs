@@ -245,7 +245,8 @@ impl<'a> DealerLoad<'a> {
 
     fn on_reply(&mut self, body: &[u8]) -> Result<(), String> {
         let now = Instant::now();
-        let Some((reply, id)) = serde_json::from_slice::<Reply>(body).ok().and_then(|reply| reply.id.map(|id| (reply, id)))
+        let Some((reply, id)) =
+            serde_json::from_slice::<Reply>(body).ok().and_then(|reply| reply.id.map(|id| (reply, id)))
         else {
             self.outcome.unmatched_replies += 1;
             return Ok(());

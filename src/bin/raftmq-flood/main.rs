@@ -8,7 +8,8 @@
 //! still unanswered after a grace period, leader and term changes, the
 //! longest time no status answer confirmed the starting leader, and
 //! followers that forgot their leader (the outside sign of missed
-//! heartbeats). `--json` prints the same as one JSON object.
+//! heartbeats). `--json` prints the same as one JSON object. With
+//! `--clients 0` it only watches: no topic, no writes, just the polls.
 //! Only loopback clusters are accepted.
 
 mod dealer_load;
@@ -18,8 +19,8 @@ mod report;
 mod status_poller;
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::Parser;
@@ -36,7 +37,7 @@ pub struct Arguments {
     /// The cluster's config.json (every address must be 127.0.0.1); the leader is found through `status`.
     #[arg(long, default_value = "config.json")]
     config: PathBuf,
-    /// Logical clients, spread over the sockets.
+    /// Logical clients, spread over the sockets (0: only watch the status polls).
     #[arg(long, default_value_t = 1024)]
     clients: u32,
     /// Requests each logical client keeps in flight.
@@ -90,7 +91,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     let context = zmq::Context::new();
     let start = find_leader(&context, &config)?;
     let endpoint = config.client_endpoint(start.leader);
-    let topic = create_topic(&context, &endpoint)?;
+    let topic = if arguments.clients == 0 { String::new() } else { create_topic(&context, &endpoint)? };
     let started = Instant::now();
     let stop_sending_at = started + Duration::from_secs_f64(arguments.duration_s);
     let give_up_at = stop_sending_at + Duration::from_secs_f64(arguments.grace_s);
@@ -128,10 +129,10 @@ fn run(arguments: &Arguments) -> Result<(), String> {
 }
 
 fn check(arguments: &Arguments) -> Result<(), String> {
-    if arguments.clients == 0 || arguments.window == 0 || arguments.sockets == 0 {
-        return Err("--clients, --window and --sockets must be at least 1".into());
+    if arguments.window == 0 || arguments.sockets == 0 {
+        return Err("--window and --sockets must be at least 1".into());
     }
-    if arguments.sockets > arguments.clients {
+    if arguments.clients > 0 && arguments.sockets > arguments.clients {
         return Err(format!("--sockets ({}) cannot exceed --clients ({})", arguments.sockets, arguments.clients));
     }
     let valid_seconds = |value: f64| value.is_finite() && (0.0..=86_400.0).contains(&value);
@@ -174,13 +175,15 @@ fn flood(
                 scope.spawn(move || status_poller::poll_node(context, nodes, &endpoint, polling))
             })
             .collect();
-        let sockets: Vec<_> = (0..arguments.sockets)
+        let sockets: Vec<_> = (0..arguments.sockets.min(arguments.clients))
             .map(|socket| {
                 let clients: Vec<u32> = (socket..arguments.clients).step_by(arguments.sockets as usize).collect();
                 scope.spawn(move || DealerLoad::connect(context, load)?.run(&clients))
             })
             .collect();
         let finished: Vec<_> = sockets.into_iter().map(|socket| socket.join()).collect();
+        // Watch at least for the whole duration, also when nothing is sent.
+        std::thread::sleep(load.stop_sending_at.saturating_duration_since(Instant::now()));
         // Stop polling before any error is returned: the scope waits for the pollers.
         polling.load_finished.store(true, Ordering::Relaxed);
         let mut outcomes = Vec::new();

@@ -70,8 +70,10 @@ impl FloodReport {
     }
 
     pub fn to_json(&self) -> Value {
-        let replies: serde_json::Map<String, Value> =
-            ReplyKind::ALL.iter().map(|kind| (kind.name().to_string(), self.replies.of(*kind).total().into())).collect();
+        let replies: serde_json::Map<String, Value> = ReplyKind::ALL
+            .iter()
+            .map(|kind| (kind.name().to_string(), self.replies.of(*kind).total().into()))
+            .collect();
         json!({
             "settings": self.settings,
             "sent": self.sent,
@@ -94,7 +96,11 @@ impl FloodReport {
         println!("settings: {}", summary["settings"]);
         println!(
             "replies: {} sent={} unanswered_at_end={} no_reply_in_time={} late_replies={} unmatched_replies={}",
-            summary["replies"], self.sent, self.unanswered_at_end, self.no_reply_in_time, self.late_replies,
+            summary["replies"],
+            self.sent,
+            self.unanswered_at_end,
+            self.no_reply_in_time,
+            self.late_replies,
             self.unmatched_replies
         );
         println!("good_puts_per_s={:.0} busy_per_s={:.0}", self.rate(ReplyKind::Success), self.rate(ReplyKind::Busy));
