@@ -21,7 +21,7 @@ from conftest import REPOSITORY
 REQUEST_DEADLINE_MS = 500  # the node's default --request-deadline-ms
 WINDOW = 64  # requests in flight per logical client, as in the notes' flood
 FLOOD_S = 20.0
-GRACE_S = 5.0
+GRACE_S = 3.0  # replies owed after the flood; six request deadlines
 
 
 def flood_binary() -> Path:
@@ -41,16 +41,18 @@ def run_flood(cluster, clients: int, window: int, duration_s: float, *options: s
         "--clients", str(clients), "--window", str(window), "--sockets", str(min(16, clients)),
         "--duration-s", str(duration_s), "--grace-s", str(GRACE_S), *options,
     ]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + GRACE_S + 15)
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + GRACE_S + 10)
     assert finished.returncode == 0, finished.stderr
     return json.loads(finished.stdout)
 
 
 def measured_capacity_per_s(cluster) -> float:
     """Good puts/s with 1,024 requests in flight, a load this cluster answers
-    well within the request deadline (the run checks that it did)."""
+    well within the request deadline (the run checks that it did; a node
+    that admits fewer may answer some `busy`)."""
     run = run_flood(cluster, 64, 16, 3.0)
-    assert run["replies"]["success"] == run["sent"], run
+    answered = run["replies"]["success"] + run["replies"]["busy"]
+    assert answered == run["sent"] and run["replies"]["success"] > 0, run
     assert run["success_latency_ms"]["p99"] < REQUEST_DEADLINE_MS, run
     return run["good_puts_per_s"]
 
