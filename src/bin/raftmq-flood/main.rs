@@ -46,6 +46,7 @@ pub struct Arguments {
     /// DEALER sockets (one thread each) carrying the logical clients.
     #[arg(long, default_value_t = 16)]
     sockets: u32,
+    /// Size of each put's message.
     #[arg(long, default_value_t = 100)]
     message_bytes: usize,
     /// How long requests are sent.
@@ -60,6 +61,7 @@ pub struct Arguments {
     /// A request unanswered this long is counted as lost and its client moves on.
     #[arg(long, default_value_t = 5000)]
     reply_timeout_ms: u64,
+    /// How often each node is asked for `status`.
     #[arg(long, default_value_t = 50)]
     poll_interval_ms: u64,
     /// A status poll unanswered this long counts as timed out.

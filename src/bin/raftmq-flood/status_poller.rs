@@ -98,7 +98,8 @@ pub fn write_polls(path: &std::path::Path, polls: &[Poll]) -> Result<(), String>
             Some((latency, view)) => (Some(latency.as_secs_f64() * 1000.0), Some(view)),
             None => (None, None),
         };
-        let line = serde_json::json!({"at_s": poll.at.as_secs_f64(), "node": poll.node, "latency_ms": latency_ms, "status": view});
+        let at_s = poll.at.as_secs_f64();
+        let line = serde_json::json!({"at_s": at_s, "node": poll.node, "latency_ms": latency_ms, "status": view});
         text.push_str(&line.to_string());
         text.push('\n');
     }
