@@ -31,6 +31,10 @@ impl Listener for ClientListener {
         "client-listener"
     }
 
+    fn niceness(&self) -> i32 {
+        super::thread_priority::CLIENT_LISTENER_NICENESS
+    }
+
     fn bind(&self, context: &zmq::Context) -> Result<(zmq::Socket, zmq::Socket), String> {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Select};
-use log::error;
+use log::{error, warn};
 
 use super::peer_senders::PeerSenders;
 use super::snapshotter::Snapshotter;
@@ -24,7 +24,9 @@ use crate::storage::LogManagerHandle;
 const MAX_CONTROL_INPUTS_PER_TURN: usize = 65_536;
 /// Client requests taken per turn at most, so a turn stays short and the
 /// timers and the control plane keep their pace under any client load.
-pub const MAX_CLIENT_INPUTS_PER_TURN: usize = 2048;
+pub const MAX_CLIENT_INPUTS_PER_TURN: usize = 512;
+/// A turn longer than this is logged: it delays heartbeats.
+const SLOW_TURN: Duration = Duration::from_millis(50);
 /// Longest sleep, so a loop with nothing armed still notices shutdown.
 const MAX_WAIT: Duration = Duration::from_millis(100);
 
@@ -71,14 +73,28 @@ impl EventLoop {
             select.recv(&control);
             select.recv(&clients);
             let _ = select.ready_timeout(wait.min(MAX_WAIT));
+            let turn_started = Instant::now();
+            let mut taken = (0, 0);
             for input in control.try_iter().take(MAX_CONTROL_INPUTS_PER_TURN) {
+                taken.0 += 1;
                 self.shell.on_input(input, self.now());
             }
             for input in clients.try_iter().take(MAX_CLIENT_INPUTS_PER_TURN) {
+                taken.1 += 1;
                 self.shell.on_input(input, self.now());
             }
             self.shell.end_turn(self.now());
-            self.flush();
+            let outputs = self.flush();
+            let took = turn_started.elapsed();
+            if took > SLOW_TURN {
+                warn!(
+                    "a turn took {} ms ({} control inputs, {} client requests, {outputs} outputs); \
+                     heartbeats wait that long",
+                    took.as_millis(),
+                    taken.0,
+                    taken.1
+                );
+            }
             if self.shell.exit_time().is_some_and(|until| self.now() >= until) {
                 return;
             }
@@ -87,15 +103,17 @@ impl EventLoop {
 
     /// Publish the status, then execute the turn's outputs in order: the
     /// status first, so no reply reports a commit the status does not show.
-    fn flush(&mut self) {
+    fn flush(&mut self) -> usize {
         let report = self.shell.status_report();
         *self.wiring.status.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = report;
         self.shell.take_outputs(&mut self.outputs);
         let mut outputs = std::mem::take(&mut self.outputs);
+        let count = outputs.len();
         for output in outputs.drain(..) {
             self.execute(output);
         }
         self.outputs = outputs;
+        count
     }
 
     fn execute(&mut self, output: Output) {

@@ -10,6 +10,7 @@ pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
 mod snapshotter;
+mod thread_priority;
 
 use std::fmt;
 use std::path::PathBuf;

@@ -24,6 +24,7 @@ impl Snapshotter {
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
+                super::thread_priority::lower_current_thread(super::thread_priority::SNAPSHOT_WRITER_NICENESS);
                 for job in receiver {
                     let outcome = write(&directory, job);
                     if inputs.send(Input::SnapshotWritten(outcome)).is_err() {

@@ -42,6 +42,9 @@ use crate::queue::{QueueReply, QueueStateMachine};
 use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, TransferError};
 use crate::storage::{DiskOperation, DiskReport, RecoveredState};
 
+/// Entries applied per turn at most; see `apply_committed`.
+const MAX_APPLIED_PER_TURN: LogIndex = 4096;
+
 /// The shell's clock: time since the driver started it. Monotonic.
 pub type Time = Duration;
 
@@ -84,6 +87,9 @@ pub struct Shell {
     settings: ShellSettings,
     queue: QueueStateMachine,
     last_applied: LogIndex,
+    /// Highest index known committed that is still to be applied.
+    apply_target: LogIndex,
+    applied_this_turn: LogIndex,
     timers: Timers,
     disk: DiskPipeline,
     pending: PendingRequests,
@@ -123,6 +129,8 @@ impl Shell {
             settings,
             queue,
             last_applied,
+            apply_target: last_applied,
+            applied_this_turn: 0,
             disk: DiskPipeline::new(disk_bytes, capped_ack_interval),
             pending: PendingRequests::default(),
             proposals: Vec::new(),
@@ -216,6 +224,8 @@ impl Shell {
         if std::mem::take(&mut self.shutdown_requested) && !self.begin_shutdown(now) {
             return self.shut_down(now);
         }
+        self.applied_this_turn = 0;
+        self.apply_committed();
         self.propose_waiting(now);
         self.start_reads(now);
         // Effects first: a heartbeat read this turn re-arms the election
@@ -240,6 +250,9 @@ impl Shell {
     pub fn next_deadline(&mut self) -> Option<Time> {
         if let Some(until) = self.exit_time() {
             return Some(until);
+        }
+        if self.apply_target > self.last_applied {
+            return Some(Time::ZERO); // committed entries wait: at once
         }
         let handover = match self.lifecycle {
             Lifecycle::HandingOver { deadline } => Some(deadline),
@@ -403,10 +416,7 @@ impl Shell {
             let detail = format!("this node's storage failed ({failure}); it takes no writes until it recovers");
             return self.refuse_all(proposals, ReplyBody::error(ErrorCode::StorageFailed, detail));
         }
-        let limit = self.settings.max_pending_requests;
-        if self.core.role() == Role::Leader && self.pending.len() + proposals.len() > limit {
-            let detail =
-                format!("{} requests already wait for commit (limit {limit}); retry later", self.pending.len());
+        if let Some(detail) = self.overloaded(proposals.len(), now) {
             return self.refuse_all(proposals, ReplyBody::error(ErrorCode::Busy, detail));
         }
         let commands: Vec<Vec<u8>> = proposals.iter().map(ClientCommand::encode_entry).collect();
@@ -423,6 +433,31 @@ impl Shell {
                 self.refuse_all(proposals, body);
             }
         }
+    }
+
+    /// Admission control on a leader: `busy` when more writes wait than
+    /// the limit, or when the oldest has waited half its deadline already.
+    /// The second is the machine's own measure of its capacity (CoDel's
+    /// idea): what cannot commit within the deadline is refused at once
+    /// instead of timing out after it.
+    fn overloaded(&mut self, arriving: usize, now: Time) -> Option<String> {
+        if self.core.role() != Role::Leader {
+            return None;
+        }
+        let limit = self.settings.max_pending_requests;
+        let waiting = self.pending.len();
+        if waiting + arriving > limit {
+            return Some(format!("{waiting} requests already wait for commit (limit {limit}); retry later"));
+        }
+        let half_deadline = self.settings.request_deadline / 2;
+        let oldest_deadline = self.pending.next_deadline()?;
+        let oldest_waited = (now + self.settings.request_deadline).saturating_sub(oldest_deadline);
+        (oldest_waited > half_deadline).then(|| {
+            format!(
+                "the oldest of {waiting} writes has waited {} ms for commit; this leader is at capacity, retry later",
+                oldest_waited.as_millis()
+            )
+        })
     }
 
     fn refuse_all(&mut self, commands: Vec<ClientCommand>, body: ReplyBody) {
@@ -463,7 +498,12 @@ impl Shell {
             Effect::CompactLog { through_index } => self.disk.push(DiskOperation::Compact(through_index)),
             Effect::InstallSnapshot { snapshot, log_kept } => self.install_snapshot(snapshot, log_kept),
             Effect::Send { to, message } => self.send_or_hold(to, message, now),
-            Effect::Apply { first_index, last_index } => self.apply(first_index, last_index),
+            Effect::Apply { first_index, last_index } => {
+                // After a storage recovery the core re-commits entries applied before.
+                assert!(first_index <= self.last_applied.max(self.apply_target) + 1, "entries are applied in order");
+                self.apply_target = self.apply_target.max(last_index);
+                self.apply_committed();
+            }
             Effect::ResetElectionTimer => self.timers.reset_election(now),
             Effect::ResetHeartbeatTimer => self.timers.reset_heartbeat(now),
             Effect::ReadsConfirmed { round, read_index } => {
@@ -602,12 +642,13 @@ impl Shell {
         }
     }
 
-    /// Apply committed entries in order and answer whoever waits on them.
-    fn apply(&mut self, first_index: LogIndex, last_index: LogIndex) {
-        // After a storage recovery the core re-commits entries applied before.
-        let first_index = first_index.max(self.last_applied + 1);
-        assert_eq!(first_index, self.last_applied + 1, "entries are applied in order, once");
-        for index in first_index..=last_index {
+    /// Apply committed entries in order, at most `MAX_APPLIED_PER_TURN` a
+    /// turn (the rest next turn, at once), and answer whoever waits on them.
+    /// A turn that applied a huge commit in one go would hold back the
+    /// leader's heartbeats for as long.
+    fn apply_committed(&mut self) {
+        let last_index = self.apply_target.min(self.last_applied + MAX_APPLIED_PER_TURN - self.applied_this_turn);
+        for index in self.last_applied + 1..=last_index {
             let entry = self.core.log().entry(index).expect("committed entries are in the log");
             self.snapshots.on_applied(entry.data.len());
             let body = if entry.is_noop() {
@@ -623,6 +664,7 @@ impl Shell {
             };
             let entry_term = entry.term;
             self.last_applied = index;
+            self.applied_this_turn += 1;
             let Some(waiting) = self.pending.take(index) else {
                 continue;
             };
