@@ -286,6 +286,14 @@ impl Clients {
         Ok(())
     }
 
+    /// A node exiting on SIGTERM answers every request it received first.
+    pub fn check_all_answered(&self, node: NodeId, incarnation: u64) -> Result<(), String> {
+        match self.outstanding.iter().find(|(_, o)| o.node == node && o.incarnation == incarnation) {
+            Some((request, _)) => Err(format!("node {node} exited without answering request {request}")),
+            None => Ok(()),
+        }
+    }
+
     /// Nothing acknowledged is lost: every acknowledged message was
     /// delivered or is still queued in `remaining` (topic -> messages).
     pub fn check_nothing_lost(&self, remaining: &HashMap<String, Vec<String>>) -> Result<(), String> {

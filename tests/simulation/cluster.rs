@@ -431,6 +431,9 @@ impl Cluster {
             self.turn(node, false);
             let exited = self.nodes[node].shell.as_ref().and_then(Shell::exit_time);
             if exited.is_some_and(|until| until <= Duration::from_millis(self.now_ms)) {
+                // A node that exits cleanly has answered every request it got.
+                let outcome = self.clients.check_all_answered(node, self.nodes[node].incarnation);
+                self.check(outcome);
                 self.go_down(node);
             }
         }

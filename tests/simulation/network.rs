@@ -14,15 +14,33 @@ pub struct NetworkConfig {
     pub duplicate_per_mille: u32,
     pub min_delay_ms: u64,
     pub max_delay_ms: u64,
+    /// Messages held back for up to `stale_delay_ms` (a TCP connection
+    /// that retransmits after a partition heals delivers them late).
+    pub stale_per_mille: u32,
+    pub stale_delay_ms: u64,
 }
 
 impl NetworkConfig {
     pub fn reliable() -> NetworkConfig {
-        NetworkConfig { drop_per_mille: 0, duplicate_per_mille: 0, min_delay_ms: 1, max_delay_ms: 3 }
+        NetworkConfig {
+            drop_per_mille: 0,
+            duplicate_per_mille: 0,
+            min_delay_ms: 1,
+            max_delay_ms: 3,
+            stale_per_mille: 0,
+            stale_delay_ms: 0,
+        }
     }
 
     pub fn hostile() -> NetworkConfig {
-        NetworkConfig { drop_per_mille: 50, duplicate_per_mille: 30, min_delay_ms: 1, max_delay_ms: 25 }
+        NetworkConfig {
+            drop_per_mille: 50,
+            duplicate_per_mille: 30,
+            min_delay_ms: 1,
+            max_delay_ms: 25,
+            stale_per_mille: 5,
+            stale_delay_ms: 3000,
+        }
     }
 }
 
@@ -72,7 +90,12 @@ impl Network {
         }
         let copies = if rng.gen_range(0..1000) < self.config.duplicate_per_mille { 2 } else { 1 };
         for _ in 0..copies {
-            let delay_ms = rng.gen_range(self.config.min_delay_ms..=self.config.max_delay_ms);
+            let stale = rng.gen_range(0..1000) < self.config.stale_per_mille;
+            let delay_ms = if stale {
+                rng.gen_range(self.config.max_delay_ms..=self.config.stale_delay_ms.max(self.config.max_delay_ms))
+            } else {
+                rng.gen_range(self.config.min_delay_ms..=self.config.max_delay_ms)
+            };
             self.sequence += 1;
             self.queue.push(InFlight {
                 deliver_at_ms: now_ms + delay_ms,
