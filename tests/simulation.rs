@@ -479,7 +479,11 @@ fn seeds(default_count: u64, offset: u64) -> Vec<u64> {
 fn sweep(nodes: usize, default_count: u64, offset: u64) -> RunStats {
     let mut stats = RunStats::default();
     for seed in seeds(default_count, offset) {
-        stats += random_run(seed, nodes, 3000);
+        // A panic inside the node's own code (an assertion) names the seed too.
+        match std::panic::catch_unwind(|| random_run(seed, nodes, 3000)) {
+            Ok(run) => stats += run,
+            Err(_) => panic!("seed {seed}: the run panicked (message above); replay with SIM_SEED={seed}"),
+        }
     }
     eprintln!(
         "{nodes} nodes: {} snapshots installed, {} reads checked, {} writes acknowledged, {} storage failures, \

@@ -204,12 +204,16 @@ impl Shell {
             Input::Peer { from, message } => {
                 if self.disk.failure().is_none() {
                     self.core.step(Event::Message { from, message });
+                    self.run_effects(now);
                 }
             }
             Input::Client(command) if command.command.is_read_only() => self.reads_to_start.push(command),
             Input::Client(command) => self.proposals.push(command),
             Input::Transfer(request) => self.on_transfer_request(request, now),
-            Input::Disk(report) => self.on_disk_report(report),
+            Input::Disk(report) => {
+                self.on_disk_report(report);
+                self.run_effects(now);
+            }
             Input::SnapshotWritten(outcome) => self.on_snapshot_written(outcome),
             Input::Shutdown => self.shutdown_requested = true,
         }
@@ -466,11 +470,22 @@ impl Shell {
         }
     }
 
-    /// Run the core's effects in emission order. Writes join this turn's
-    /// disk batch; a send that must follow them waits for that batch to be
-    /// durable; the rest runs now. Repeats while the core has more to say;
-    /// then the turn's writes leave as one batch.
+    /// Run the core's effects in emission order, then hand the turn's
+    /// writes to the disk as one batch. Writes join the batch; a send that
+    /// must follow them waits for it to be durable; the rest runs now.
     fn execute_effects(&mut self, now: Time) {
+        self.run_effects(now);
+        if let Some(batch) = self.disk.take_batch() {
+            let (epoch, sequence, operations) = (batch.epoch, batch.sequence, batch.operations);
+            self.outputs.push(Output::WriteBatch { epoch, sequence, operations });
+        }
+    }
+
+    /// Execute what the core emitted so far, before it takes another
+    /// event: an Apply must run while the entries it names are still in
+    /// the log, which a later event (a snapshot from a newer leader, say)
+    /// may replace. Writes stay in the turn's batch.
+    fn run_effects(&mut self, now: Time) {
         loop {
             self.core.drain_effects(&mut self.effects);
             if self.effects.is_empty() {
@@ -484,10 +499,6 @@ impl Shell {
             assert!(self.effects.is_empty(), "effects are drained from the core only at the top of the loop");
             // Keep the buffer's capacity for the next round.
             self.effects = effects;
-        }
-        if let Some(batch) = self.disk.take_batch() {
-            let (epoch, sequence, operations) = (batch.epoch, batch.sequence, batch.operations);
-            self.outputs.push(Output::WriteBatch { epoch, sequence, operations });
         }
     }
 
