@@ -477,6 +477,9 @@ impl EventLoop {
                 self.heartbeat_timer.reset(Instant::now(), interval);
             }
             Effect::RoleChanged { role, term, leader } => self.on_role_changed(role, term, leader),
+            // Stopgap until the shell rate-limits a warning: debug, so forged
+            // frames cannot flood the log.
+            Effect::MessageDropped { from, reason } => log::debug!("dropped a message from node {from}: {reason}"),
         }
     }
 

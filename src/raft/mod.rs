@@ -9,10 +9,13 @@ mod log;
 mod message;
 mod pre_vote;
 mod progress;
+mod quorum;
 mod read_index;
 mod replication;
+mod role;
 mod snapshot;
 mod transfer;
+mod validation;
 
 #[cfg(test)]
 mod tests;

@@ -545,6 +545,10 @@ impl Cluster {
                 self.checker.on_leader(node, term, core.log())?;
             }
             Effect::RoleChanged { .. } => sim_node.reads.clear(),
+            // Every simulated peer is honest: the core must trust all it sends.
+            Effect::MessageDropped { from, reason } => {
+                return Err(format!("node {node} dropped a message from honest node {from}: {reason}"));
+            }
         }
         Ok(())
     }
