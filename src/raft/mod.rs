@@ -18,6 +18,8 @@ mod transfer;
 mod validation;
 
 #[cfg(test)]
+mod forged_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::core::{CoreConfig, NotLeader, RaftCore};

@@ -136,11 +136,8 @@ impl RaftCore {
             }
             Some(_) => {}
         }
-        if let Err(reason) = self.check_entries_fit(&request) {
-            self.drop_message(from, reason);
-            return;
-        }
-        // Entries are contiguous from prev_log_index + 1 (checked on arrival).
+        // Entries are contiguous from prev_log_index + 1 and contradict no
+        // entry held here (checked on arrival, in validation.rs).
         let last_new_index = prev_log_index + request.entries.len() as LogIndex;
         let mut appended = Vec::new();
         for entry in request.entries {
@@ -148,7 +145,7 @@ impl RaftCore {
                 Some(held) if held == entry.term => continue, // already have it
                 Some(_) => {
                     // Raft §5.3: a conflicting entry and all that follow it
-                    // go (never a committed one: check_entries_fit).
+                    // go (never a committed one: checked on arrival).
                     self.log.truncate_from(entry.index);
                     self.persisted_index = self.persisted_index.min(entry.index - 1);
                 }
@@ -164,27 +161,6 @@ impl RaftCore {
         let commit_index = request.leader_commit.min(last_new_index);
         self.set_commit_index(commit_index);
         self.respond_append(from, read_round, Ok(last_new_index));
-    }
-
-    /// Entries that match the log at prev_log_index can still contradict
-    /// what this follower knows for sure. Raft §5.4.3 (Leader Completeness):
-    /// no leader replaces a committed entry. §5.3 (Log Matching): two entries
-    /// with the same index and term are the same entry, so one that differs
-    /// from ours is forged or corrupt; which of the two is cannot be told
-    /// here, so the message is dropped and the entry held stays.
-    fn check_entries_fit(&self, request: &AppendEntries) -> Result<(), &'static str> {
-        for entry in &request.entries {
-            let Some(held) = self.log.entry(entry.index) else {
-                continue; // beyond our log, or compacted (and so committed and matching)
-            };
-            if held.term != entry.term && entry.index <= self.commit_index {
-                return Err("AppendEntries would overwrite a committed entry");
-            }
-            if held.term == entry.term && held.data != entry.data {
-                return Err("an entry differs from the one held at the same index and term");
-            }
-        }
-        Ok(())
     }
 
     /// Answer an AppendEntries: Ok(last index now matching), or the rejection.

@@ -115,10 +115,6 @@ impl RaftCore {
             self.drop_message(from, reason);
             return;
         }
-        if request.last_index > self.commit_index && !self.continues_committed_log(&request) {
-            self.drop_message(from, "snapshot ends in a term older than entries committed here");
-            return;
-        }
         if self.leader() != Some(request.leader) {
             self.become_follower(term, Some(request.leader));
         }
@@ -139,14 +135,6 @@ impl RaftCore {
             self.install_received_snapshot();
         }
         self.respond_snapshot(from, last_index, received_bytes, complete);
-    }
-
-    /// Raft §5.4 (log terms never decrease along a leader's log): a leader's
-    /// snapshot past our commit index ends in a term at least that of our
-    /// last committed entry, which the leader's log holds too.
-    fn continues_committed_log(&self, request: &InstallSnapshot) -> bool {
-        let committed_term = self.log.term_at(self.commit_index).expect("the commit index is within the log");
-        request.last_term >= committed_term
     }
 
     /// Add a chunk to the snapshot being received; returns the bytes held.
@@ -224,10 +212,22 @@ impl RaftCore {
     }
 
     pub(super) fn on_install_snapshot_response(&mut self, from: NodeId, response: InstallSnapshotResponse) {
+        // A follower counts the bytes of the snapshot it was sent, and says
+        // `done` with all of them. (A reply about a snapshot this leader has
+        // since replaced by a newer one cannot be checked against it.)
+        let overcounts = self.snapshot.as_ref().is_some_and(|snapshot| {
+            let total_bytes = snapshot.data.len() as u64;
+            snapshot.last_index == response.last_index
+                && (response.received_bytes > total_bytes || response.done && response.received_bytes != total_bytes)
+        });
         let RoleState::Leader(leader) = &mut self.role else {
             return;
         };
         if response.term != self.hard_state.current_term {
+            return;
+        }
+        if overcounts {
+            self.drop_message(from, "InstallSnapshotResponse counts bytes the snapshot does not have");
             return;
         }
         let Some(progress) = leader.progress.get_mut(&from) else {
@@ -236,19 +236,6 @@ impl RaftCore {
         progress.recent_active = true;
         if progress.state != ReplicationState::Snapshot || progress.snapshot_index != response.last_index {
             return; // about a snapshot no longer being sent
-        }
-        // In Snapshot state the leader streams a snapshot it holds.
-        let Some(snapshot) = self.snapshot.clone() else {
-            return;
-        };
-        // A follower counts the bytes of the snapshot it was sent, and says
-        // `done` with all of them. (A reply about a snapshot this leader has
-        // since replaced by a newer one cannot be checked against it.)
-        let total_bytes = snapshot.data.len() as u64;
-        let overcounts = response.received_bytes > total_bytes || response.done && response.received_bytes != total_bytes;
-        if snapshot.last_index == response.last_index && overcounts {
-            self.drop_message(from, "InstallSnapshotResponse counts bytes the snapshot does not have");
-            return;
         }
         if response.done {
             progress.on_snapshot_installed(response.last_index);
@@ -262,6 +249,9 @@ impl RaftCore {
         // Progress, or the follower lost what it had: continue from its offset.
         progress.snapshot_acked_bytes = response.received_bytes;
         progress.snapshot_idle_heartbeats = 0;
-        self.send_snapshot_chunk(from, &snapshot, true);
+        // In Snapshot state the leader streams a snapshot it holds.
+        if let Some(snapshot) = self.snapshot.clone() {
+            self.send_snapshot_chunk(from, &snapshot, true);
+        }
     }
 }

@@ -1,10 +1,16 @@
 //! What the core checks before it believes a message. A peer's message is
 //! decoded from bytes anyone who reaches the peer port can send, and even a
 //! member's can be stale or confused: nothing in it may panic the node or
-//! make it break its own invariants. These checks need no state beyond the
-//! term and the configuration; the handlers check what needs the log or the
-//! role (a second leader in a term, an entry that contradicts a committed
-//! one), and drop the message the same way.
+//! make it break its own invariants. These checks run before the message
+//! can raise our term, so a dropped message changes nothing. They read the
+//! term, the configuration and the log; the handlers check what depends on
+//! the role (a second leader in a term, a TimeoutNow, a leader's
+//! acknowledgements) and drop the message the same way, also before any
+//! change.
+//!
+//! What no check here can catch: a message that an honest member could have
+//! sent, sent by someone else. Only the shell can know who sent a frame
+//! (authenticated peers, issue 11 part 1); the core trusts its `from`.
 
 use super::core::RaftCore;
 use super::message::{AppendEntries, InstallSnapshot, Message, RequestVote};
@@ -33,7 +39,15 @@ impl RaftCore {
         self.check_term(message.term())?;
         match message {
             Message::RequestVote(request) | Message::PreVote(request) => check_vote_request(from, request),
-            Message::AppendEntries(request) => check_append_entries(from, request),
+            Message::AppendEntries(request) => {
+                check_append_entries(from, request)?;
+                // A stale leader's entries may well conflict with what was
+                // committed since; the handler rejects it for its term.
+                if request.term < self.hard_state.current_term {
+                    return Ok(());
+                }
+                self.check_entries_fit(request)
+            }
             Message::InstallSnapshot(request) => self.check_install_snapshot(from, request),
             Message::TimeoutNow(request) if request.leader != from => {
                 Err("TimeoutNow names a leader other than its sender")
@@ -80,7 +94,40 @@ impl RaftCore {
         if chunk_end.is_none_or(|end| end > request.total_bytes) {
             return Err("snapshot chunk reaches past the snapshot's announced size");
         }
+        let current = request.term >= self.hard_state.current_term;
+        if current && request.last_index > self.commit_index && !self.continues_committed_log(request) {
+            return Err("snapshot ends in a term older than entries committed here");
+        }
         Ok(())
+    }
+
+    /// Entries that match the log at prev_log_index can still contradict
+    /// what this follower knows for sure. Raft §5.4.3 (Leader Completeness):
+    /// no leader replaces a committed entry. §5.3 (Log Matching): two entries
+    /// with the same index and term are the same entry, so one that differs
+    /// from ours is forged or corrupt; which of the two is cannot be told
+    /// here, so the message is dropped and the entry held stays.
+    fn check_entries_fit(&self, request: &AppendEntries) -> Result<(), &'static str> {
+        for entry in &request.entries {
+            let Some(held) = self.log.entry(entry.index) else {
+                continue; // beyond our log, or compacted (and so committed and matching)
+            };
+            if held.term != entry.term && entry.index <= self.commit_index {
+                return Err("AppendEntries would overwrite a committed entry");
+            }
+            if held.term == entry.term && held.data != entry.data {
+                return Err("an entry differs from the one held at the same index and term");
+            }
+        }
+        Ok(())
+    }
+
+    /// Raft §5.4 (log terms never decrease along a leader's log): a leader's
+    /// snapshot past our commit index ends in a term at least that of our
+    /// last committed entry, which the leader's log holds too.
+    fn continues_committed_log(&self, request: &InstallSnapshot) -> bool {
+        let committed_term = self.log.term_at(self.commit_index).expect("the commit index is within the log");
+        request.last_term >= committed_term
     }
 }
 
