@@ -20,6 +20,8 @@ mod validation;
 #[cfg(test)]
 mod forged_tests;
 #[cfg(test)]
+mod hostile_sequences;
+#[cfg(test)]
 mod tests;
 
 pub use self::core::{CoreConfig, NotLeader, RaftCore};
