@@ -4,7 +4,7 @@
 use super::effect::Effect;
 use super::event::Event;
 use super::log::RaftLog;
-use super::message::{Message, RequestVoteResponse};
+use super::message::{Message, RequestVote, RequestVoteResponse};
 use super::quorum::Quorum;
 use super::role::{FollowerState, LeaderState, RoleState};
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
@@ -326,7 +326,7 @@ impl RaftCore {
     /// started with TimeoutNow is one term above ours and its candidate is
     /// not that leader; a leader knows whom it asked. Anything else that
     /// carries the transfer flag is a disruptive vote like any other.
-    fn leader_asked_for(&self, request: &super::message::RequestVote) -> bool {
+    fn leader_asked_for(&self, request: &RequestVote) -> bool {
         if !request.leadership_transfer || Some(request.term) != self.next_term() {
             return false;
         }
@@ -351,6 +351,7 @@ impl RaftCore {
     /// counts on `leader`. A follower staying in its term keeps the snapshot
     /// it is receiving; any other change of role starts from nothing.
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
+        assert!(term >= self.hard_state.current_term, "terms never go back");
         let new_term = term > self.hard_state.current_term;
         if new_term {
             self.set_term(term, None);
