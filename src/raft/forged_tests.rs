@@ -278,6 +278,21 @@ fn a_timeout_now_not_from_the_leader_of_the_term_is_dropped() {
     assert_eq!(leader.role(), Role::Leader);
 }
 
+// Raft dissertation §3.10: the checks keep an honest transfer working for
+// a target that stopped counting on its leader (LeaseTimeout) in the term:
+// it still knows who leads the term.
+#[test]
+fn a_timeout_now_from_the_leader_of_the_term_is_obeyed_after_a_lease_timeout() {
+    let mut node = follower(1, &[1], 0);
+    node.step(Event::LeaseTimeout);
+    drain(&mut node);
+    assert_eq!(node.leader(), None);
+    deliver(&mut node, 0, Message::TimeoutNow(TimeoutNow { term: 1, leader: 0 }));
+    assert_eq!((node.role(), node.term()), (Role::Candidate, 2));
+    let request = sends(&drain(&mut node));
+    assert!(matches!(&request[0].1, Message::RequestVote(vote) if vote.leadership_transfer));
+}
+
 fn transfer_vote(term: Term, candidate: NodeId) -> Message {
     Message::RequestVote(RequestVote {
         term,
