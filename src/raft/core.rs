@@ -1,19 +1,22 @@
 //! The consensus core: Raft Figure 2 as a state machine. Events in, effects
 //! out; no sockets, clock or randomness, so every behaviour replays exactly.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
-
 use super::effect::Effect;
 use super::event::Event;
 use super::log::RaftLog;
-use super::message::{Message, RequestVoteResponse};
-use super::progress::Progress;
-use super::snapshot::IncomingSnapshot;
+use super::message::{Message, RequestVote, RequestVoteResponse};
+use super::quorum::Quorum;
+use super::role::{FollowerState, LeaderState, RoleState};
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
+use super::validation::MAX_TERM;
 
+/// Settings of one node's core. Build it with [`CoreConfig::new`] and change
+/// the fields that differ from the defaults.
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
+    /// This node's id: its position in the cluster's address list.
     pub id: NodeId,
+    /// Number of voting members; ids run from 0 to `node_count - 1`.
     pub node_count: usize,
     /// Most entries one AppendEntries carries.
     pub max_entries_per_message: usize,
@@ -34,9 +37,26 @@ pub struct CoreConfig {
     /// that lags a little catches up from the log, not a whole snapshot
     /// (etcd's SnapshotCatchUpEntries).
     pub retained_entries_after_snapshot: u64,
+    /// A message whose term is more than this above ours is dropped
+    /// (`Effect::MessageDropped`). Default 2^32. A term rises by one per
+    /// election attempt, so a legitimate leader is this far above a member
+    /// only after 2^32 elections, 20 years of one every 150 ms, that the
+    /// member missed (a node restored from an old backup, or a new node at
+    /// term 0, is far less behind). The bound stops one message from
+    /// spending the term space: at most 2^32 per accepted message, against a
+    /// ceiling of 2^62 (terms above it are always refused).
+    pub max_term_jump: u64,
+    /// Largest snapshot a follower accepts from a leader, in bytes. Default
+    /// 1 GiB. A snapshot is received whole in memory before it is
+    /// installed, so a chunk whose announced total exceeds this is dropped
+    /// (`Effect::MessageDropped`). Set it above the largest snapshot the
+    /// cluster's leaders will ever send, or followers that need one cannot
+    /// catch up.
+    pub max_snapshot_bytes: u64,
 }
 
 impl CoreConfig {
+    /// The defaults for node `id` of a cluster of `node_count` nodes.
     pub fn new(id: NodeId, node_count: usize) -> CoreConfig {
         CoreConfig {
             id,
@@ -48,6 +68,8 @@ impl CoreConfig {
             pre_vote: true,
             snapshot_chunk_bytes: 1 << 20,
             retained_entries_after_snapshot: 4096,
+            max_term_jump: 1 << 32,
+            max_snapshot_bytes: 1 << 30,
         }
     }
 }
@@ -56,41 +78,41 @@ impl CoreConfig {
 /// it does not lead, or it is handing leadership over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NotLeader {
+    /// The leader this node knows of, for the client to retry there; None
+    /// when it knows none, or when it is the leader but is handing over.
     pub leader: Option<NodeId>,
 }
 
-/// A linearizable read waiting for a majority to confirm leadership.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) struct PendingRead {
-    pub round: u64,
-    pub read_index: LogIndex,
-}
-
+/// One node's Raft state machine (Raft Figure 2). The shell feeds it events
+/// with [`RaftCore::step`] and client work with [`RaftCore::propose`],
+/// [`RaftCore::read_index`] and [`RaftCore::transfer_leadership`], then
+/// takes the effects it produced with [`RaftCore::drain_effects`] and
+/// carries them out (see [`Effect`] for the order that requires).
+///
+/// Nothing that arrives in a message can make the core panic or break its
+/// own invariants: a message it cannot trust is refused with
+/// `Effect::MessageDropped` and changes nothing.
 pub struct RaftCore {
     pub(super) config: CoreConfig,
+    pub(super) quorum: Quorum,
     pub(super) hard_state: HardState,
+    /// The node known to lead `hard_state.current_term`, even after this
+    /// node stopped counting on it: there is at most one (Raft §5.2), so a
+    /// second claimant in the same term is refused. Cleared with the term.
+    pub(super) term_leader: Option<NodeId>,
     pub(super) log: RaftLog,
-    pub(super) role: Role,
-    pub(super) leader: Option<NodeId>,
+    pub(super) role: RoleState,
     pub(super) commit_index: LogIndex,
     /// Highest index handed to the shell in an `Apply` effect.
     pub(super) applied_index: LogIndex,
     /// Highest index this node's storage reported durable (`LogPersisted`).
     pub(super) persisted_index: LogIndex,
-    pub(super) votes: BTreeSet<NodeId>,
-    pub(super) progress: BTreeMap<NodeId, Progress>,
     /// The latest durable snapshot: what a leader streams to a follower
     /// that needs compacted entries.
     pub(super) snapshot: Option<Snapshot>,
-    /// A follower's partly received snapshot.
-    pub(super) incoming_snapshot: Option<IncomingSnapshot>,
-    /// Index of the no-op this leader appended on taking office.
-    pub(super) term_start_index: LogIndex,
-    /// Latest ReadIndex round; every AppendEntries carries it.
+    /// Latest ReadIndex round; every AppendEntries carries it. It only
+    /// grows, across terms, so a round number names one round for the shell.
     pub(super) read_round: u64,
-    pub(super) pending_reads: VecDeque<PendingRead>,
-    /// The follower this leader is handing leadership to, if any.
-    pub(super) transfer_target: Option<NodeId>,
     pub(super) effects: Vec<Effect>,
 }
 
@@ -103,6 +125,10 @@ impl RaftCore {
 
     /// A core restarted from a snapshot and the entries that follow it. The
     /// snapshot's entries are committed and already applied by the shell.
+    ///
+    /// Panics if `config` is inconsistent or the restored state is (a log
+    /// with a gap, or a term above the hard state's): storage checks what it
+    /// reads before it builds a core.
     pub fn restore(
         config: CoreConfig,
         hard_state: HardState,
@@ -118,26 +144,23 @@ impl RaftCore {
         assert!(log.last_term() <= hard_state.current_term, "log holds a term from the future");
         let persisted_index = log.last_index();
         RaftCore {
+            quorum: Quorum::new(config.node_count),
             config,
             hard_state,
+            term_leader: None,
             log,
-            role: Role::Follower,
-            leader: None,
+            role: RoleState::Follower(FollowerState::default()),
             commit_index: offset,
             applied_index: offset,
             persisted_index,
-            votes: BTreeSet::new(),
-            progress: BTreeMap::new(),
             snapshot,
-            incoming_snapshot: None,
-            term_start_index: 0,
             read_round: 0,
-            pending_reads: VecDeque::new(),
-            transfer_target: None,
             effects: vec![Effect::ResetElectionTimer],
         }
     }
 
+    /// Feed one event to the core. Its effects wait in the core until
+    /// [`RaftCore::drain_effects`].
     pub fn step(&mut self, event: Event) {
         match event {
             Event::Message { from, message } => self.on_message(from, message),
@@ -150,7 +173,10 @@ impl RaftCore {
     }
 
     /// Append client commands to the leader's log. Returns the index of the
-    /// first; the rest follow consecutively, all in the returned term.
+    /// first; the rest follow consecutively, all in the returned term. Every
+    /// command must be non-empty (an empty entry is the leader's no-op).
+    /// A command is committed once an `Effect::Apply` covers its index in
+    /// the returned term; a different term at that index means it was lost.
     pub fn propose(&mut self, commands: Vec<Vec<u8>>) -> Result<(LogIndex, Term), NotLeader> {
         self.check_serving()?;
         let term = self.hard_state.current_term;
@@ -173,13 +199,11 @@ impl RaftCore {
     /// A leader refuses new work while it hands leadership over, so the
     /// target can catch up (etcd drops proposals then too).
     pub(super) fn check_serving(&self) -> Result<(), NotLeader> {
-        if self.role != Role::Leader {
-            return Err(NotLeader { leader: self.leader });
+        match &self.role {
+            RoleState::Leader(leader) if leader.transfer_target.is_some() => Err(NotLeader { leader: None }),
+            RoleState::Leader(_) => Ok(()),
+            _ => Err(NotLeader { leader: self.leader() }),
         }
-        if self.transfer_target.is_some() {
-            return Err(NotLeader { leader: None });
-        }
-        Ok(())
     }
 
     /// Move the effects produced so far into `out`, in emission order.
@@ -187,21 +211,33 @@ impl RaftCore {
         out.append(&mut self.effects);
     }
 
+    /// This node's id.
     pub fn id(&self) -> NodeId {
         self.config.id
     }
+    /// This node's role now.
     pub fn role(&self) -> Role {
-        self.role
+        self.role.role()
     }
+    /// This node's current term.
     pub fn term(&self) -> Term {
         self.hard_state.current_term
     }
+    /// The leader this node counts on: itself when it leads, the leader it
+    /// last heard from when it follows (until `Event::LeaseTimeout`), None
+    /// while it campaigns.
     pub fn leader(&self) -> Option<NodeId> {
-        self.leader
+        match &self.role {
+            RoleState::Leader(_) => Some(self.config.id),
+            RoleState::Follower(follower) => follower.leader,
+            RoleState::PreCandidate(_) | RoleState::Candidate(_) => None,
+        }
     }
+    /// Highest log index known committed.
     pub fn commit_index(&self) -> LogIndex {
         self.commit_index
     }
+    /// The core's view of the log (entries after the latest snapshot).
     pub fn log(&self) -> &RaftLog {
         &self.log
     }
@@ -214,8 +250,11 @@ impl RaftCore {
         self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index)
     }
 
-    pub(super) fn quorum(&self) -> usize {
-        self.config.node_count / 2 + 1
+    /// The term after ours, or None once ours is at the ceiling (a term
+    /// restored from storage that an old, unchecked peer let grow there):
+    /// this node then never campaigns, rather than wrap around to term 0.
+    pub(super) fn next_term(&self) -> Option<Term> {
+        self.hard_state.current_term.checked_add(1).filter(|&term| term <= MAX_TERM)
     }
 
     pub(super) fn peers(&self) -> impl Iterator<Item = NodeId> {
@@ -228,9 +267,16 @@ impl RaftCore {
         self.effects.push(Effect::Send { to, message });
     }
 
+    /// Refuse a message that cannot be trusted: it changes nothing, and the
+    /// shell logs why (rate-limited).
+    pub(super) fn drop_message(&mut self, from: NodeId, reason: &'static str) {
+        self.effects.push(Effect::MessageDropped { from, reason });
+    }
+
     fn on_message(&mut self, from: NodeId, message: Message) {
-        if from >= self.config.node_count || from == self.config.id {
-            return; // not a member: ignore rather than trust it
+        if let Err(reason) = self.check_message(from, &message) {
+            self.drop_message(from, reason);
+            return;
         }
         if self.ignores_disruptive_vote(&message) {
             return;
@@ -272,25 +318,60 @@ impl RaftCore {
         };
         self.config.check_quorum
             && request.term > self.hard_state.current_term
-            && self.leader.is_some()
-            && !request.leadership_transfer
+            && self.leader().is_some()
+            && !self.leader_asked_for(request)
     }
 
-    /// Become a follower in `term` (a newer term clears the vote).
+    /// Raft dissertation §3.10: an election that the leader of our term
+    /// started with TimeoutNow is one term above ours and its candidate is
+    /// not that leader; a leader knows whom it asked. Anything else that
+    /// carries the transfer flag is a disruptive vote like any other.
+    fn leader_asked_for(&self, request: &RequestVote) -> bool {
+        if !request.leadership_transfer || Some(request.term) != self.next_term() {
+            return false;
+        }
+        match &self.role {
+            RoleState::Leader(leader) => leader.transfer_target == Some(request.candidate),
+            _ => self.term_leader != Some(request.candidate),
+        }
+    }
+
+    /// Enter `term`, which must not be below ours: a newer term clears the
+    /// vote and the leader known for the old term.
+    pub(super) fn set_term(&mut self, term: Term, voted_for: Option<NodeId>) {
+        assert!(term >= self.hard_state.current_term, "terms never go back");
+        if term > self.hard_state.current_term {
+            self.term_leader = None;
+        }
+        self.hard_state = HardState { current_term: term, voted_for };
+        self.effects.push(Effect::PersistHardState(self.hard_state));
+    }
+
+    /// Become a follower in `term` (a newer term clears the vote) that
+    /// counts on `leader`. A follower staying in its term keeps the snapshot
+    /// it is receiving; any other change of role starts from nothing.
     pub(super) fn become_follower(&mut self, term: Term, leader: Option<NodeId>) {
         assert!(term >= self.hard_state.current_term, "terms never go back");
-        let was_leader = self.role == Role::Leader;
-        if term > self.hard_state.current_term {
-            self.hard_state = HardState { current_term: term, voted_for: None };
-            self.effects.push(Effect::PersistHardState(self.hard_state));
+        let new_term = term > self.hard_state.current_term;
+        if new_term {
+            self.set_term(term, None);
         }
-        let changed = self.role != Role::Follower || self.leader != leader;
-        self.role = Role::Follower;
-        self.leader = leader;
-        self.votes.clear();
-        self.progress.clear();
-        self.pending_reads.clear();
-        self.transfer_target = None;
+        if leader.is_some() {
+            self.term_leader = leader;
+        }
+        let was_leader = matches!(self.role, RoleState::Leader(_));
+        let changed = match &mut self.role {
+            RoleState::Follower(follower) if !new_term => {
+                let changed = follower.leader != leader;
+                follower.leader = leader;
+                changed
+            }
+            _ => {
+                let changed = self.role() != Role::Follower || self.leader() != leader;
+                self.role = RoleState::Follower(FollowerState { leader, incoming_snapshot: None });
+                changed
+            }
+        };
         if was_leader {
             // The leader's election deadline was not being watched; start afresh
             // rather than campaigning the instant it steps down.
@@ -301,11 +382,18 @@ impl RaftCore {
         }
     }
 
+    /// Take office (called by the election once a majority voted).
+    pub(super) fn become_leader_state(&mut self, next_index: LogIndex) {
+        let peers: Vec<NodeId> = self.peers().collect();
+        self.role = RoleState::Leader(LeaderState::new(peers.into_iter(), next_index));
+        self.term_leader = Some(self.config.id);
+    }
+
     pub(super) fn announce_role(&mut self) {
         self.effects.push(Effect::RoleChanged {
-            role: self.role,
+            role: self.role(),
             term: self.hard_state.current_term,
-            leader: self.leader,
+            leader: self.leader(),
         });
     }
 

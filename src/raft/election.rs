@@ -3,13 +3,13 @@
 use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{Message, RequestVote, RequestVoteResponse};
-use super::progress::Progress;
-use super::types::{Entry, HardState, NodeId, Role};
+use super::role::{RoleState, Votes};
+use super::types::{Entry, NodeId};
 
 impl RaftCore {
     pub(super) fn on_election_timeout(&mut self) {
-        if self.role == Role::Leader {
-            self.abort_transfer();
+        if let RoleState::Leader(leader) = &mut self.role {
+            leader.transfer_target = None; // the transfer did not finish in time
             if self.config.check_quorum {
                 self.check_quorum();
             }
@@ -26,20 +26,24 @@ impl RaftCore {
     /// stop counting on it, so votes and pre-votes are granted at once
     /// (otherwise a failover waits for the second-fastest node's timer).
     pub(super) fn on_lease_timeout(&mut self) {
-        if self.role == Role::Follower && self.leader.is_some() {
-            self.leader = None;
-            self.announce_role();
+        if let RoleState::Follower(follower) = &mut self.role {
+            if follower.leader.take().is_some() {
+                self.announce_role();
+            }
         }
     }
 
     /// Once per election timeout: step down unless a majority (counting this
     /// leader) replied since the last check.
     fn check_quorum(&mut self) {
-        let active = 1 + self.progress.values().filter(|progress| progress.recent_active).count();
-        for progress in self.progress.values_mut() {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let active = 1 + leader.progress.values().filter(|progress| progress.recent_active).count();
+        for progress in leader.progress.values_mut() {
             progress.recent_active = false;
         }
-        if active >= self.quorum() {
+        if self.quorum.is_reached(active) {
             self.effects.push(Effect::ResetElectionTimer);
         } else {
             self.become_follower(self.hard_state.current_term, None);
@@ -49,21 +53,21 @@ impl RaftCore {
     /// Raft §5.2: raise the term, vote for ourselves, ask everyone.
     /// `leadership_transfer` when the leader asked us to (TimeoutNow).
     pub(super) fn start_election(&mut self, leadership_transfer: bool) {
+        let Some(term) = self.next_term() else {
+            self.effects.push(Effect::ResetElectionTimer);
+            return; // at the term ceiling: never wrap around
+        };
         let me = self.config.id;
-        self.hard_state = HardState { current_term: self.hard_state.current_term + 1, voted_for: Some(me) };
-        self.role = Role::Candidate;
-        self.leader = None;
-        self.votes.clear();
-        self.votes.insert(me);
-        self.effects.push(Effect::PersistHardState(self.hard_state));
+        self.set_term(term, Some(me));
+        self.role = RoleState::Candidate(Votes::for_self(me));
         self.effects.push(Effect::ResetElectionTimer);
         self.announce_role();
-        if self.votes.len() >= self.quorum() {
+        if self.quorum.is_reached(1) {
             self.become_leader();
             return;
         }
         let request = RequestVote {
-            term: self.hard_state.current_term,
+            term,
             candidate: me,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
@@ -78,11 +82,10 @@ impl RaftCore {
     pub(super) fn on_request_vote(&mut self, from: NodeId, request: RequestVote) {
         let term = self.hard_state.current_term;
         let free_to_vote = match self.hard_state.voted_for {
-            None => self.leader.is_none(),
+            None => self.leader().is_none(),
             Some(voted) => voted == request.candidate,
         };
         let grant = request.term == term
-            && request.candidate == from
             && free_to_vote
             && self.log.is_up_to_date(request.last_log_index, request.last_log_term);
         if grant {
@@ -96,32 +99,29 @@ impl RaftCore {
     }
 
     pub(super) fn on_request_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {
-        if self.role != Role::Candidate || response.term != self.hard_state.current_term {
+        let RoleState::Candidate(votes) = &mut self.role else {
+            return;
+        };
+        if response.term != self.hard_state.current_term || !response.vote_granted {
             return;
         }
-        if response.vote_granted {
-            self.votes.insert(from);
-            if self.votes.len() >= self.quorum() {
-                self.become_leader();
-            }
+        votes.granted.insert(from);
+        if self.quorum.is_reached(votes.granted.len()) {
+            self.become_leader();
         }
     }
 
     /// Raft §5.2, §8: take office, then append a no-op so entries of earlier
     /// terms can commit (Figure 8) and followers learn who leads.
-    pub(super) fn become_leader(&mut self) {
-        assert_eq!(self.role, Role::Candidate, "only a candidate wins an election");
-        assert!(self.votes.len() >= self.quorum(), "leader without a quorum of votes");
-        self.role = Role::Leader;
-        self.leader = Some(self.config.id);
+    fn become_leader(&mut self) {
+        let RoleState::Candidate(votes) = &self.role else {
+            unreachable!("only a candidate wins an election");
+        };
+        assert!(self.quorum.is_reached(votes.granted.len()), "leader without a quorum of votes");
         let next_index = self.log.last_index() + 1;
-        let peers: Vec<NodeId> = self.peers().collect();
-        for peer in peers {
-            self.progress.insert(peer, Progress::new(next_index));
-        }
+        self.become_leader_state(next_index);
         self.announce_role();
         self.effects.push(Effect::ResetHeartbeatTimer);
-        self.term_start_index = next_index;
         let noop = Entry { term: self.hard_state.current_term, index: next_index, data: Vec::new() };
         self.log.append(noop.clone());
         self.effects.push(Effect::PersistEntries(vec![noop]));

@@ -3,6 +3,9 @@
 
 use super::types::{Entry, LogIndex, Term};
 
+/// The entries after the latest snapshot, in memory. Indices are
+/// contiguous and terms never decrease; every method that changes the log
+/// asserts it, since only the core, after checking, changes it.
 #[derive(Debug, Default, Clone)]
 pub struct RaftLog {
     /// Index of the entry just before `entries[0]`: 0, or the last index
@@ -13,6 +16,7 @@ pub struct RaftLog {
 }
 
 impl RaftLog {
+    /// A log of `entries`, the first at index 1.
     pub fn from_entries(entries: Vec<Entry>) -> RaftLog {
         RaftLog::after(0, 0, entries)
     }
@@ -47,10 +51,12 @@ impl RaftLog {
         self.offset_term = term;
     }
 
+    /// Index of the last entry (the snapshot's last index if none follow it).
     pub fn last_index(&self) -> LogIndex {
         self.offset + self.entries.len() as LogIndex
     }
 
+    /// Term of the last entry (the snapshot's last term if none follow it).
     pub fn last_term(&self) -> Term {
         self.entries.last().map_or(self.offset_term, |entry| entry.term)
     }
@@ -63,6 +69,7 @@ impl RaftLog {
         self.entry(index).map(|entry| entry.term)
     }
 
+    /// The entry at `index`, if held (not compacted, not beyond the end).
     pub fn entry(&self, index: LogIndex) -> Option<&Entry> {
         if index <= self.offset {
             return None;
@@ -87,6 +94,8 @@ impl RaftLog {
         taken
     }
 
+    /// Add `entry` at the end: it must be the next index, in a term no
+    /// older than the last.
     pub fn append(&mut self, entry: Entry) {
         assert_eq!(entry.index, self.last_index() + 1, "log append must be contiguous");
         assert!(entry.term >= self.last_term(), "log terms must not decrease");

@@ -1,5 +1,16 @@
 //! The consensus core. Pure: it takes events and returns effects, and never
 //! touches a socket, a clock or a random number generator.
+//!
+//! The shell feeds [`RaftCore`] [`Event`]s and client calls, and carries out
+//! the [`Effect`]s it returns under the rules in [`Effect`]'s module
+//! (writes in order; a message that speaks for durable state only after the
+//! writes before it are durable; apply as soon as committed).
+//!
+//! The core does not trust what peers send: a message that no honest member
+//! could have sent is dropped with `Effect::MessageDropped`, before it can
+//! change anything. It does trust the sender id the shell gives it.
+
+#![warn(missing_docs)]
 
 mod core;
 mod effect;
@@ -9,11 +20,18 @@ mod log;
 mod message;
 mod pre_vote;
 mod progress;
+mod quorum;
 mod read_index;
 mod replication;
+mod role;
 mod snapshot;
 mod transfer;
+mod validation;
 
+#[cfg(test)]
+mod forged_tests;
+#[cfg(test)]
+mod hostile_sequences;
 #[cfg(test)]
 mod tests;
 

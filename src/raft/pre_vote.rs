@@ -6,23 +6,25 @@
 use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{Message, RequestVote, RequestVoteResponse};
-use super::types::{NodeId, Role};
+use super::role::{RoleState, Votes};
+use super::types::NodeId;
 
 impl RaftCore {
     pub(super) fn start_pre_vote(&mut self) {
+        let Some(asked_term) = self.next_term() else {
+            self.effects.push(Effect::ResetElectionTimer);
+            return; // at the term ceiling: never wrap around
+        };
         let me = self.config.id;
-        self.role = Role::PreCandidate;
-        self.leader = None;
-        self.votes.clear();
-        self.votes.insert(me);
+        self.role = RoleState::PreCandidate(Votes::for_self(me));
         self.effects.push(Effect::ResetElectionTimer);
         self.announce_role();
-        if self.votes.len() >= self.quorum() {
+        if self.quorum.is_reached(1) {
             self.start_election(false);
             return;
         }
         let request = RequestVote {
-            term: self.hard_state.current_term + 1,
+            term: asked_term,
             candidate: me,
             last_log_index: self.log.last_index(),
             last_log_term: self.log.last_term(),
@@ -39,9 +41,7 @@ impl RaftCore {
     pub(super) fn on_pre_vote(&mut self, from: NodeId, request: RequestVote) {
         let current_term = self.hard_state.current_term;
         let grant = request.term > current_term
-            && request.candidate == from
-            && self.role != Role::Leader
-            && self.leader.is_none()
+            && self.leader().is_none()
             && self.log.is_up_to_date(request.last_log_index, request.last_log_term);
         // A grant names the term asked about; a refusal names ours, so a
         // pre-candidate behind the cluster's term learns it.
@@ -50,12 +50,15 @@ impl RaftCore {
     }
 
     pub(super) fn on_pre_vote_response(&mut self, from: NodeId, response: RequestVoteResponse) {
-        let asked_term = self.hard_state.current_term + 1;
-        if self.role != Role::PreCandidate || !response.vote_granted || response.term != asked_term {
+        let asked_term = self.next_term();
+        let RoleState::PreCandidate(votes) = &mut self.role else {
+            return;
+        };
+        if !response.vote_granted || Some(response.term) != asked_term {
             return;
         }
-        self.votes.insert(from);
-        if self.votes.len() >= self.quorum() {
+        votes.granted.insert(from);
+        if self.quorum.is_reached(votes.granted.len()) {
             self.start_election(false);
         }
     }

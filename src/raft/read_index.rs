@@ -3,8 +3,9 @@
 //! round of AppendEntries to a majority that it still leads, and then the
 //! shell answers the read once that index is applied.
 
-use super::core::{NotLeader, PendingRead, RaftCore};
+use super::core::{NotLeader, RaftCore};
 use super::effect::Effect;
+use super::role::{PendingRead, RoleState};
 use super::types::NodeId;
 
 impl RaftCore {
@@ -15,9 +16,12 @@ impl RaftCore {
     /// earlier leader committed (§6.4 step 1).
     pub fn read_index(&mut self) -> Result<u64, NotLeader> {
         self.check_serving()?;
+        let RoleState::Leader(leader) = &mut self.role else {
+            return Err(NotLeader { leader: None });
+        };
         self.read_round += 1;
-        let read_index = self.commit_index.max(self.term_start_index);
-        self.pending_reads.push_back(PendingRead { round: self.read_round, read_index });
+        let read_index = self.commit_index.max(leader.term_start_index);
+        leader.pending_reads.push_back(PendingRead { round: self.read_round, read_index });
         // Ask now rather than at the next heartbeat: the round trip is the
         // read's whole latency.
         let peers: Vec<NodeId> = self.peers().collect();
@@ -31,16 +35,17 @@ impl RaftCore {
     /// Release every read whose round a majority (counting this leader)
     /// has answered in this term.
     pub(super) fn confirm_reads(&mut self) {
-        if self.pending_reads.is_empty() {
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        if leader.pending_reads.is_empty() {
             return;
         }
-        let mut rounds: Vec<u64> = self.progress.values().map(|progress| progress.acked_read_round).collect();
-        rounds.push(self.read_round);
-        rounds.sort_unstable_by(|a, b| b.cmp(a));
-        let confirmed_round = rounds[self.quorum() - 1];
+        let acked = leader.progress.values().map(|progress| progress.acked_read_round);
+        let confirmed_round = self.quorum.agreed_value(acked.chain([self.read_round]));
         let mut released = None;
-        while self.pending_reads.front().is_some_and(|read| read.round <= confirmed_round) {
-            released = self.pending_reads.pop_front();
+        while leader.pending_reads.front().is_some_and(|read| read.round <= confirmed_round) {
+            released = leader.pending_reads.pop_front();
         }
         if let Some(read) = released {
             // Later rounds read at indices at least as high, so answering the

@@ -4,17 +4,20 @@ use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{AppendEntries, AppendEntriesResponse, Message};
 use super::progress::ReplicationState;
-use super::types::{LogIndex, NodeId, Role, Term};
+use super::role::RoleState;
+use super::types::{LogIndex, NodeId, Term};
 
 impl RaftCore {
     pub(super) fn on_heartbeat_timeout(&mut self) {
-        if self.role != Role::Leader {
+        let RoleState::Leader(leader) = &mut self.role else {
             return;
+        };
+        for progress in leader.progress.values_mut() {
+            progress.on_heartbeat();
         }
         self.effects.push(Effect::ResetHeartbeatTimer);
         let peers: Vec<NodeId> = self.peers().collect();
         for peer in peers {
-            self.progress.get_mut(&peer).expect("leader tracks every peer").on_heartbeat();
             // Always send something: it asserts leadership and, through the
             // log check, exposes anything lost since the last reply.
             self.send_append(peer, true);
@@ -34,8 +37,12 @@ impl RaftCore {
     /// Send `peer` an AppendEntries from its next index. Without `force`, only
     /// when there are entries to carry and the flow-control window is open.
     pub(super) fn send_append(&mut self, peer: NodeId, force: bool) {
-        let max_inflight = self.config.max_inflight_messages;
-        let progress = &self.progress[&peer];
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
         let next_index = progress.next_index;
         // Raft §7: entries the follower needs were compacted into a snapshot.
         if progress.state == ReplicationState::Snapshot || next_index < self.log.first_index() {
@@ -43,7 +50,7 @@ impl RaftCore {
             return;
         }
         let has_entries = next_index <= self.log.last_index();
-        let window_open = progress.can_send(max_inflight);
+        let window_open = progress.can_send(self.config.max_inflight_messages);
         if !(force || has_entries && window_open) {
             return;
         }
@@ -55,7 +62,7 @@ impl RaftCore {
         let prev_log_index = next_index - 1;
         let prev_log_term = self.log.term_at(prev_log_index).expect("next_index stays within the log");
         if let Some(last) = entries.last() {
-            self.progress.get_mut(&peer).expect("peer tracked").on_entries_sent(last.index);
+            progress.on_entries_sent(last.index);
         }
         let message = AppendEntries {
             term: self.hard_state.current_term,
@@ -77,13 +84,29 @@ impl RaftCore {
             self.respond_append(from, request.read_round, Err(rejection));
             return;
         }
-        assert_eq!(request.term, term, "on_message raised our term first");
-        assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
-        if self.role != Role::Follower || self.leader != Some(request.leader) {
+        // on_message raised our term to the request's first.
+        if let Err(reason) = self.check_claimed_leadership(request.leader) {
+            self.drop_message(from, reason);
+            return;
+        }
+        if self.leader() != Some(request.leader) {
             self.become_follower(term, Some(request.leader));
         }
         self.effects.push(Effect::ResetElectionTimer);
         self.accept_entries(from, request);
+    }
+
+    /// Raft §5.2 (Election Safety): at most one leader per term. A node that
+    /// leads, or that knows another leader of this term, cannot trust a
+    /// message from `leader` claiming the same term.
+    pub(super) fn check_claimed_leadership(&self, leader: NodeId) -> Result<(), &'static str> {
+        if matches!(self.role, RoleState::Leader(_)) {
+            return Err("a second leader in this node's own term");
+        }
+        if self.term_leader.is_some_and(|known| known != leader) {
+            return Err("a second leader in a term whose leader is known");
+        }
+        Ok(())
     }
 
     /// Raft §5.3: check the log matches at prev_log_index, then reconcile.
@@ -113,14 +136,16 @@ impl RaftCore {
             }
             Some(_) => {}
         }
+        // Entries are contiguous from prev_log_index + 1 and contradict no
+        // entry held here (checked on arrival, in validation.rs).
         let last_new_index = prev_log_index + request.entries.len() as LogIndex;
         let mut appended = Vec::new();
         for entry in request.entries {
             match self.log.term_at(entry.index) {
                 Some(held) if held == entry.term => continue, // already have it
                 Some(_) => {
-                    // Raft §5.3: a conflicting entry and all that follow it go.
-                    assert!(entry.index > self.commit_index, "a committed entry would be overwritten");
+                    // Raft §5.3: a conflicting entry and all that follow it
+                    // go (never a committed one: checked on arrival).
                     self.log.truncate_from(entry.index);
                     self.persisted_index = self.persisted_index.min(entry.index - 1);
                 }
@@ -150,30 +175,42 @@ impl RaftCore {
     }
 
     pub(super) fn on_append_entries_response(&mut self, from: NodeId, response: AppendEntriesResponse) {
-        if self.role != Role::Leader || response.term != self.hard_state.current_term {
+        let last_index = self.log.last_index();
+        let read_round = self.read_round;
+        let RoleState::Leader(leader) = &mut self.role else {
+            return; // a reply to an earlier term's request
+        };
+        if response.term != self.hard_state.current_term {
             return; // a reply to an earlier term's request
         }
-        let last_index = self.log.last_index();
-        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
+        if response.success && response.index > last_index {
+            self.drop_message(from, "acknowledges entries this leader does not hold");
+            return;
+        }
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            return; // check_message admits members only, and a leader tracks them all
+        };
         progress.recent_active = true;
         // Any reply in this term, success or not, shows the follower still
         // took us for its leader when it read the message.
         if response.read_round > progress.acked_read_round {
-            progress.acked_read_round = response.read_round.min(self.read_round);
+            progress.acked_read_round = response.read_round.min(read_round);
             self.confirm_reads();
         }
-        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            return;
+        };
         if progress.state == ReplicationState::Snapshot {
             return; // replies to entries sent before the snapshot began
         }
         if response.success {
-            if response.index > last_index {
-                return; // cannot match entries we never had: ignore, do not trust
-            }
             if progress.on_success(response.index) {
                 self.maybe_advance_commit();
             }
-            if self.transfer_target == Some(from) {
+            if self.transfer_target() == Some(from) {
                 self.continue_transfer();
                 return;
             }
@@ -182,7 +219,11 @@ impl RaftCore {
                 return; // stale: we already backed off below this probe
             }
             let next_index = self.next_index_after_rejection(&response);
-            self.progress.get_mut(&from).expect("peer tracked").on_rejection(next_index);
+            if let RoleState::Leader(leader) = &mut self.role {
+                if let Some(progress) = leader.progress.get_mut(&from) {
+                    progress.on_rejection(next_index);
+                }
+            }
         }
         self.send_append(from, false);
     }
@@ -208,21 +249,17 @@ impl RaftCore {
             return;
         }
         self.persisted_index = index;
-        if self.role == Role::Leader {
-            self.maybe_advance_commit();
-        }
+        self.maybe_advance_commit();
     }
 
     /// Raft §5.3, §5.4.2: commit the highest index a majority holds durably,
     /// counting replicas only for an entry of the current term (Figure 8).
     pub(super) fn maybe_advance_commit(&mut self) {
-        if self.role != Role::Leader {
+        let RoleState::Leader(leader) = &self.role else {
             return;
-        }
-        let mut matched: Vec<LogIndex> = self.progress.values().map(|progress| progress.match_index).collect();
-        matched.push(self.persisted_index);
-        matched.sort_unstable_by(|a, b| b.cmp(a));
-        let candidate = matched[self.quorum() - 1];
+        };
+        let matched = leader.progress.values().map(|progress| progress.match_index);
+        let candidate = self.quorum.agreed_value(matched.chain([self.persisted_index]));
         if candidate > self.commit_index && self.log.term_at(candidate) == Some(self.hard_state.current_term) {
             self.set_commit_index(candidate);
         }

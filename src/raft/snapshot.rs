@@ -8,14 +8,17 @@ use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{InstallSnapshot, InstallSnapshotResponse, Message};
 use super::progress::{ReplicationState, SNAPSHOT_RESEND_HEARTBEATS};
-use super::types::{LogIndex, NodeId, Role, Snapshot, Term};
+use super::role::RoleState;
+use super::types::{LogIndex, NodeId, Snapshot, Term};
 
 /// A snapshot a follower is receiving, identified by where it ends and its size.
 #[derive(Debug, Clone)]
-pub struct IncomingSnapshot {
+pub(super) struct IncomingSnapshot {
     last_index: LogIndex,
     last_term: Term,
+    /// The announced size, at most `CoreConfig::max_snapshot_bytes`.
     total_bytes: u64,
+    /// The bytes received so far, never more than `total_bytes`.
     data: Vec<u8>,
 }
 
@@ -52,7 +55,12 @@ impl RaftCore {
     /// is the heartbeat: a keepalive, or a resend after a silent spell.
     pub(super) fn send_snapshot(&mut self, peer: NodeId, force: bool) {
         let latest = self.snapshot.clone().expect("a compacted log has a snapshot");
-        let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get_mut(&peer) else {
+            return;
+        };
         let streaming = progress.state == ReplicationState::Snapshot && progress.streamed_snapshot.is_some();
         if !streaming {
             progress.begin_snapshot(latest);
@@ -74,10 +82,19 @@ impl RaftCore {
     /// A chunk from the follower's acknowledged offset; without data it is
     /// a keepalive that also asks how far the follower got.
     fn send_snapshot_chunk(&mut self, peer: NodeId, snapshot: &Snapshot, with_data: bool) {
-        let offset = self.progress[&peer].snapshot_acked_bytes;
+        let RoleState::Leader(leader) = &self.role else {
+            return;
+        };
+        let Some(progress) = leader.progress.get(&peer) else {
+            return;
+        };
         let total_bytes = snapshot.data.len() as u64;
-        let start = offset.min(total_bytes) as usize;
-        let end = if with_data { (start + self.config.snapshot_chunk_bytes).min(snapshot.data.len()) } else { start };
+        let start = progress.snapshot_acked_bytes.min(total_bytes) as usize;
+        let end = if with_data {
+            start.saturating_add(self.config.snapshot_chunk_bytes).min(snapshot.data.len())
+        } else {
+            start
+        };
         let request = InstallSnapshot {
             term: self.hard_state.current_term,
             leader: self.config.id,
@@ -96,56 +113,77 @@ impl RaftCore {
             self.respond_snapshot(from, request.last_index, 0, false);
             return;
         }
-        assert_ne!(self.role, Role::Leader, "two leaders in term {term}");
-        if self.role != Role::Follower || self.leader != Some(request.leader) {
+        // on_message raised our term to the request's first.
+        if let Err(reason) = self.check_claimed_leadership(request.leader) {
+            self.drop_message(from, reason);
+            return;
+        }
+        if self.leader() != Some(request.leader) {
             self.become_follower(term, Some(request.leader));
         }
         self.effects.push(Effect::ResetElectionTimer);
         if request.last_index <= self.commit_index {
             // Everything it covers is already committed here.
-            self.incoming_snapshot = None;
+            if let RoleState::Follower(follower) = &mut self.role {
+                follower.incoming_snapshot = None;
+            }
             self.respond_snapshot(from, request.last_index, request.total_bytes, true);
             return;
         }
-        let received_bytes = self.receive_chunk(request.clone());
-        if received_bytes == request.total_bytes {
-            let incoming = self.incoming_snapshot.take().expect("a complete snapshot was being received");
-            let snapshot = Snapshot {
-                last_index: incoming.last_index,
-                last_term: incoming.last_term,
-                data: std::sync::Arc::new(incoming.data),
-            };
-            self.install_snapshot(snapshot);
-            self.respond_snapshot(from, request.last_index, received_bytes, true);
-        } else {
-            self.respond_snapshot(from, request.last_index, received_bytes, false);
+        let last_index = request.last_index;
+        let total_bytes = request.total_bytes;
+        let received_bytes = self.receive_chunk(request);
+        let complete = received_bytes == total_bytes;
+        if complete {
+            self.install_received_snapshot();
         }
+        self.respond_snapshot(from, last_index, received_bytes, complete);
     }
 
     /// Add a chunk to the snapshot being received; returns the bytes held.
+    /// A chunk that does not continue what is held is not taken: the reply
+    /// names the bytes held, and the leader resends from there (from 0 when
+    /// a new snapshot starts elsewhere than at its beginning).
     fn receive_chunk(&mut self, request: InstallSnapshot) -> u64 {
-        let is_current = self.incoming_snapshot.as_ref().is_some_and(|incoming| incoming.is_for(&request));
+        let RoleState::Follower(follower) = &mut self.role else {
+            return 0; // become_follower ran just before
+        };
+        let is_current = follower.incoming_snapshot.as_ref().is_some_and(|incoming| incoming.is_for(&request));
         if !is_current {
             if request.offset != 0 {
                 return 0; // ask the leader to start over
             }
-            self.incoming_snapshot = Some(IncomingSnapshot {
+            follower.incoming_snapshot = Some(IncomingSnapshot {
                 last_index: request.last_index,
                 last_term: request.last_term,
                 total_bytes: request.total_bytes,
                 data: Vec::new(),
             });
         }
-        let incoming = self.incoming_snapshot.as_mut().expect("just set");
-        let held = incoming.data.len() as u64;
-        let fits = held + request.data.len() as u64 <= incoming.total_bytes;
-        if request.offset == held && fits {
-            incoming.data.extend_from_slice(&request.data);
-        } else if !fits {
-            self.incoming_snapshot = None; // a chunk that overflows its snapshot: start over
+        let Some(incoming) = follower.incoming_snapshot.as_mut() else {
             return 0;
+        };
+        // check_message bounded offset + data by total_bytes, and
+        // total_bytes by max_snapshot_bytes: what is held stays bounded.
+        if request.offset == incoming.data.len() as u64 {
+            incoming.data.extend_from_slice(&request.data);
         }
-        self.incoming_snapshot.as_ref().map_or(0, |incoming| incoming.data.len() as u64)
+        incoming.data.len() as u64
+    }
+
+    fn install_received_snapshot(&mut self) {
+        let RoleState::Follower(follower) = &mut self.role else {
+            return;
+        };
+        let Some(incoming) = follower.incoming_snapshot.take() else {
+            return;
+        };
+        let snapshot = Snapshot {
+            last_index: incoming.last_index,
+            last_term: incoming.last_term,
+            data: std::sync::Arc::new(incoming.data),
+        };
+        self.install_snapshot(snapshot);
     }
 
     /// Raft Figure 13: keep the log after the snapshot if it holds the
@@ -177,10 +215,27 @@ impl RaftCore {
     }
 
     pub(super) fn on_install_snapshot_response(&mut self, from: NodeId, response: InstallSnapshotResponse) {
-        if self.role != Role::Leader || response.term != self.hard_state.current_term {
+        // A follower counts the bytes of the snapshot it was sent, and says
+        // `done` with all of them. (A reply about a snapshot this leader has
+        // since replaced by a newer one cannot be checked against it.)
+        let overcounts = self.snapshot.as_ref().is_some_and(|snapshot| {
+            let total_bytes = snapshot.data.len() as u64;
+            snapshot.last_index == response.last_index
+                && (response.received_bytes > total_bytes || response.done && response.received_bytes != total_bytes)
+        });
+        let RoleState::Leader(leader) = &mut self.role else {
+            return;
+        };
+        if response.term != self.hard_state.current_term {
             return;
         }
-        let progress = self.progress.get_mut(&from).expect("leader tracks every peer");
+        if overcounts {
+            self.drop_message(from, "InstallSnapshotResponse counts bytes the snapshot does not have");
+            return;
+        }
+        let Some(progress) = leader.progress.get_mut(&from) else {
+            return; // check_message admits members only, and a leader tracks them all
+        };
         progress.recent_active = true;
         if progress.state != ReplicationState::Snapshot || progress.snapshot_index != response.last_index {
             return; // about a snapshot no longer being sent
@@ -197,7 +252,9 @@ impl RaftCore {
         // Progress, or the follower lost what it had: continue from its offset.
         progress.snapshot_acked_bytes = response.received_bytes;
         progress.snapshot_idle_heartbeats = 0;
-        let snapshot = progress.streamed_snapshot.clone().expect("a snapshot is being sent");
-        self.send_snapshot_chunk(from, &snapshot, true);
+        // The snapshot this follower is receiving, even if a newer one exists.
+        if let Some(snapshot) = progress.streamed_snapshot.clone() {
+            self.send_snapshot_chunk(from, &snapshot, true);
+        }
     }
 }

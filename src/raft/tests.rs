@@ -4,27 +4,27 @@ use super::*;
 
 /// The Figure 2 rules are tested without PreVote, which only adds a round
 /// before them; the PreVote tests turn it on.
-fn classic_config(id: NodeId, nodes: usize) -> CoreConfig {
+pub(super) fn classic_config(id: NodeId, nodes: usize) -> CoreConfig {
     CoreConfig { pre_vote: false, ..CoreConfig::new(id, nodes) }
 }
 
-fn core(id: NodeId, nodes: usize) -> RaftCore {
+pub(super) fn core(id: NodeId, nodes: usize) -> RaftCore {
     let mut core = RaftCore::new(classic_config(id, nodes), HardState::default(), Vec::new());
     drain(&mut core);
     core
 }
 
-fn drain(core: &mut RaftCore) -> Vec<Effect> {
+pub(super) fn drain(core: &mut RaftCore) -> Vec<Effect> {
     let mut effects = Vec::new();
     core.drain_effects(&mut effects);
     effects
 }
 
-fn entry(index: LogIndex, term: Term) -> Entry {
+pub(super) fn entry(index: LogIndex, term: Term) -> Entry {
     Entry { term, index, data: vec![b'x', index as u8] }
 }
 
-fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
+pub(super) fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
     let entries: Vec<Entry> = terms.iter().enumerate().map(|(i, &t)| entry(i as LogIndex + 1, t)).collect();
     let hard_state = HardState { current_term: terms.last().copied().unwrap_or(0), voted_for: None };
     let mut core = RaftCore::new(classic_config(id, nodes), hard_state, entries);
@@ -32,25 +32,25 @@ fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
     core
 }
 
-fn deliver(node: &mut RaftCore, from: NodeId, message: Message) {
+pub(super) fn deliver(node: &mut RaftCore, from: NodeId, message: Message) {
     node.step(Event::Message { from, message });
 }
 
-fn vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
+pub(super) fn vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
     Message::RequestVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
 }
 
-fn vote_response(term: Term, vote_granted: bool) -> Message {
+pub(super) fn vote_response(term: Term, vote_granted: bool) -> Message {
     Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted })
 }
 
 /// A follower's success reply, matching up to `index`, for ReadIndex round `read_round`.
-fn success_response(term: Term, index: LogIndex, read_round: u64) -> AppendEntriesResponse {
+pub(super) fn success_response(term: Term, index: LogIndex, read_round: u64) -> AppendEntriesResponse {
     AppendEntriesResponse { term, success: true, index, conflict_index: 0, conflict_term: None, read_round }
 }
 
 /// A follower's refusal of the AppendEntries whose prev_log_index was `index`.
-fn rejection_response(
+pub(super) fn rejection_response(
     term: Term,
     index: LogIndex,
     conflict_index: LogIndex,
@@ -59,7 +59,7 @@ fn rejection_response(
     AppendEntriesResponse { term, success: false, index, conflict_index, conflict_term, read_round: 0 }
 }
 
-fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
+pub(super) fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
     effects
         .iter()
         .filter_map(|effect| match effect {
@@ -69,7 +69,7 @@ fn sends(effects: &[Effect]) -> Vec<(NodeId, Message)> {
         .collect()
 }
 
-fn elect(core: &mut RaftCore) {
+pub(super) fn elect(core: &mut RaftCore) {
     core.step(Event::ElectionTimeout);
     let term = core.term();
     let peers: Vec<NodeId> = (0..core.config.node_count).filter(|&p| p != core.id()).collect();
@@ -330,11 +330,11 @@ fn check_quorum_can_be_turned_off() {
     assert_eq!(node.role(), Role::Leader);
 }
 
-fn snapshot(last_index: LogIndex, last_term: Term, data: &[u8]) -> Snapshot {
+pub(super) fn snapshot(last_index: LogIndex, last_term: Term, data: &[u8]) -> Snapshot {
     Snapshot { last_index, last_term, data: std::sync::Arc::new(data.to_vec()) }
 }
 
-fn install(term: Term, leader: NodeId, snapshot: &Snapshot, offset: usize, length: usize) -> Message {
+pub(super) fn install(term: Term, leader: NodeId, snapshot: &Snapshot, offset: usize, length: usize) -> Message {
     Message::InstallSnapshot(InstallSnapshot {
         term,
         leader,
@@ -346,7 +346,7 @@ fn install(term: Term, leader: NodeId, snapshot: &Snapshot, offset: usize, lengt
     })
 }
 
-fn install_response(term: Term, last_index: LogIndex, received_bytes: u64, done: bool) -> Message {
+pub(super) fn install_response(term: Term, last_index: LogIndex, received_bytes: u64, done: bool) -> Message {
     Message::InstallSnapshotResponse(InstallSnapshotResponse { term, last_index, received_bytes, done })
 }
 
@@ -431,13 +431,13 @@ fn pre_vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, las
     Message::PreVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
 }
 
-fn pre_vote_core(id: NodeId, nodes: usize) -> RaftCore {
+pub(super) fn pre_vote_core(id: NodeId, nodes: usize) -> RaftCore {
     let mut core = RaftCore::new(CoreConfig::new(id, nodes), HardState::default(), Vec::new());
     drain(&mut core);
     core
 }
 
-fn heartbeat_from(leader: NodeId, term: Term) -> Message {
+pub(super) fn heartbeat_from(leader: NodeId, term: Term) -> Message {
     Message::AppendEntries(AppendEntries {
         term,
         leader,
@@ -551,7 +551,7 @@ fn read_index_needs_a_leader_and_dies_with_its_leadership() {
     node.read_index().expect("leader");
     deliver(&mut node, 1, heartbeat_from(1, 9));
     assert_eq!(node.role(), Role::Follower);
-    assert!(node.pending_reads.is_empty());
+    assert!(matches!(node.role, role::RoleState::Follower(_)), "its reads went with its leader state");
 }
 
 // Raft dissertation §3.10: the leader catches the target up, then sends

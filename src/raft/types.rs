@@ -7,16 +7,21 @@ pub type Term = u64;
 /// A position in the replicated log. Index 0 is the empty prefix; the first entry is 1.
 pub type LogIndex = u64;
 
+/// A node's role (Raft §5.1, with PreVote's pre-candidate).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Role {
+    /// Follows a leader, or waits to hear from one.
     Follower,
     /// A follower asking for pre-votes: its term and vote are unchanged.
     PreCandidate,
+    /// Campaigning in its own term, having voted for itself.
     Candidate,
+    /// Leads its term.
     Leader,
 }
 
 impl Role {
+    /// The role's name, as logs and the status reply show it.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::Follower => "Follower",
@@ -31,12 +36,16 @@ impl Role {
 /// entries of earlier terms (Raft §5.4.2, §8); the state machine skips it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Entry {
+    /// The term of the leader that created it.
     pub term: Term,
+    /// Its position in the log.
     pub index: LogIndex,
+    /// The command, opaque to the core; empty for the no-op.
     pub data: Vec<u8>,
 }
 
 impl Entry {
+    /// The leader's no-op, which the state machine skips.
     pub fn is_noop(&self) -> bool {
         self.data.is_empty()
     }
@@ -46,7 +55,9 @@ impl Entry {
 /// (Raft Figure 2, "persistent state on all servers").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct HardState {
+    /// The latest term this node has seen.
     pub current_term: Term,
+    /// The candidate it voted for in `current_term`, if any.
     pub voted_for: Option<NodeId>,
 }
 
@@ -55,7 +66,10 @@ pub struct HardState {
 /// thread; only its chunks are copied onto the wire.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Snapshot {
+    /// Last log index the image covers.
     pub last_index: LogIndex,
+    /// Term of the entry at `last_index`.
     pub last_term: Term,
+    /// The state machine's image, opaque to the core.
     pub data: std::sync::Arc<Vec<u8>>,
 }

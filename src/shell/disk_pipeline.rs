@@ -167,7 +167,7 @@ impl DiskPipeline {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::raft::{AppendEntriesResponse, RequestVote};
+    use crate::raft::{AppendEntries, AppendEntriesResponse, RequestVote};
 
     fn ack(index: u64) -> Message {
         Message::AppendEntriesResponse(AppendEntriesResponse {
@@ -191,15 +191,26 @@ mod tests {
             last_log_term: 0,
             leadership_transfer: false,
         });
+        let append = Message::AppendEntries(AppendEntries {
+            term: 1,
+            leader: 0,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: Vec::new(),
+            leader_commit: 0,
+            read_round: 0,
+        });
         assert!(matches!(pipeline.route(1, vote.clone(), 0, now), Route::Now), "nothing outstanding");
         pipeline.push(DiskOperation::Compact(0));
         assert!(matches!(pipeline.route(1, ack(5), 3, now), Route::Held { capped_ack: Some(_) }));
-        assert!(matches!(pipeline.route(1, vote, 3, now), Route::Now), "a request promises nothing");
+        assert!(matches!(pipeline.route(1, vote, 3, now), Route::Held { capped_ack: None }), "a vote waits too");
+        assert!(matches!(pipeline.route(1, append, 3, now), Route::Now), "a leader's append promises nothing");
         let batch = pipeline.take_batch().expect("one write");
         assert_eq!((batch.epoch, batch.sequence), (0, 1));
         let mut released = Vec::new();
         assert!(pipeline.on_durable(0, 1, 10, 1, &mut released));
-        assert_eq!(released, vec![(1, ack(5))]);
+        assert_eq!(released.len(), 2);
+        assert_eq!(released[0], (1, ack(5)));
         assert!(!pipeline.writes_outstanding());
     }
 

@@ -12,6 +12,7 @@
 //! The ordering rules it relies on are stated once in the crate docs.
 
 mod disk_pipeline;
+mod dropped_messages;
 mod held_sends;
 mod input;
 mod output;
@@ -31,6 +32,7 @@ pub use self::input::{ClientCommand, Envelope, Input, SnapshotJob, SnapshotWritt
 pub use self::output::Output;
 pub use self::timers::TimerSettings;
 use disk_pipeline::{DiskPipeline, Route};
+use dropped_messages::DroppedMessages;
 use pending::{PendingRequest, PendingRequests};
 use reads::{WaitingRead, WaitingReads};
 use snapshot_policy::SnapshotPolicy;
@@ -104,6 +106,7 @@ pub struct Shell {
     shutdown_requested: bool,
     effects: Vec<Effect>,
     outputs: Vec<Output>,
+    dropped: DroppedMessages,
 }
 
 impl Shell {
@@ -141,6 +144,7 @@ impl Shell {
             shutdown_requested: false,
             effects: Vec::new(),
             outputs: Vec::new(),
+            dropped: DroppedMessages::default(),
         };
         shell.execute_effects(now);
         shell
@@ -169,6 +173,11 @@ impl Shell {
     /// Timers re-armed because this node had stalled (see `timers`).
     pub fn stalls(&self) -> u64 {
         self.timers.stalls
+    }
+
+    /// Peer messages the core refused as untrustworthy since start.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped.total
     }
 
     /// Once exiting, when the driver may end the process.
@@ -522,6 +531,7 @@ impl Shell {
                 self.serve_reads();
             }
             Effect::RoleChanged { role, term, leader } => self.on_role_changed(role, term, leader, now),
+            Effect::MessageDropped { from, reason } => self.dropped.on_dropped(from, reason, now),
         }
     }
 

@@ -540,6 +540,9 @@ impl Cluster {
         let Some(shell) = sim_node.shell.as_ref() else {
             return Ok(());
         };
+        if shell.dropped_messages() > 0 {
+            return Err(format!("node {node} dropped a message from an honest peer as untrustworthy"));
+        }
         let core = shell.core();
         let applied = shell.last_applied();
         for index in sim_node.observed_applied + 1..=applied {
