@@ -20,6 +20,8 @@ mod pending;
 mod reads;
 mod snapshot_policy;
 mod status;
+#[cfg(test)]
+mod tests;
 mod timer;
 mod timers;
 mod transfers;

@@ -1,0 +1,104 @@
+//! Shell handler tests: inputs in, outputs compared.
+
+use std::time::Duration;
+
+use super::*;
+use crate::queue::Command;
+use crate::raft::{AppendEntries, Entry, InstallSnapshot};
+
+fn settings(id: NodeId, nodes: usize) -> ShellSettings {
+    ShellSettings {
+        core: CoreConfig::new(id, nodes),
+        timers: TimerSettings {
+            election_timeout_min: Duration::from_millis(150),
+            election_timeout_max: Duration::from_millis(300),
+            heartbeat_interval: Duration::from_millis(50),
+            stall_tolerance: Duration::from_millis(100),
+        },
+        request_deadline: Duration::from_millis(500),
+        max_pending_requests: 100,
+        snapshot_threshold_bytes: 1 << 20,
+        client_endpoints: (0..nodes).map(|node| format!("tcp://node-{node}")).collect(),
+        exit_linger: Duration::from_millis(20),
+    }
+}
+
+fn follower(id: NodeId) -> Shell {
+    Shell::new(settings(id, 3), RecoveredState::default(), QueueStateMachine::new(), 0, 7, Duration::ZERO)
+}
+
+fn put_topic(index: LogIndex, term: u64) -> Entry {
+    let command = Command::PutTopic { topic: format!("topic-{index}") };
+    Entry { term, index, data: crate::queue::SessionCommand::encode_parts(None, &command) }
+}
+
+/// An AppendEntries from `leader` after (prev_log_index, prev_log_term).
+fn append(term: u64, leader: NodeId, previous: (LogIndex, u64), entries: Vec<Entry>, leader_commit: LogIndex) -> Input {
+    let (prev_log_index, prev_log_term) = previous;
+    let message = AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit, read_round: 0 };
+    Input::Peer { from: leader, message: Message::AppendEntries(message) }
+}
+
+// Raft §7 with the shell's turns: a commit and, in the same turn, a newer
+// leader's snapshot that replaces the log. The entries the commit named are
+// applied before the snapshot replaces them (the chaos test's "committed
+// entries are in the log" panic, issue 9).
+#[test]
+fn a_commit_and_a_newer_leaders_snapshot_in_one_turn() {
+    let mut shell = follower(2);
+    let now = Duration::from_millis(1);
+    let entries: Vec<Entry> = (1..=5).map(|index| put_topic(index, 1)).collect();
+    shell.on_input(append(1, 0, (0, 0), entries, 0), now);
+    shell.end_turn(now);
+    // One turn: leader 0 commits 1..=5; leader 1 of term 2 sends its snapshot through 10.
+    shell.on_input(append(1, 0, (5, 1), Vec::new(), 5), now);
+    let mut image_source = QueueStateMachine::new();
+    for index in 1..=10 {
+        image_source.apply_entry(index, &put_topic(index, 1).data).expect("valid command");
+    }
+    let image = image_source.encode_snapshot();
+    let chunk = InstallSnapshot {
+        term: 2,
+        leader: 1,
+        last_index: 10,
+        last_term: 2,
+        offset: 0,
+        total_bytes: image.len() as u64,
+        data: image,
+    };
+    shell.on_input(Input::Peer { from: 1, message: Message::InstallSnapshot(chunk) }, now);
+    shell.end_turn(now);
+    assert_eq!(shell.last_applied(), 10);
+    assert_eq!(shell.queue().digest(), image_source.digest(), "the state is the leader's snapshot");
+    assert_eq!(shell.core().leader(), Some(1));
+}
+
+// A write on a node that does not lead is answered at once with a redirect.
+#[test]
+fn a_write_to_a_follower_is_redirected_at_once() {
+    let mut shell = follower(2);
+    let now = Duration::from_millis(1);
+    shell.on_input(append(1, 0, (0, 0), Vec::new(), 0), now);
+    let command = ClientCommand {
+        envelope: vec![b"client".to_vec()],
+        id: None,
+        session: None,
+        command: Command::PutTopic { topic: "t".into() },
+    };
+    shell.on_input(Input::Client(command), now);
+    shell.end_turn(now);
+    let mut outputs = Vec::new();
+    shell.take_outputs(&mut outputs);
+    let replies: Vec<&ReplyBody> = outputs
+        .iter()
+        .filter_map(|output| match output {
+            Output::Reply { body, .. } => Some(body),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(replies.len(), 1);
+    assert_eq!(
+        replies[0],
+        &ReplyBody::redirect(ErrorCode::NotLeader, Some("tcp://node-0".into()), "this node is not the leader")
+    );
+}
