@@ -1,21 +1,11 @@
 //! What the core asks its shell to do.
 //!
 //! The shell takes effects with `RaftCore::drain_effects` and carries them
-//! out under these rules (they are what Raft's safety needs, not emission
-//! order alone):
-//!
-//! 1. Writes (`PersistHardState`, `PersistEntries`, `CompactLog`,
-//!    `InstallSnapshot`) reach storage in the order they were emitted.
-//! 2. A `Send` whose message `needs_durability` (a vote or its request, a
-//!    follower's acknowledgement, a snapshot's reply: anything that speaks
-//!    for this node's durable state) leaves only once every write emitted
-//!    before it is durable. Other messages (a leader's AppendEntries and
-//!    snapshot chunks) leave at once: the leader counts its own copy only
-//!    through `Event::LogPersisted` (Raft dissertation §10.2.1).
-//! 3. `Apply` may run before the entries it names are durable on this node:
-//!    they are committed, so a majority holds them durably.
-//! 4. Completed entry writes are reported with `Event::LogPersisted`; the
-//!    core counts this node toward a commit only through it.
+//! out under the contract stated once in the crate documentation (rules
+//! 1 to 9 in `src/lib.rs`): one event at a time, writes in order, messages
+//! that speak for durable state held until the disk has it, apply before
+//! local durability, and this node counted toward a commit only through
+//! `Event::LogPersisted`.
 
 use super::message::Message;
 use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
