@@ -592,12 +592,29 @@ impl Shell {
         let snapshot_index = state.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
         assert!(snapshot_index <= self.last_applied, "storage holds a snapshot this node never applied");
         self.core = RaftCore::restore(self.settings.core.clone(), state.hard_state, state.snapshot, state.entries);
+        // Entries committed but not yet applied may not have been durable
+        // here: the rebuilt core learns the commit again and names them anew.
+        self.apply_target = self.last_applied;
         // The restored core's effects (a timer reset) run at the end of this turn.
     }
 
     /// A snapshot from the leader replaces the state machine at once (its
     /// entries are committed); the disk copy follows in this turn's batch.
     fn install_snapshot(&mut self, snapshot: Snapshot, log_kept: bool) {
+        if snapshot.last_index <= self.last_applied {
+            // After a storage recovery the rebuilt core knows less than the
+            // state machine holds (rule 7), and may take a leader's snapshot
+            // of a prefix already applied here. The state machine stays
+            // ahead (every entry it applied is committed); storage takes the
+            // snapshot, and the entries after it come again from the leader
+            // and are skipped when applied.
+            info!(
+                "storing the leader's snapshot through index {}; the state machine is already at {}",
+                snapshot.last_index, self.last_applied
+            );
+            self.disk.push(DiskOperation::InstallSnapshot { snapshot, log_kept });
+            return;
+        }
         match QueueStateMachine::decode_snapshot(&snapshot.data) {
             Ok(queue) => self.queue = queue,
             Err(problem) => {
@@ -674,7 +691,16 @@ impl Shell {
     fn apply_committed(&mut self) {
         let last_index = self.apply_target.min(self.last_applied + MAX_APPLIED_PER_TURN - self.applied_this_turn);
         for index in self.last_applied + 1..=last_index {
-            let entry = self.core.log().entry(index).expect("committed entries are in the log");
+            let Some(entry) = self.core.log().entry(index) else {
+                panic!(
+                    "node {}: committed entry {index} is not in the log (held {}..={}, applied {}, to apply {})",
+                    self.core.id(),
+                    self.core.log().first_index(),
+                    self.core.log().last_index(),
+                    self.last_applied,
+                    self.apply_target
+                );
+            };
             self.snapshots.on_applied(entry.data.len());
             let body = if entry.is_noop() {
                 None
