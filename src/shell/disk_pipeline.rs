@@ -27,7 +27,7 @@ pub struct Batch {
 /// Where a message goes: out now, or held until the disk catches up.
 pub enum Route {
     /// Send it now.
-    Now,
+    Now(Message),
     /// Held; `capped_ack` is a true-as-it-stands acknowledgement to send now.
     Held {
         /// A success capped at the durable index, sent ahead of the held one.
@@ -92,7 +92,7 @@ impl DiskPipeline {
     /// leader.
     pub fn route(&mut self, to: NodeId, message: Message, persisted_index: u64, now: Time) -> Route {
         if !(self.writes_outstanding() && message.needs_durability()) {
-            return Route::Now;
+            return Route::Now(message);
         }
         let capped_ack = self.capped_acknowledgement(&message, persisted_index, now);
         let after_batch = self.submitted_sequence + u64::from(!self.batch.is_empty());
@@ -200,11 +200,11 @@ mod tests {
             leader_commit: 0,
             read_round: 0,
         });
-        assert!(matches!(pipeline.route(1, vote.clone(), 0, now), Route::Now), "nothing outstanding");
+        assert!(matches!(pipeline.route(1, vote.clone(), 0, now), Route::Now(_)), "nothing outstanding");
         pipeline.push(DiskOperation::Compact(0));
         assert!(matches!(pipeline.route(1, ack(5), 3, now), Route::Held { capped_ack: Some(_) }));
         assert!(matches!(pipeline.route(1, vote, 3, now), Route::Held { capped_ack: None }), "a vote waits too");
-        assert!(matches!(pipeline.route(1, append, 3, now), Route::Now), "a leader's append promises nothing");
+        assert!(matches!(pipeline.route(1, append, 3, now), Route::Now(_)), "a leader's append promises nothing");
         let batch = pipeline.take_batch().expect("one write");
         assert_eq!((batch.epoch, batch.sequence), (0, 1));
         let mut released = Vec::new();

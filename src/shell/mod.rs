@@ -540,8 +540,8 @@ impl Shell {
     }
 
     fn send_or_hold(&mut self, to: NodeId, message: Message, now: Time) {
-        match self.disk.route(to, message.clone(), self.core.persisted_index(), now) {
-            Route::Now => self.outputs.push(Output::Send { to, message }),
+        match self.disk.route(to, message, self.core.persisted_index(), now) {
+            Route::Now(message) => self.outputs.push(Output::Send { to, message }),
             Route::Held { capped_ack: Some(capped) } => self.outputs.push(Output::Send { to, message: capped }),
             Route::Held { capped_ack: None } => {}
         }
