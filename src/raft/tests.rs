@@ -381,6 +381,46 @@ fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
     }
 }
 
+// Raft §7: a leader that saves a newer snapshot while streaming an older
+// one keeps streaming the older one (its entries are committed too).
+// Restarting at every new snapshot never finishes a transfer that takes
+// longer than the log takes to reach the next snapshot (found by the
+// shell-driven simulator under frequent snapshots).
+#[test]
+fn a_newer_snapshot_does_not_restart_a_stream_in_progress() {
+    let mut config = classic_config(0, 3);
+    config.snapshot_chunk_bytes = 4;
+    config.retained_entries_after_snapshot = 0;
+    let base = snapshot(5, 1, b"0123456789");
+    let entries = vec![entry(6, 1), entry(7, 1)];
+    let mut leader =
+        RaftCore::restore(config, HardState { current_term: 1, voted_for: None }, Some(base.clone()), entries);
+    elect(&mut leader);
+    let no_op = leader.log().last_index();
+    leader.step(Event::LogPersisted { index: no_op, term: 2 });
+    deliver(&mut leader, 2, Message::AppendEntriesResponse(success_response(2, no_op, 0)));
+    assert_eq!(leader.commit_index(), no_op);
+    drain(&mut leader);
+    deliver(&mut leader, 1, Message::AppendEntriesResponse(rejection_response(2, 7, 1, None)));
+    assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 0, 4))]);
+    deliver(&mut leader, 1, install_response(2, 5, 4, false));
+    drain(&mut leader);
+    leader.step(Event::SnapshotSaved { snapshot: snapshot(7, 1, b"a newer, longer image") });
+    assert_eq!(leader.snapshot_index(), 7);
+    drain(&mut leader);
+    // A heartbeat while the stream is under way: it keeps to snapshot 5.
+    leader.step(Event::HeartbeatTimeout);
+    let to_follower: Vec<Message> =
+        sends(&drain(&mut leader)).into_iter().filter(|(to, _)| *to == 1).map(|(_, message)| message).collect();
+    assert!(!to_follower.is_empty(), "the heartbeat reaches the follower");
+    for message in to_follower {
+        let Message::InstallSnapshot(chunk) = message else { panic!("expected a snapshot chunk, got {message:?}") };
+        assert_eq!((chunk.last_index, chunk.offset), (5, 4), "the stream of snapshot 5 goes on where it was");
+    }
+    deliver(&mut leader, 1, install_response(2, 5, 8, false));
+    assert_eq!(sends(&drain(&mut leader)), vec![(1, install(2, 0, &base, 8, 2))], "the old stream goes on");
+}
+
 // Raft Figure 13 step 6: a follower whose log holds the snapshot's last
 // entry keeps the entries after it; the snapshot's entries count as applied.
 #[test]

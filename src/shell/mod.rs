@@ -595,7 +595,7 @@ impl Shell {
         // Entries committed but not yet applied may not have been durable
         // here: the rebuilt core learns the commit again and names them anew.
         self.apply_target = self.last_applied;
-        // The restored core's effects (a timer reset) run at the end of this turn.
+        // The restored core's effects (a timer reset) run right after this input.
     }
 
     /// A snapshot from the leader replaces the state machine at once (its

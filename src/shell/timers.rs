@@ -15,6 +15,7 @@
 
 use std::time::Duration;
 
+use log::warn;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -91,6 +92,18 @@ impl Timers {
         let stalled = |timer: &Timer| timer.deadline().is_some_and(|due| now > due + self.settings.stall_tolerance);
         if stalled(&self.election) || stalled(&self.lease) {
             self.stalls += 1;
+            let overdue = [self.election.deadline(), self.lease.deadline()]
+                .into_iter()
+                .flatten()
+                .map(|due| now.saturating_sub(due))
+                .max()
+                .unwrap_or_default();
+            warn!(
+                "this node did not run for {} ms past its election timer; re-arming it instead of deciding \
+                 on silence it may not have read ({} stalls so far)",
+                overdue.as_millis(),
+                self.stalls
+            );
             self.reset_election(now);
         }
         if self.election.fire_if_due(now) {
