@@ -634,6 +634,7 @@ impl Shell {
         info!("installed the leader's snapshot through index {}", snapshot.last_index);
         self.last_applied = snapshot.last_index;
         self.snapshots.on_installed();
+        self.snapshots.on_written(snapshot.data.len() as u64);
         assert_eq!(self.pending.len(), 0, "only a follower installs a snapshot, and followers hold no requests");
         self.disk.push(DiskOperation::InstallSnapshot { snapshot, log_kept });
     }
@@ -641,6 +642,7 @@ impl Shell {
     fn on_snapshot_written(&mut self, outcome: SnapshotWritten) {
         match outcome {
             Ok((snapshot, temporary)) if self.disk.failure().is_none() => {
+                self.snapshots.on_written(snapshot.data.len() as u64);
                 self.disk.push(DiskOperation::AdoptSnapshot { snapshot, temporary });
             }
             Ok((_, temporary)) => {
