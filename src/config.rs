@@ -85,8 +85,9 @@ impl ClusterConfig {
 
     /// A short fingerprint of the address list: two configs with the same
     /// nodes share it, and a config with new ports (as every course test
-    /// writes) gets a new one. FNV-1a, 64 bits, in hex.
-    pub fn cluster_id(&self) -> String {
+    /// writes) gets a new one. FNV-1a, 64 bits. Peer frames carry it, so a
+    /// node of another cluster on reused ports is not heard.
+    pub fn cluster_hash(&self) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for address in &self.addresses {
             let text = format!("{}:{}:{};", address.ip, address.port, address.internal_port);
@@ -95,7 +96,12 @@ impl ClusterConfig {
                 hash = hash.wrapping_mul(0x0100_0000_01b3);
             }
         }
-        format!("{hash:016x}")
+        hash
+    }
+
+    /// `cluster_hash` in hex: the name of the cluster's data directories.
+    pub fn cluster_id(&self) -> String {
+        format!("{:016x}", self.cluster_hash())
     }
 
     pub fn client_endpoint(&self, index: usize) -> String {
@@ -143,6 +149,19 @@ mod tests {
             let error = ClusterConfig::parse(text).unwrap_err();
             assert!(error.0.contains(expected), "{text}: {}", error.0);
         }
+    }
+
+    #[test]
+    fn the_cluster_id_is_fnv1a_of_the_addresses() {
+        // The value tests/python/peer_frame.py computes for the repository's config.json.
+        let config = ClusterConfig::parse(
+            r#"{"addresses":[{"ip":"127.0.0.1","port":5550,"internal_port":6550},
+                             {"ip":"127.0.0.1","port":5551,"internal_port":6551},
+                             {"ip":"127.0.0.1","port":5552,"internal_port":6552}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.cluster_hash(), 0x4295_e573_6e22_1cea);
+        assert_eq!(config.cluster_id(), "4295e5736e221cea");
     }
 
     #[test]

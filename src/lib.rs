@@ -1,5 +1,6 @@
 //! raftmq: a replicated message queue. Raft consensus over ZeroMQ.
 
+pub mod binary;
 pub mod config;
 pub mod node;
 pub mod protocol;

@@ -34,7 +34,7 @@ use event_loop::{EventLoop, Wiring};
 use input::Input;
 use listener::start_listener;
 use network_faults::NetworkFaults;
-use peer_listener::PeerListener;
+use peer_listener::{Admission, PeerListener};
 use peer_senders::PeerSenders;
 use snapshotter::Snapshotter;
 
@@ -171,7 +171,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
-        node_count: config.node_count(),
+        admission: Admission { cluster_id: config.cluster_hash(), me: index, node_count: config.node_count() },
         inputs: inputs_sender.clone(),
         faults_file: settings.inject_network_faults.clone(),
     };
