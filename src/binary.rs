@@ -38,6 +38,13 @@ impl fmt::Display for ReadError {
 
 impl std::error::Error for ReadError {}
 
+/// For the formats whose errors are text (the queue's snapshot image).
+impl From<ReadError> for String {
+    fn from(error: ReadError) -> String {
+        error.to_string()
+    }
+}
+
 /// Reads fields front to back from a byte slice.
 #[derive(Debug, Clone)]
 pub struct Reader<'a> {
