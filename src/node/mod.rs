@@ -3,6 +3,7 @@
 //! thread owns the core and everything it drives.
 
 mod client_listener;
+mod data_directory;
 mod event_loop;
 mod held_sends;
 mod input;
@@ -30,6 +31,8 @@ use crate::queue::QueueStateMachine;
 use crate::raft::CoreConfig;
 use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
 use client_listener::ClientListener;
+pub use data_directory::data_directory;
+use data_directory::FailedStartCleanup;
 use event_loop::{EventLoop, Wiring};
 use input::Input;
 use listener::start_listener;
@@ -144,7 +147,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let (inputs_sender, inputs) = bounded::<Input>(200_000);
     let started = Instant::now();
     let directory = data_directory(&config, index, &settings);
+    let mut cleanup = FailedStartCleanup::note(&directory);
     let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
+    cleanup.storage_opened();
     let recovered = storage.load().map_err(NodeError::Storage)?;
     let queue = match &recovered.snapshot {
         Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
@@ -202,6 +207,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let snapshotter = Snapshotter::spawn(directory, inputs_sender_for_snapshots).map_err(NodeError::Startup)?;
     let wiring = Wiring { peers, replies, inputs, status, snapshotter, client_endpoints };
     let event_loop = EventLoop::new(core_config, recovered, queue, log_manager, wiring, settings);
+    cleanup.node_is_up();
     event_loop.run();
     info!("node {index} stopped");
     Ok(())
@@ -215,16 +221,6 @@ fn shutting_down_reply() -> ReplyBody {
     ReplyBody::redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied")
 }
 
-/// The data directory: `--data-dir`, or `raftmq-data/<cluster id>-node<index>`
-/// under the working directory, so a restarted node of the same config finds
-/// its state and a config with new addresses starts empty.
-pub fn data_directory(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> PathBuf {
-    settings
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("raftmq-data").join(format!("{}-node{index}", config.cluster_id())))
-}
-
 type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);
 
 /// Open the WAL, and a way to open it again after a storage failure.
@@ -234,7 +230,8 @@ fn open_storage(
     directory: &std::path::Path,
     settings: &NodeSettings,
 ) -> Result<OpenedStorage, NodeError> {
-    info!("data directory {}", directory.display());
+    let absolute = std::path::absolute(directory).unwrap_or_else(|_| directory.to_path_buf());
+    info!("data directory {}", absolute.display());
     let directory = directory.to_path_buf();
     let options = WalOptions {
         segment_bytes: settings.wal_segment_bytes,
