@@ -11,11 +11,20 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReadError {
     /// The input ends before a field of `wanted` bytes.
-    Truncated { wanted: u64, left: usize },
+    Truncated {
+        wanted: u64,
+        left: usize,
+    },
     /// A length prefix above the format's limit for that field.
-    TooLong { length: u64, limit: u64 },
+    TooLong {
+        length: u64,
+        limit: u64,
+    },
     /// A count of items that cannot fit in the bytes that remain.
-    CountTooLarge { count: u64, left: usize },
+    CountTooLarge {
+        count: u64,
+        left: usize,
+    },
     /// A boolean byte other than 0 or 1.
     NotBoolean(u8),
     NotUtf8,
@@ -206,7 +215,9 @@ mod tests {
         out
     }
 
-    fn read_sample(bytes: &[u8]) -> Result<(u8, bool, u32, u64, String, Vec<u8>), ReadError> {
+    type Sample = (u8, bool, u32, u64, String, Vec<u8>);
+
+    fn read_sample(bytes: &[u8]) -> Result<Sample, ReadError> {
         let mut reader = Reader::new(bytes);
         let fields = (reader.u8()?, reader.bool()?, reader.u32()?, reader.u64()?, reader.string(16)?, {
             reader.bytes(0)?.to_vec()
@@ -235,9 +246,15 @@ mod tests {
     fn lengths_and_counts_are_checked_before_allocation() {
         let mut out = Vec::new();
         Writer::new(&mut out).u32(u32::MAX);
-        assert_eq!(Reader::new(&out).bytes(usize::MAX), Err(ReadError::Truncated { wanted: u64::from(u32::MAX), left: 0 }));
+        assert_eq!(
+            Reader::new(&out).bytes(usize::MAX),
+            Err(ReadError::Truncated { wanted: u64::from(u32::MAX), left: 0 })
+        );
         assert_eq!(Reader::new(&out).bytes(10), Err(ReadError::TooLong { length: u64::from(u32::MAX), limit: 10 }));
-        assert_eq!(Reader::new(&out).count_u32(1), Err(ReadError::CountTooLarge { count: u64::from(u32::MAX), left: 0 }));
+        assert_eq!(
+            Reader::new(&out).count_u32(1),
+            Err(ReadError::CountTooLarge { count: u64::from(u32::MAX), left: 0 })
+        );
         let mut counted = Vec::new();
         Writer::new(&mut counted).u64(2);
         counted.extend_from_slice(&[0; 16]);

@@ -180,7 +180,8 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
     let count = reader.count_u32(ENTRY_HEADER_BYTES)?;
     let mut entries = Vec::with_capacity(count);
     for position in 0..count {
-        let entry = Entry { term: reader.u64()?, index: reader.u64()?, data: reader.bytes(FIELD_LIMIT_BYTES)?.to_vec() };
+        let entry =
+            Entry { term: reader.u64()?, index: reader.u64()?, data: reader.bytes(FIELD_LIMIT_BYTES)?.to_vec() };
         if prev_log_index.checked_add(1 + position as u64) != Some(entry.index) {
             return Err(PeerDecodeError("entries are not contiguous after prev_log_index".into()));
         }

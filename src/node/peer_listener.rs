@@ -97,12 +97,18 @@ impl Admission {
         if header.cluster_id != self.cluster_id {
             return Err((
                 DropReason::OtherCluster,
-                format!("cluster id {:016x} (ours is {:016x}), node {}", header.cluster_id, self.cluster_id, header.from),
+                format!(
+                    "cluster id {:016x} (ours is {:016x}), node {}",
+                    header.cluster_id, self.cluster_id, header.from
+                ),
             ));
         }
         let from = header.from;
         if from >= self.node_count || from == self.me {
-            return Err((DropReason::UnknownSender, format!("node {from} (we are node {} of {})", self.me, self.node_count)));
+            return Err((
+                DropReason::UnknownSender,
+                format!("node {from} (we are node {} of {})", self.me, self.node_count),
+            ));
         }
         match claimed_sender(&message) {
             Some(claimed) if claimed != from => {

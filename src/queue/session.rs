@@ -106,7 +106,10 @@ pub struct SessionTable {
 
 impl SessionTable {
     pub fn with_limits(limits: SessionLimits) -> SessionTable {
-        assert!(limits.max_sessions > 0 && limits.max_bytes > 0, "a session table that keeps nothing cannot deduplicate");
+        assert!(
+            limits.max_sessions > 0 && limits.max_bytes > 0,
+            "a session table that keeps nothing cannot deduplicate"
+        );
         SessionTable { limits, ..SessionTable::default() }
     }
 

@@ -80,7 +80,8 @@ impl QueueStateMachine {
         let mut machine = QueueStateMachine::new();
         read_topics(&mut reader, &mut machine).map_err(|problem| format!("queue snapshot: {problem}"))?;
         if version >= VERSION_WITHOUT_DROPPED_REPLIES {
-            read_sessions(&mut reader, &mut machine, version).map_err(|problem| format!("queue snapshot: {problem}"))?;
+            read_sessions(&mut reader, &mut machine, version)
+                .map_err(|problem| format!("queue snapshot: {problem}"))?;
         }
         reader.finish().map_err(|problem| format!("queue snapshot: {problem}"))?;
         Ok(machine)
@@ -229,7 +230,9 @@ mod tests {
         let limits = SessionLimits { max_bytes: 200, ..SessionLimits::default() };
         let mut machine = QueueStateMachine::with_session_limits(limits);
         machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
-        machine.apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(300) })).unwrap();
+        machine
+            .apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(300) }))
+            .unwrap();
         let get = entry(Some("c"), 1, Command::GetMessage { topic: "t".into() });
         assert_eq!(machine.apply_entry(3, &get), Ok(QueueReply::Message("m".repeat(300))));
         let mut restored = QueueStateMachine::decode_snapshot(&machine.encode_snapshot()).unwrap();
@@ -263,7 +266,9 @@ mod tests {
         let limits = SessionLimits { max_bytes: 30, ..SessionLimits::default() };
         let mut machine = QueueStateMachine::with_session_limits(limits);
         machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
-        machine.apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(100) })).unwrap();
+        machine
+            .apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(100) }))
+            .unwrap();
         machine.apply_entry(3, &entry(Some("c"), 1, Command::GetMessage { topic: "t".into() })).unwrap();
         let image = machine.encode_snapshot();
         assert!(QueueStateMachine::decode_snapshot(&image).is_ok());
