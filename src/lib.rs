@@ -6,4 +6,5 @@ pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod raft;
+pub mod shell;
 pub mod storage;

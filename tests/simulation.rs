@@ -1,25 +1,28 @@
-//! The real consensus core in a deterministic simulation. Every test is a
-//! function of its seed; a failure prints the seed (replay: SIM_SEED=<n>).
-//! SIM_SEEDS=<n> widens the randomized sweep (scripts/simulate.sh).
+//! The production shell (and in it the real consensus core and queue) in a
+//! deterministic simulation. Every test is a function of its seed; a
+//! failure prints the seed (replay: SIM_SEED=<n>). SIM_SEEDS=<n> widens the
+//! randomized sweep (scripts/simulate.sh).
 
 mod simulation {
+    pub mod clients;
     pub mod cluster;
     pub mod invariants;
     pub mod network;
 }
 
+use raftmq::queue::Command;
 use raftmq::raft::{NodeId, Role};
 use rand::Rng;
 use simulation::cluster::{Cluster, SimOptions};
 use simulation::network::NetworkConfig;
 
-fn command(number: u64) -> Vec<u8> {
-    format!("command-{number}").into_bytes()
+fn command(number: u64) -> Command {
+    Command::PutTopic { topic: format!("topic-{number}") }
 }
 
 /// Propose through whichever node leads now, retrying across elections,
 /// until the command is applied everywhere it must be (all live nodes).
-fn commit_everywhere(cluster: &mut Cluster, data: Vec<u8>, limit_ms: u64) {
+fn commit_everywhere(cluster: &mut Cluster, data: Command, limit_ms: u64) {
     let deadline = cluster.now_ms + limit_ms;
     while cluster.now_ms < deadline {
         let leader = cluster.wait_for_leader(limit_ms);
@@ -147,8 +150,8 @@ fn lagging_follower_catches_up() {
 fn follower_catches_up_by_snapshot_after_compaction() {
     for seed in 0..10 {
         let mut options = SimOptions::new(3);
-        options.snapshot_every_entries = 50;
-        options.snapshot_chunk_bytes = 5;
+        options.snapshot_threshold_bytes = 2000; // about 50 entries
+        options.snapshot_chunk_bytes = 64;
         let mut cluster = Cluster::new(seed, options);
         let leader = cluster.wait_for_leader(3000);
         let lagging = (leader + 1) % 3;
@@ -312,6 +315,7 @@ fn a_vote_survives_a_crash_so_no_term_gets_two_leaders() {
 // and node 2 would win without a committed entry.
 #[test]
 fn a_leader_counts_only_its_durable_entries_toward_commit() {
+    let mut scenarios_run = 0;
     for seed in 0..50 {
         let mut options = forced_elections(3);
         options.max_sync_ms = 10;
@@ -323,6 +327,7 @@ fn a_leader_counts_only_its_durable_entries_toward_commit() {
         if !cluster.run_until(50, |c| c.is_committed(index, term)) {
             continue;
         }
+        scenarios_run += 1;
         cluster.crash(0);
         cluster.network.partition(&[vec![1], vec![0, 2]]);
         cluster.restart(0);
@@ -330,43 +335,61 @@ fn a_leader_counts_only_its_durable_entries_toward_commit() {
         // The checker fails the run if node 2 leads without entry `index`.
         cluster.run_for(100);
     }
+    assert!(scenarios_run >= 25, "only {scenarios_run} of 50 seeds committed before the crash");
 }
 
-// Many rounds of random faults per seed: crashes and restarts, partitions
-// (one-way too), drops, duplicates and reordering, with client proposals
-// throughout. Safety is checked at every step; after healing, the cluster
-// must elect a leader and commit again (liveness).
-/// Returns how many snapshots were installed, so the campaign can show
-/// InstallSnapshot was exercised.
-fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
+// Many rounds of random faults per seed: crashes and restarts, SIGTERM
+// handovers, storage failures, partitions (one-way too), drops, duplicates
+// and reordering, with clients writing in sessions and reading throughout.
+// Safety is checked at every step and every reply as it arrives; after
+// healing, the cluster must elect a leader and commit again (liveness),
+// every client must finish, and no acknowledged message may be lost.
+
+/// What one run exercised, so a sweep can show each mechanism was reached.
+#[derive(Default)]
+struct RunStats {
+    snapshots_installed: u64,
+    reads_checked: u64,
+    writes_acknowledged: u64,
+    storage_failures: u64,
+    shutdowns: u64,
+}
+
+impl std::ops::AddAssign for RunStats {
+    fn add_assign(&mut self, other: RunStats) {
+        self.snapshots_installed += other.snapshots_installed;
+        self.reads_checked += other.reads_checked;
+        self.writes_acknowledged += other.writes_acknowledged;
+        self.storage_failures += other.storage_failures;
+        self.shutdowns += other.shutdowns;
+    }
+}
+
+fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> RunStats {
     let mut options = SimOptions::new(nodes);
     options.network = NetworkConfig::hostile();
+    options.clients = 4;
     // Flow control at its edges too: one entry per message, a window of one.
     options.max_entries_per_message = [1, 3, 64][(seed % 3) as usize];
     options.max_inflight_messages = [1, 2, 8][(seed / 3 % 3) as usize];
     // Raft §7: most seeds snapshot often, in chunks of a few bytes, so
     // lagging and restarted nodes catch up through InstallSnapshot.
-    options.snapshot_every_entries = [0, 5, 17][(seed / 9 % 3) as usize];
-    options.snapshot_chunk_bytes = [3, 7, 16][(seed / 27 % 3) as usize];
+    options.snapshot_threshold_bytes = [0, 400, 1500][(seed / 9 % 3) as usize];
+    options.snapshot_chunk_bytes = [16, 64, 256][(seed / 27 % 3) as usize];
     options.retained_entries_after_snapshot = [0, 4][(seed / 81 % 2) as usize];
     // Disks from instant to slow: the slower the sync, the more a crash loses.
     options.max_sync_ms = [0, 3, 10][(seed / 162 % 3) as usize];
     let mut cluster = Cluster::new(seed, options);
     let mut number = 0;
     while cluster.now_ms < fault_ms {
-        if cluster.rng().gen_range(0..4) == 0 {
+        if cluster.rng().gen_range(0..6) == 0 {
             if let Some(leader) = cluster.leader() {
                 let batch_size = cluster.rng().gen_range(1..=4);
-                let batch: Vec<Vec<u8>> = (0..batch_size).map(|offset| command(number + offset)).collect();
+                // A few topics, created again and again: the state stays small.
+                let batch: Vec<Command> = (0..batch_size).map(|offset| command((number + offset) % 16)).collect();
                 number += batch_size;
                 cluster.propose_batch(leader, batch);
             }
-        }
-        // Reads at any node that believes it leads, stale leaders included:
-        // only a majority's confirmation may release them.
-        if cluster.rng().gen_range(0..8) == 0 {
-            let node = cluster.rng().gen_range(0..nodes);
-            cluster.read(node);
         }
         if cluster.rng().gen_range(0..150) == 0 {
             inject_fault(&mut cluster, nodes);
@@ -376,30 +399,43 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> u64 {
     cluster.network.heal();
     cluster.network.config = NetworkConfig::reliable();
     for node in 0..nodes {
-        if !cluster.is_up(node) {
-            cluster.restart(node);
-        }
+        cluster.restart(node);
     }
     commit_everywhere(&mut cluster, command(u64::MAX), 60_000);
+    cluster.clients.draining = true;
+    let finished = cluster.run_until(60_000, |c| c.clients.idle());
+    cluster.assert_that(finished, "clients did not finish their last operations after healing");
+    let leader = cluster.wait_for_leader(10_000);
+    cluster.check_nothing_lost(leader);
     if std::env::var("SIM_VERBOSE").is_ok() {
-        let leader = cluster.leader().unwrap();
         eprintln!(
-            "seed {seed}: term {} committed {} proposed {number} delivered {}",
+            "seed {seed}: term {} committed {} acknowledged {} reads {} delivered {}",
             cluster.core(leader).unwrap().term(),
             cluster.committed_count(),
+            cluster.clients.writes_acknowledged,
+            cluster.clients.reads_checked,
             cluster.network.delivered
         );
     }
-    READS_CONFIRMED.fetch_add(cluster.reads_confirmed(), std::sync::atomic::Ordering::Relaxed);
-    cluster.snapshots_installed
+    RunStats {
+        snapshots_installed: cluster.snapshots_installed,
+        reads_checked: cluster.clients.reads_checked,
+        writes_acknowledged: cluster.clients.writes_acknowledged,
+        storage_failures: cluster.storage_failures,
+        shutdowns: cluster.shutdowns,
+    }
 }
-
-/// Reads confirmed across a test's seeds, to show ReadIndex was exercised.
-static READS_CONFIRMED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 fn inject_fault(cluster: &mut Cluster, nodes: usize) {
     let node = cluster.rng().gen_range(0..nodes);
-    match cluster.rng().gen_range(0..7) {
+    match cluster.rng().gen_range(0..10) {
+        9 => cluster.fail_storage(node),
+        8 => {
+            // SIGTERM: a leader hands over first; the node comes back later.
+            let target = cluster.leader().unwrap_or(node);
+            cluster.terminate(target);
+        }
+        7 => cluster.restart(node),
         6 => {
             // The leader crashes with writes still unsynced: only what its
             // disk synced, and what followers acknowledged, survives.
@@ -413,11 +449,7 @@ fn inject_fault(cluster: &mut Cluster, nodes: usize) {
             }
         }
         0 => cluster.crash(node),
-        1 => {
-            if !cluster.is_up(node) {
-                cluster.restart(node);
-            }
-        }
+        1 => cluster.restart(node),
         2 => {
             let mut groups = vec![Vec::new(), Vec::new()];
             for member in 0..nodes {
@@ -444,25 +476,48 @@ fn seeds(default_count: u64, offset: u64) -> Vec<u64> {
     (offset..offset + count).collect()
 }
 
+fn sweep(nodes: usize, default_count: u64, offset: u64) -> RunStats {
+    let mut stats = RunStats::default();
+    for seed in seeds(default_count, offset) {
+        stats += random_run(seed, nodes, 3000);
+    }
+    eprintln!(
+        "{nodes} nodes: {} snapshots installed, {} reads checked, {} writes acknowledged, {} storage failures, \
+         {} shutdowns",
+        stats.snapshots_installed,
+        stats.reads_checked,
+        stats.writes_acknowledged,
+        stats.storage_failures,
+        stats.shutdowns
+    );
+    stats
+}
+
+/// A sweep wide enough that each mechanism must have been reached.
+fn assert_exercised(stats: &RunStats, seed_count: usize) {
+    if seed_count < 50 {
+        return; // a replay of one seed need not reach everything
+    }
+    assert!(stats.snapshots_installed > 0, "no seed exercised InstallSnapshot");
+    assert!(stats.reads_checked > 0, "no seed checked a ReadIndex read");
+    assert!(stats.writes_acknowledged > 0, "no seed acknowledged a client write");
+    assert!(stats.storage_failures > 0, "no seed failed a node's storage");
+    assert!(stats.shutdowns > 0, "no seed shut a node down");
+}
+
 #[test]
 fn randomized_faults_3_nodes() {
-    let installed: u64 = seeds(150, 0).into_iter().map(|seed| random_run(seed, 3, 3000)).sum();
-    let reads = READS_CONFIRMED.load(std::sync::atomic::Ordering::Relaxed);
-    eprintln!("3 nodes: {installed} snapshots installed, {reads} reads confirmed (all runs so far)");
-    assert!(seeds(150, 0).len() < 50 || installed > 0, "no seed exercised InstallSnapshot");
-    assert!(reads > 0, "no seed confirmed a ReadIndex read");
+    let stats = sweep(3, 150, 0);
+    assert_exercised(&stats, seeds(150, 0).len());
 }
 
 #[test]
 fn randomized_faults_5_nodes() {
-    let installed: u64 = seeds(150, 1_000_000).into_iter().map(|seed| random_run(seed, 5, 3000)).sum();
-    eprintln!("5 nodes: {installed} snapshots installed");
-    assert!(seeds(150, 1_000_000).len() < 50 || installed > 0, "no seed exercised InstallSnapshot");
+    let stats = sweep(5, 150, 1_000_000);
+    assert_exercised(&stats, seeds(150, 1_000_000).len());
 }
 
 #[test]
 fn randomized_faults_7_nodes() {
-    for seed in seeds(40, 2_000_000) {
-        random_run(seed, 7, 3000);
-    }
+    sweep(7, 40, 2_000_000);
 }

@@ -5,13 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::Sender;
+use crossbeam_channel::{Sender, TrySendError};
 use log::debug;
 
-use super::input::{ClientCommand, Input, TransferRequest};
 use super::listener::Listener;
-use super::pending::Envelope;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
+use crate::shell::{shutting_down_reply, ClientCommand, Envelope, Input, TransferRequest};
 
 /// Messages handled per socket before checking the other, so neither starves.
 const BATCH: usize = 1024;
@@ -19,6 +18,7 @@ const BATCH: usize = 1024;
 pub struct ClientListener {
     pub endpoint: String,
     pub replies_endpoint: String,
+    /// The event loop's bounded client queue.
     pub inputs: Sender<Input>,
     pub status: Arc<Mutex<StatusReport>>,
     pub max_request_bytes: usize,
@@ -29,6 +29,10 @@ impl Listener for ClientListener {
 
     fn name(&self) -> &'static str {
         "client-listener"
+    }
+
+    fn niceness(&self) -> i32 {
+        super::thread_priority::CLIENT_LISTENER_NICENESS
     }
 
     fn bind(&self, context: &zmq::Context) -> Result<(zmq::Socket, zmq::Socket), String> {
@@ -101,19 +105,26 @@ impl ClientListener {
         }
     }
 
-    /// Hand a request to the event loop. Once it has stopped (the node is
-    /// exiting), answer here: the request was not applied, so the client
-    /// may retry elsewhere at once instead of waiting out its timeout.
+    /// Hand a request to the event loop. When its client queue is full the
+    /// node is past what it can take: answer `busy` at once, so the client
+    /// backs off instead of waiting out a timeout, and the event loop's turns
+    /// stay short. Once the loop has stopped (the node is exiting), answer
+    /// here too: the request was not applied, so the client may retry
+    /// elsewhere at once.
     fn forward(&self, router: &zmq::Socket, input: Input) {
-        let Err(crossbeam_channel::SendError(input)) = self.inputs.send(input) else {
-            return;
+        let (input, reply) = match self.inputs.try_send(input) {
+            Ok(()) => return,
+            Err(TrySendError::Full(input)) => {
+                let detail = "this node has more requests queued than it can take; retry later";
+                (input, ReplyBody::error(ErrorCode::Busy, detail))
+            }
+            Err(TrySendError::Disconnected(input)) => (input, shutting_down_reply()),
         };
         let (envelope, id) = match input {
             Input::Client(command) => (command.envelope, command.id),
             Input::Transfer(request) => (request.envelope, request.id),
             _ => return,
         };
-        let reply = super::shutting_down_reply();
         reply_now(router, &envelope, reply.encode(id.as_ref()));
     }
 }

@@ -10,6 +10,10 @@ pub trait Listener: Send + 'static {
     type Sockets;
 
     fn name(&self) -> &'static str;
+    /// Nice levels this listener's thread runs below the control plane.
+    fn niceness(&self) -> i32 {
+        0
+    }
     fn bind(&self, context: &zmq::Context) -> Result<Self::Sockets, String>;
     fn serve(&self, sockets: &Self::Sockets) -> Result<(), zmq::Error>;
 }
@@ -21,17 +25,28 @@ pub fn start_listener<L: Listener>(listener: L, context: zmq::Context) -> Result
     let name = listener.name();
     std::thread::Builder::new()
         .name(name.into())
-        .spawn(move || match listener.bind(&context) {
-            Ok(sockets) => {
-                let _ = started_sender.send(Ok(()));
-                if let Err(failure) = listener.serve(&sockets) {
-                    error!("{} stopped: {failure}", listener.name());
-                }
-            }
-            Err(failure) => {
-                let _ = started_sender.send(Err(failure));
-            }
+        .spawn(move || {
+            super::thread_priority::lower_current_thread(listener.niceness());
+            serve_listener(listener, context, started_sender)
         })
         .map_err(|failure| format!("cannot start the {name} thread: {failure}"))?;
     started.recv().unwrap_or_else(|_| Err(format!("the {name} thread died while starting")))
+}
+
+fn serve_listener<L: Listener>(
+    listener: L,
+    context: zmq::Context,
+    started_sender: crossbeam_channel::Sender<Result<(), String>>,
+) {
+    match listener.bind(&context) {
+        Ok(sockets) => {
+            let _ = started_sender.send(Ok(()));
+            if let Err(failure) = listener.serve(&sockets) {
+                error!("{} stopped: {failure}", listener.name());
+            }
+        }
+        Err(failure) => {
+            let _ = started_sender.send(Err(failure));
+        }
+    }
 }

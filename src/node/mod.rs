@@ -1,40 +1,36 @@
-//! The node process: the thin shell of threads, sockets and timers around
-//! the consensus core. Listener threads decode and forward; the event loop
-//! thread owns the core and everything it drives.
+//! The node process: the I/O around the shell (`crate::shell`). Listener
+//! threads decode and forward; the event loop thread drives the shell and
+//! executes its outputs; the LogManager and snapshot threads do the disk.
 
 mod client_listener;
 mod data_directory;
 mod event_loop;
-mod held_sends;
-mod input;
 mod listener;
 mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
-mod pending;
-mod reads;
 mod snapshotter;
-mod timer;
+mod thread_priority;
 
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, unbounded, Sender};
 use log::info;
 
 use crate::config::{ClusterConfig, ConfigError};
-use crate::protocol::{ErrorCode, ReplyBody, StatusReport};
+use crate::protocol::StatusReport;
 use crate::queue::QueueStateMachine;
 use crate::raft::CoreConfig;
+use crate::shell::{Input, Shell, ShellSettings, TimerSettings};
 use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
 use client_listener::ClientListener;
 pub use data_directory::data_directory;
 use data_directory::FailedStartCleanup;
 use event_loop::{EventLoop, Wiring};
-use input::Input;
 use listener::start_listener;
 use network_faults::NetworkFaults;
 use peer_listener::{Admission, PeerListener};
@@ -144,13 +140,18 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     settings.validate().map_err(NodeError::Config)?;
     config.check_index(index).map_err(NodeError::Config)?;
     let context = zmq::Context::new();
-    let (inputs_sender, inputs) = bounded::<Input>(200_000);
+    // Control-plane inputs never wait behind clients: they have a channel
+    // of their own, read first every turn. Clients get a bounded queue; a
+    // full one is answered `busy` by the listener at once.
+    let (control_sender, control) = unbounded::<Input>();
+    let (clients_sender, clients) = bounded::<Input>(CLIENT_QUEUE_CAPACITY);
     let started = Instant::now();
     let directory = data_directory(&config, index, &settings);
     let mut cleanup = FailedStartCleanup::note(&directory);
     let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
     cleanup.storage_opened();
     let recovered = storage.load().map_err(NodeError::Storage)?;
+    let disk_bytes = storage.disk_bytes();
     let queue = match &recovered.snapshot {
         Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
             NodeError::Storage(StorageError { detail: format!("the snapshot cannot be restored: {problem}") })
@@ -169,7 +170,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let client_listener = ClientListener {
         endpoint: config.client_endpoint(index),
         replies_endpoint: replies_endpoint.clone(),
-        inputs: inputs_sender.clone(),
+        inputs: clients_sender,
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
     };
@@ -177,48 +178,70 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
         admission: Admission { cluster_id: config.cluster_hash(), me: index, node_count: config.node_count() },
-        inputs: inputs_sender.clone(),
+        inputs: control_sender.clone(),
         faults_file: settings.inject_network_faults.clone(),
     };
     start_listener(peer_listener, context.clone()).map_err(NodeError::Startup)?;
-    let disk_reports = inputs_sender.clone();
-    let inputs_sender_for_snapshots = inputs_sender.clone();
+    let disk_reports = control_sender.clone();
     let report = Box::new(move |report| {
         let _ = disk_reports.send(Input::Disk(report));
     });
     let log_manager = LogManager::spawn(storage, reopen, report).map_err(NodeError::Startup)?;
-    forward_signals(inputs_sender)?;
+    let snapshotter = Snapshotter::spawn(directory, control_sender.clone()).map_err(NodeError::Startup)?;
+    forward_signals(control_sender)?;
 
-    let mut core_config = CoreConfig::new(index, config.node_count());
-    core_config.check_quorum = settings.check_quorum;
-    core_config.pre_vote = settings.pre_vote;
     let faults = NetworkFaults::new(settings.inject_network_faults.clone(), config.node_count());
     let peers = PeerSenders::connect(&context, &config, index, faults).map_err(NodeError::Startup)?;
     let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;
-    let client_endpoints = (0..config.node_count()).map(|node| config.client_endpoint(node)).collect();
     info!(
         "node {index} of {}: clients on {}, peers on {}",
         config.node_count(),
         config.client_endpoint(index),
         config.peer_endpoint(index)
     );
-    let snapshotter = Snapshotter::spawn(directory, inputs_sender_for_snapshots).map_err(NodeError::Startup)?;
-    let wiring = Wiring { peers, replies, inputs, status, snapshotter, client_endpoints };
-    let event_loop = EventLoop::new(core_config, recovered, queue, log_manager, wiring, settings);
+    let shell_settings = shell_settings(&config, index, &settings);
+    let seed = rand::random::<u64>();
+    let shell = Shell::new(shell_settings, recovered, queue, disk_bytes, seed, started.elapsed());
+    let wiring = Wiring { peers, replies, control, clients, status, snapshotter, log_manager };
+    let event_loop = EventLoop::new(shell, wiring, started);
     cleanup.node_is_up();
     event_loop.run();
     info!("node {index} stopped");
     Ok(())
 }
 
-/// The answer to a request that reaches a node on its way out: it was not
-/// applied, and no leader is named (the client should ask the others).
-/// Given by the event loop while it winds down and by the client listener
-/// once the loop is gone.
-fn shutting_down_reply() -> ReplyBody {
-    ReplyBody::redirect(ErrorCode::NotLeader, None, "the node is shutting down; the request was not applied")
+/// Client requests queued for the event loop at most; beyond it, `busy`.
+/// Enough for several turns of work, few enough that a queued request is
+/// still answered well within its deadline.
+const CLIENT_QUEUE_CAPACITY: usize = 4 * event_loop::MAX_CLIENT_INPUTS_PER_TURN;
+
+/// On shutdown, how long an exiting node keeps answering what still
+/// arrives, so the client listener puts the last replies on the wire.
+const EXIT_LINGER: Duration = Duration::from_millis(200);
+
+/// The shell's settings from the node's options.
+fn shell_settings(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> ShellSettings {
+    let mut core = CoreConfig::new(index, config.node_count());
+    core.check_quorum = settings.check_quorum;
+    core.pre_vote = settings.pre_vote;
+    let heartbeat_interval = Duration::from_millis(settings.heartbeat_interval_ms);
+    ShellSettings {
+        core,
+        timers: TimerSettings {
+            election_timeout_min: Duration::from_millis(settings.election_timeout_min_ms),
+            election_timeout_max: Duration::from_millis(settings.election_timeout_max_ms),
+            heartbeat_interval,
+            // Overdue by two heartbeats: this process was not running.
+            stall_tolerance: heartbeat_interval * 2,
+        },
+        request_deadline: settings.request_deadline(),
+        max_pending_requests: settings.max_pending_requests,
+        snapshot_threshold_bytes: settings.snapshot_threshold_bytes,
+        client_endpoints: (0..config.node_count()).map(|node| config.client_endpoint(node)).collect(),
+        exit_linger: EXIT_LINGER,
+    }
 }
 
 type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);

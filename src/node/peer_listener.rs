@@ -11,11 +11,11 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::Sender;
 use log::warn;
 
-use super::input::Input;
 use super::listener::Listener;
 use super::network_faults::NetworkFaults;
 use super::peer_codec;
 use crate::raft::{Message, NodeId};
+use crate::shell::Input;
 
 pub struct PeerListener {
     pub endpoint: String,

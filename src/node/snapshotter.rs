@@ -10,20 +10,9 @@ use std::time::Instant;
 use crossbeam_channel::{unbounded, Sender};
 use log::{error, info};
 
-use super::input::Input;
-use crate::queue::QueueStateMachine;
-use crate::raft::{LogIndex, Snapshot, Term};
+use crate::raft::Snapshot;
+use crate::shell::{Input, SnapshotJob, SnapshotWritten};
 use crate::storage::write_snapshot_temporary;
-
-pub struct SnapshotJob {
-    /// A copy of the state machine as of `last_index` (messages are shared).
-    pub queue: QueueStateMachine,
-    pub last_index: LogIndex,
-    pub last_term: Term,
-}
-
-/// What the snapshot thread reports: the snapshot and its temporary file.
-pub type SnapshotWritten = Result<(Snapshot, PathBuf), String>;
 
 pub struct Snapshotter {
     jobs: Sender<SnapshotJob>,
@@ -35,6 +24,7 @@ impl Snapshotter {
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
+                super::thread_priority::lower_current_thread(super::thread_priority::SNAPSHOT_WRITER_NICENESS);
                 for job in receiver {
                     let outcome = write(&directory, job);
                     if inputs.send(Input::SnapshotWritten(outcome)).is_err() {

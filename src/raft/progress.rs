@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 
-use super::types::LogIndex;
+use super::types::{LogIndex, Snapshot};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplicationState {
@@ -36,6 +36,11 @@ pub struct Progress {
     pub acked_read_round: u64,
     /// In Snapshot: which snapshot is being sent and how far the follower got.
     pub snapshot_index: LogIndex,
+    /// In Snapshot: the snapshot being streamed. Kept until the follower
+    /// has it even when the leader saves a newer one meanwhile: restarting
+    /// the stream at every new snapshot would never finish a transfer that
+    /// takes longer than the log takes to reach the next snapshot.
+    pub streamed_snapshot: Option<Snapshot>,
     pub snapshot_acked_bytes: u64,
     /// In Snapshot: heartbeats since the follower last reported progress.
     pub snapshot_idle_heartbeats: u32,
@@ -52,6 +57,7 @@ impl Progress {
             recent_active: false,
             acked_read_round: 0,
             snapshot_index: 0,
+            streamed_snapshot: None,
             snapshot_acked_bytes: 0,
             snapshot_idle_heartbeats: 0,
         }
@@ -116,10 +122,11 @@ impl Progress {
 }
 
 impl Progress {
-    /// Start streaming the snapshot ending at `snapshot_index` from byte 0.
-    pub fn begin_snapshot(&mut self, snapshot_index: LogIndex) {
+    /// Start streaming `snapshot` from byte 0.
+    pub fn begin_snapshot(&mut self, snapshot: Snapshot) {
         self.state = ReplicationState::Snapshot;
-        self.snapshot_index = snapshot_index;
+        self.snapshot_index = snapshot.last_index;
+        self.streamed_snapshot = Some(snapshot);
         self.snapshot_acked_bytes = 0;
         self.snapshot_idle_heartbeats = 0;
         self.inflight.clear();
@@ -132,6 +139,7 @@ impl Progress {
         self.match_index = self.match_index.max(snapshot_index);
         self.next_index = snapshot_index + 1;
         self.state = ReplicationState::Probe;
+        self.streamed_snapshot = None;
         self.probe_sent = false;
     }
 }

@@ -51,20 +51,23 @@ impl RaftCore {
     /// Send `peer` the next piece of the snapshot it is receiving. `force`
     /// is the heartbeat: a keepalive, or a resend after a silent spell.
     pub(super) fn send_snapshot(&mut self, peer: NodeId, force: bool) {
-        let snapshot = self.snapshot.clone().expect("a compacted log has a snapshot");
+        let latest = self.snapshot.clone().expect("a compacted log has a snapshot");
         let progress = self.progress.get_mut(&peer).expect("leader tracks every peer");
-        if progress.state != ReplicationState::Snapshot || progress.snapshot_index != snapshot.last_index {
-            progress.begin_snapshot(snapshot.last_index);
+        let streaming = progress.state == ReplicationState::Snapshot && progress.streamed_snapshot.is_some();
+        if !streaming {
+            progress.begin_snapshot(latest);
         } else if !force {
             return; // the follower's replies drive the stream
         } else {
             progress.snapshot_idle_heartbeats += 1;
             if progress.snapshot_idle_heartbeats < SNAPSHOT_RESEND_HEARTBEATS {
+                let snapshot = progress.streamed_snapshot.clone().expect("streaming");
                 self.send_snapshot_chunk(peer, &snapshot, false);
                 return;
             }
             progress.snapshot_idle_heartbeats = 0;
         }
+        let snapshot = progress.streamed_snapshot.clone().expect("streaming");
         self.send_snapshot_chunk(peer, &snapshot, true);
     }
 
@@ -194,7 +197,7 @@ impl RaftCore {
         // Progress, or the follower lost what it had: continue from its offset.
         progress.snapshot_acked_bytes = response.received_bytes;
         progress.snapshot_idle_heartbeats = 0;
-        let snapshot = self.snapshot.clone().expect("a snapshot is being sent");
+        let snapshot = progress.streamed_snapshot.clone().expect("a snapshot is being sent");
         self.send_snapshot_chunk(from, &snapshot, true);
     }
 }

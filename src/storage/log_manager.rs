@@ -70,42 +70,67 @@ pub enum DiskReport {
     Recovered { epoch: u64, state: RecoveredState, disk_bytes: u64 },
 }
 
+/// What a run of operations changed, for the durability report.
+#[derive(Debug, Default)]
+pub struct Written {
+    /// The log's last entry after these operations, if they changed it.
+    pub last_entry: Option<(LogIndex, Term)>,
+    /// This node's own snapshot, put in place.
+    pub saved_snapshot: Option<Snapshot>,
+}
+
+/// Execute operations in order on `storage` (not synced). The LogManager's
+/// thread and the simulator's disk both write through this.
+pub fn write_operations(
+    storage: &mut dyn Storage,
+    operations: impl IntoIterator<Item = DiskOperation>,
+) -> Result<Written, StorageError> {
+    let mut written = Written::default();
+    for operation in operations {
+        match operation {
+            DiskOperation::HardState(hard_state) => storage.save_hard_state(hard_state)?,
+            DiskOperation::Entries(entries) => {
+                storage.append_entries(&entries)?;
+                written.last_entry = entries.last().map(|entry| (entry.index, entry.term));
+            }
+            DiskOperation::AdoptSnapshot { snapshot, temporary } => {
+                storage.adopt_snapshot(&snapshot, &temporary)?;
+                written.saved_snapshot = Some(snapshot);
+            }
+            DiskOperation::InstallSnapshot { snapshot, log_kept } => {
+                storage.save_snapshot(&snapshot)?;
+                if log_kept {
+                    storage.compact(snapshot.last_index)?;
+                } else {
+                    storage.reset_log(snapshot.last_index)?;
+                    written.last_entry = Some((snapshot.last_index, snapshot.last_term));
+                }
+            }
+            DiskOperation::Compact(through_index) => storage.compact(through_index)?,
+        }
+    }
+    Ok(written)
+}
+
 /// Opens the storage again after a failure.
 pub type Reopen = Box<dyn FnMut() -> Result<Box<dyn Storage>, StorageError> + Send>;
 
-/// The event loop's side: submit batches, and wait for the thread on exit.
+/// The event loop's side: submit batches the shell numbered, and wait for
+/// the thread on exit.
 pub struct LogManagerHandle {
     batches: Option<Sender<DiskBatch>>,
     thread: Option<JoinHandle<()>>,
-    epoch: u64,
-    submitted_sequence: u64,
 }
 
 impl LogManagerHandle {
-    /// Queue operations to run in order; returns the batch's sequence number.
-    pub fn submit(&mut self, operations: Vec<DiskOperation>) -> u64 {
+    /// Queue operations to run in order, as batch `sequence` of `epoch`
+    /// (the shell's numbering; a batch of an epoch a failure ended is dropped).
+    pub fn submit(&mut self, epoch: u64, sequence: u64, operations: Vec<DiskOperation>) {
         assert!(!operations.is_empty(), "an empty batch would only cost a sync");
-        self.submitted_sequence += 1;
-        let batch = DiskBatch { epoch: self.epoch, sequence: self.submitted_sequence, operations };
         if let Some(batches) = &self.batches {
             // Fails only if the thread is gone, which its report has said.
-            let _ = batches.send(batch);
+            let _ = batches.send(DiskBatch { epoch, sequence, operations });
         }
-        self.submitted_sequence
-    }
-
-    pub fn submitted_sequence(&self) -> u64 {
-        self.submitted_sequence
-    }
-
-    pub fn epoch(&self) -> u64 {
-        self.epoch
-    }
-
-    /// Start submitting under the epoch a `Recovered` report named.
-    pub fn enter_epoch(&mut self, epoch: u64) {
-        assert!(epoch > self.epoch, "epochs only move forward");
-        self.epoch = epoch;
     }
 
     /// Let the thread finish what it has and stop.
@@ -139,7 +164,7 @@ impl LogManager {
             .name("log-manager".into())
             .spawn(move || manager.run())
             .map_err(|error| format!("cannot start the log manager thread: {error}"))?;
-        Ok(LogManagerHandle { batches: Some(sender), thread: Some(thread), epoch: 0, submitted_sequence: 0 })
+        Ok(LogManagerHandle { batches: Some(sender), thread: Some(thread) })
     }
 
     fn run(mut self) {
@@ -164,39 +189,15 @@ impl LogManager {
     fn write_group(&mut self, group: Vec<DiskBatch>) -> Result<DiskReport, StorageError> {
         let storage = self.storage.as_mut().expect("a working LogManager has storage");
         let sequence = group.last().expect("non-empty group").sequence;
-        let mut last_entry = None;
-        let mut saved_snapshot = None;
-        for operation in group.into_iter().flat_map(|batch| batch.operations) {
-            match operation {
-                DiskOperation::HardState(hard_state) => storage.save_hard_state(hard_state)?,
-                DiskOperation::Entries(entries) => {
-                    storage.append_entries(&entries)?;
-                    last_entry = entries.last().map(|entry| (entry.index, entry.term));
-                }
-                DiskOperation::AdoptSnapshot { snapshot, temporary } => {
-                    storage.adopt_snapshot(&snapshot, &temporary)?;
-                    saved_snapshot = Some(snapshot);
-                }
-                DiskOperation::InstallSnapshot { snapshot, log_kept } => {
-                    storage.save_snapshot(&snapshot)?;
-                    if log_kept {
-                        storage.compact(snapshot.last_index)?;
-                    } else {
-                        storage.reset_log(snapshot.last_index)?;
-                        last_entry = Some((snapshot.last_index, snapshot.last_term));
-                    }
-                }
-                DiskOperation::Compact(through_index) => storage.compact(through_index)?,
-            }
-        }
+        let written = write_operations(storage.as_mut(), group.into_iter().flat_map(|batch| batch.operations))?;
         storage.sync()?;
         self.syncs += 1;
         let disk_bytes = storage.disk_bytes();
         Ok(DiskReport::Durable {
             epoch: self.epoch,
             sequence,
-            last_entry,
-            saved_snapshot,
+            last_entry: written.last_entry,
+            saved_snapshot: written.saved_snapshot,
             disk_bytes,
             syncs: self.syncs,
         })

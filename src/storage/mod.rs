@@ -9,7 +9,7 @@ mod snapshot_file;
 mod wal;
 
 pub use fault::FaultInjectingStorage;
-pub use log_manager::{DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen};
+pub use log_manager::{write_operations, DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen, Written};
 pub use memory::MemoryStorage;
 pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};

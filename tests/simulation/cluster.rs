@@ -1,19 +1,30 @@
-//! The real consensus core, N copies, on a simulated network and clock, all
-//! driven by one seed. Each node's disk is asynchronous, as the real shell's
-//! LogManager is: writes become durable after a random sync delay, messages
-//! that promise durability wait for it, and a crash keeps only what was
-//! synced (plus, at random, a prefix of what was being written).
+//! The production shell (`raftmq::shell::Shell`, which owns the real
+//! consensus core and the real queue state machine), N copies, on a
+//! simulated network, disk and clock, all driven by one seed.
+//!
+//! Each simulated millisecond, every node gets the inputs due to it
+//! (messages, disk reports, finished snapshots, client requests) and, when
+//! it has inputs or a deadline is due, runs one turn exactly as the node's
+//! event loop does: `on_input` for each, `end_turn`, then its outputs are
+//! executed. The disk is asynchronous, as the LogManager is: batches become
+//! durable after a random sync delay, and a crash keeps only what was
+//! synced plus, at random, a prefix of what was being written. Storage can
+//! fail and recover; nodes can crash, restart, and exit on SIGTERM.
 
+use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
-use raftmq::raft::{
-    CoreConfig, Effect, Entry, Event, HardState, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, Term,
-};
-use raftmq::storage::{MemoryStorage, Storage};
-use rand::rngs::SmallRng;
+use raftmq::queue::{Command, QueueStateMachine, SessionCommand};
+use raftmq::raft::{CoreConfig, LogIndex, NodeId, RaftCore, Role, Snapshot, Term};
+use raftmq::shell::{ClientCommand, Input, Output, Shell, ShellSettings, SnapshotJob, TimerSettings, TransferRequest};
+use raftmq::storage::{write_operations, DiskOperation, DiskReport, MemoryStorage, Storage};
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
-use super::invariants::{chain_hash, Checker};
+use super::clients::{node_endpoint, Clients};
+use super::invariants::{Checker, PrefixHashes};
 use super::network::{Network, NetworkConfig};
 
 #[derive(Debug, Clone)]
@@ -27,15 +38,18 @@ pub struct SimOptions {
     pub max_inflight_messages: usize,
     /// When false, elections start only through `Cluster::force_election`.
     pub automatic_elections: bool,
-    /// A node snapshots once it applied this many entries since its last
-    /// snapshot; 0 never.
-    pub snapshot_every_entries: u64,
+    /// A node snapshots once this many log bytes were applied since its
+    /// last snapshot; 0 never.
+    pub snapshot_threshold_bytes: u64,
     pub snapshot_chunk_bytes: usize,
     pub retained_entries_after_snapshot: u64,
     pub pre_vote: bool,
     pub check_quorum: bool,
-    /// Longest simulated fsync; 0 makes every write durable at once.
+    /// Longest simulated fsync; 0 makes every write durable within a millisecond.
     pub max_sync_ms: u64,
+    /// Simulated clients sending requests throughout.
+    pub clients: usize,
+    pub request_deadline_ms: u64,
 }
 
 impl SimOptions {
@@ -49,52 +63,43 @@ impl SimOptions {
             max_entries_per_message: 64,
             max_inflight_messages: 8,
             automatic_elections: true,
-            snapshot_every_entries: 0,
+            snapshot_threshold_bytes: 0,
             snapshot_chunk_bytes: 1 << 20,
             retained_entries_after_snapshot: 0,
             pre_vote: true,
             check_quorum: true,
             max_sync_ms: 4,
+            clients: 0,
+            request_deadline_ms: 500,
         }
     }
 }
 
 const NEVER: u64 = u64::MAX;
+/// What the harness's own requests carry: their replies are not checked.
+const HARNESS: &[u8] = b"harness";
 
 struct SimNode {
-    /// None while crashed.
-    core: Option<RaftCore>,
+    /// None while down.
+    shell: Option<Shell>,
     /// Survives crashes: the simulated disk.
     storage: MemoryStorage,
-    election_deadline_ms: u64,
-    lease_deadline_ms: u64,
-    heartbeat_deadline_ms: u64,
-    /// Highest index applied by this incarnation, and its state machine: the
-    /// chained hash of every entry applied (a snapshot carries it).
-    applied_index: LogIndex,
-    applied_hash: u64,
-    snapshot_index: LogIndex,
-    prefix_hashes: Vec<u64>,
-    /// Writes handed to the disk and not yet synced, in order.
-    unsynced: Vec<DiskWrite>,
-    /// Messages that may leave only once `unsynced` is durable.
-    held: Vec<(NodeId, Message)>,
+    /// Batches handed to the disk and not yet synced: (epoch, sequence, operations).
+    unsynced: Vec<(u64, u64, Vec<DiskOperation>)>,
     sync_deadline_ms: u64,
-    /// ReadIndex reads this node started: (round, the highest index applied
-    /// anywhere when the read began, which the read must reflect).
-    reads: Vec<(u64, LogIndex)>,
-}
-
-/// One write the simulated disk has not synced yet.
-enum DiskWrite {
-    HardState(HardState),
-    Entries(Vec<Entry>),
-    Compact(LogIndex),
-    /// A snapshot from the leader: keep it, then drop the log it covers
-    /// (all of it unless `log_kept`).
-    Install(Snapshot, bool),
-    /// This node's own snapshot; the core hears of it once it is durable.
-    Save(Snapshot),
+    /// The disk's epoch: a failure ends one.
+    disk_epoch: u64,
+    syncs: u64,
+    /// While storage is failed: when it works again.
+    recover_at_ms: Option<u64>,
+    /// Snapshot jobs being written: (done at, job).
+    snapshot_jobs: Vec<(u64, SnapshotJob)>,
+    /// Counts lives; a request's connection dies with its node's life.
+    incarnation: u64,
+    inbox: Vec<Input>,
+    prefix: PrefixHashes,
+    observed_applied: LogIndex,
+    observed_leader_term: Option<Term>,
 }
 
 pub struct Cluster {
@@ -102,48 +107,54 @@ pub struct Cluster {
     pub now_ms: u64,
     pub network: Network,
     options: SimOptions,
-    rng: SmallRng,
+    rng: ChaCha8Rng,
     nodes: Vec<SimNode>,
     checker: Checker,
+    pub clients: Clients,
     /// Snapshots nodes made of their own state, and installed from a leader.
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
-    reads_confirmed: u64,
-    /// SIM_TRACE_FROM_MS=<ms>: print every effect from that simulated time on
-    /// (read once, not per effect).
+    pub storage_failures: u64,
+    pub shutdowns: u64,
+    outputs: Vec<Output>,
+    /// SIM_TRACE_FROM_MS=<ms>: print every output from that simulated time on.
     trace_from_ms: Option<u64>,
 }
 
 impl Cluster {
     pub fn new(seed: u64, options: SimOptions) -> Cluster {
+        let reply_limit_ms = options.request_deadline_ms + options.election_timeout_max_ms * 3 + 100;
         let mut cluster = Cluster {
             seed,
             now_ms: 0,
             network: Network::new(options.network),
-            rng: SmallRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             nodes: Vec::new(),
             checker: Checker::default(),
+            clients: Clients::new(options.clients, options.nodes, reply_limit_ms),
             options,
             snapshots_taken: 0,
             snapshots_installed: 0,
-            reads_confirmed: 0,
+            storage_failures: 0,
+            shutdowns: 0,
+            outputs: Vec::new(),
             trace_from_ms: std::env::var("SIM_TRACE_FROM_MS").ok().and_then(|from| from.parse().ok()),
         };
         for id in 0..cluster.options.nodes {
             cluster.nodes.push(SimNode {
-                core: None,
+                shell: None,
                 storage: MemoryStorage::new(),
-                election_deadline_ms: NEVER,
-                lease_deadline_ms: NEVER,
-                heartbeat_deadline_ms: NEVER,
-                applied_index: 0,
-                applied_hash: 0,
-                snapshot_index: 0,
-                prefix_hashes: Vec::new(),
                 unsynced: Vec::new(),
-                held: Vec::new(),
                 sync_deadline_ms: NEVER,
-                reads: Vec::new(),
+                disk_epoch: 0,
+                syncs: 0,
+                recover_at_ms: None,
+                snapshot_jobs: Vec::new(),
+                incarnation: 0,
+                inbox: Vec::new(),
+                prefix: PrefixHashes::default(),
+                observed_applied: 0,
+                observed_leader_term: None,
             });
             cluster.restart(id);
         }
@@ -151,23 +162,39 @@ impl Cluster {
     }
 
     fn fail(&self, violation: String) -> ! {
-        panic!("seed {}: at {} ms: {violation}\nreplay with SIM_SEED={}", self.seed, self.now_ms, self.seed);
+        panic!(
+            "seed {}: at {} ms: {violation}\n{}\nreplay with SIM_SEED={}",
+            self.seed,
+            self.now_ms,
+            self.describe(),
+            self.seed
+        );
+    }
+
+    fn check(&self, outcome: Result<(), String>) {
+        if let Err(violation) = outcome {
+            self.fail(violation);
+        }
     }
 
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }
 
-    pub fn rng(&mut self) -> &mut SmallRng {
+    pub fn rng(&mut self) -> &mut ChaCha8Rng {
         &mut self.rng
     }
 
     pub fn core(&self, node: NodeId) -> Option<&RaftCore> {
-        self.nodes[node].core.as_ref()
+        self.nodes[node].shell.as_ref().map(Shell::core)
+    }
+
+    pub fn shell(&self, node: NodeId) -> Option<&Shell> {
+        self.nodes[node].shell.as_ref()
     }
 
     pub fn is_up(&self, node: NodeId) -> bool {
-        self.nodes[node].core.is_some()
+        self.nodes[node].shell.is_some()
     }
 
     pub fn committed_count(&self) -> usize {
@@ -179,7 +206,7 @@ impl Cluster {
     }
 
     pub fn applied_index(&self, node: NodeId) -> LogIndex {
-        self.nodes[node].applied_index
+        self.nodes[node].shell.as_ref().map_or(0, Shell::last_applied)
     }
 
     /// The live leader with the highest term, if any.
@@ -191,155 +218,395 @@ impl Cluster {
             .map(|(id, _)| id)
     }
 
+    fn incarnations(&self) -> Vec<Option<u64>> {
+        self.nodes.iter().map(|node| node.shell.as_ref().map(|_| node.incarnation)).collect()
+    }
+
+    fn shell_settings(&self, node: NodeId) -> ShellSettings {
+        let options = &self.options;
+        let mut core = CoreConfig::new(node, options.nodes);
+        core.max_entries_per_message = options.max_entries_per_message;
+        core.max_inflight_messages = options.max_inflight_messages;
+        core.snapshot_chunk_bytes = options.snapshot_chunk_bytes;
+        core.retained_entries_after_snapshot = options.retained_entries_after_snapshot;
+        core.pre_vote = options.pre_vote;
+        core.check_quorum = options.check_quorum;
+        // Scripted scenarios start every election by hand.
+        let (election_min_ms, election_max_ms) = if options.automatic_elections {
+            (options.election_timeout_min_ms, options.election_timeout_max_ms)
+        } else {
+            (1 << 40, 1 << 40)
+        };
+        let heartbeat_interval = Duration::from_millis(options.heartbeat_interval_ms);
+        ShellSettings {
+            core,
+            timers: TimerSettings {
+                election_timeout_min: Duration::from_millis(election_min_ms),
+                election_timeout_max: Duration::from_millis(election_max_ms),
+                heartbeat_interval,
+                stall_tolerance: heartbeat_interval * 2,
+            },
+            request_deadline: Duration::from_millis(options.request_deadline_ms),
+            max_pending_requests: 10_000,
+            snapshot_threshold_bytes: match options.snapshot_threshold_bytes {
+                0 => u64::MAX,
+                bytes => bytes,
+            },
+            client_endpoints: (0..options.nodes).map(node_endpoint).collect(),
+            exit_linger: Duration::from_millis(20),
+        }
+    }
+
     /// Stop a node as kill -9 would: what its disk had not synced is lost,
     /// except a random prefix that reached the platter before the crash
     /// (a WAL keeps a prefix of its records, never a later one alone).
     pub fn crash(&mut self, node: NodeId) {
-        let pending = std::mem::take(&mut self.nodes[node].unsynced);
-        let survivors = self.rng.gen_range(0..=pending.len());
-        for write in pending.into_iter().take(survivors) {
-            if let Err(violation) = Self::write_to_disk(&mut self.nodes[node], write) {
-                self.fail(violation);
-            }
+        if !self.is_up(node) {
+            return;
         }
+        let epoch = self.nodes[node].disk_epoch;
+        let pending: Vec<DiskOperation> = std::mem::take(&mut self.nodes[node].unsynced)
+            .into_iter()
+            .filter(|(batch_epoch, _, _)| *batch_epoch == epoch)
+            .flat_map(|(_, _, operations)| operations)
+            .collect();
+        let survivors = self.rng.gen_range(0..=pending.len());
+        let outcome = write_operations(&mut self.nodes[node].storage, pending.into_iter().take(survivors));
+        self.check(outcome.map(|_| ()).map_err(|error| error.to_string()));
+        self.go_down(node);
+    }
+
+    fn go_down(&mut self, node: NodeId) {
         let sim_node = &mut self.nodes[node];
-        sim_node.held.clear();
-        sim_node.reads.clear();
+        sim_node.shell = None;
+        sim_node.unsynced.clear();
         sim_node.sync_deadline_ms = NEVER;
-        sim_node.core = None;
-        sim_node.election_deadline_ms = NEVER;
-        sim_node.lease_deadline_ms = NEVER;
-        sim_node.heartbeat_deadline_ms = NEVER;
+        sim_node.recover_at_ms = None;
+        sim_node.snapshot_jobs.clear();
+        sim_node.inbox.clear();
+        sim_node.incarnation += 1;
     }
 
     /// Start (or restart) a node from what its storage kept.
     pub fn restart(&mut self, node: NodeId) {
-        let recovered = self.nodes[node].storage.load().expect("memory storage loads");
-        let mut config = CoreConfig::new(node, self.options.nodes);
-        config.max_entries_per_message = self.options.max_entries_per_message;
-        config.max_inflight_messages = self.options.max_inflight_messages;
-        config.snapshot_chunk_bytes = self.options.snapshot_chunk_bytes;
-        config.retained_entries_after_snapshot = self.options.retained_entries_after_snapshot;
-        config.pre_vote = self.options.pre_vote;
-        config.check_quorum = self.options.check_quorum;
-        let (applied_index, applied_hash) = recovered.snapshot.as_ref().map_or((0, 0), decode_snapshot);
-        let mut core = RaftCore::restore(config, recovered.hard_state, recovered.snapshot, recovered.entries);
-        let mut effects = Vec::new();
-        core.drain_effects(&mut effects);
+        if self.is_up(node) {
+            return;
+        }
+        let settings = self.shell_settings(node);
+        let seed = self.rng.gen();
+        let now = Duration::from_millis(self.now_ms);
         let sim_node = &mut self.nodes[node];
-        sim_node.core = Some(core);
-        sim_node.applied_index = applied_index;
-        sim_node.applied_hash = applied_hash;
-        sim_node.snapshot_index = applied_index;
-        self.execute(node, effects);
-    }
-
-    /// Start a linearizable read on `node` (Raft dissertation §6.4). When it
-    /// is confirmed, its read index must cover every entry applied anywhere
-    /// before it began: a read served at a lower index could miss a write
-    /// already acknowledged, which is a stale read.
-    pub fn read(&mut self, node: NodeId) -> bool {
-        let must_see = (0..self.nodes.len()).map(|other| self.nodes[other].applied_index).max().unwrap_or(0);
-        // The read is recorded before its effects run: a cluster of one
-        // confirms it among them.
-        let Some(Ok(round)) = self.nodes[node].core.as_mut().map(RaftCore::read_index) else {
-            return false;
+        let recovered = sim_node.storage.load().expect("memory storage loads");
+        let queue = match &recovered.snapshot {
+            Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).expect("own snapshots decode"),
+            None => QueueStateMachine::new(),
         };
-        self.nodes[node].reads.push((round, must_see));
-        self.drive(node, |_| ());
-        true
+        let disk_bytes = sim_node.storage.disk_bytes();
+        let shell = Shell::new(settings, recovered, queue, disk_bytes, seed, now);
+        sim_node.observed_applied = shell.last_applied();
+        sim_node.observed_leader_term = None;
+        sim_node.disk_epoch = 0;
+        sim_node.shell = Some(shell);
+        self.after_turn(node);
     }
 
-    /// Hand leadership from `node` to `to` (Raft dissertation §3.10).
-    pub fn transfer(&mut self, node: NodeId, to: NodeId) {
-        self.drive(node, |core| core.transfer_leadership(to));
+    /// SIGTERM: the node hands leadership over if it leads, answers what
+    /// it holds, lets its disk finish, and goes down at its exit time.
+    pub fn terminate(&mut self, node: NodeId) {
+        if self.is_up(node) {
+            self.shutdowns += 1;
+            self.nodes[node].inbox.push(Input::Shutdown);
+        }
+    }
+
+    /// The node's storage fails (a full disk, an I/O error): every write
+    /// not yet reported durable is lost; it comes back after a while.
+    pub fn fail_storage(&mut self, node: NodeId) {
+        let now_ms = self.now_ms;
+        let back_after_ms = self.rng.gen_range(20..400);
+        let sim_node = &mut self.nodes[node];
+        if sim_node.shell.is_none() || sim_node.recover_at_ms.is_some() {
+            return;
+        }
+        self.storage_failures += 1;
+        sim_node.unsynced.clear();
+        sim_node.sync_deadline_ms = NEVER;
+        sim_node.disk_epoch += 1;
+        sim_node.recover_at_ms = Some(now_ms + back_after_ms);
+        sim_node.inbox.push(Input::Disk(DiskReport::Failed { detail: "simulated disk failure".into() }));
     }
 
     /// Every node's role, term, log and progress, for a failure report.
     pub fn describe(&self) -> String {
         let mut lines = Vec::new();
         for (id, sim_node) in self.nodes.iter().enumerate() {
-            let line = match &sim_node.core {
+            let line = match &sim_node.shell {
                 None => format!("node {id}: down"),
-                Some(core) => format!(
-                    "node {id}: {:?} term {} leader {:?} commit {} last {} (term {}) persisted {} applied {} \
-                     snapshot {} unsynced {} held {} sync at {} now {}",
-                    core.role(),
-                    core.term(),
-                    core.leader(),
-                    core.commit_index(),
-                    core.log().last_index(),
-                    core.log().last_term(),
-                    core.persisted_index(),
-                    sim_node.applied_index,
-                    core.snapshot_index(),
-                    sim_node.unsynced.len(),
-                    sim_node.held.len(),
-                    sim_node.sync_deadline_ms,
-                    self.now_ms
-                ),
+                Some(shell) => {
+                    let core = shell.core();
+                    format!(
+                        "node {id}: {:?} term {} leader {:?} commit {} last {} (term {}) persisted {} applied {} \
+                         snapshot {} unsynced {} sync at {} pending {}",
+                        core.role(),
+                        core.term(),
+                        core.leader(),
+                        core.commit_index(),
+                        core.log().last_index(),
+                        core.log().last_term(),
+                        core.persisted_index(),
+                        shell.last_applied(),
+                        core.snapshot_index(),
+                        sim_node.unsynced.len(),
+                        sim_node.sync_deadline_ms,
+                        shell.pending_requests(),
+                    )
+                }
             };
             lines.push(line);
         }
         lines.join("\n")
     }
 
-    pub fn reads_confirmed(&self) -> u64 {
-        self.reads_confirmed
-    }
-
+    /// Start an election on `node` now (Raft §5.2), as the scripted
+    /// scenarios of the paper's figures do.
     pub fn force_election(&mut self, node: NodeId) {
-        self.step(node, Event::ElectionTimeout);
+        if let Some(shell) = self.nodes[node].shell.as_mut() {
+            shell.campaign();
+            self.turn(node, true);
+        }
     }
 
-    pub fn propose(&mut self, node: NodeId, data: Vec<u8>) -> Option<(LogIndex, Term)> {
-        self.propose_batch(node, vec![data])
+    pub fn propose(&mut self, node: NodeId, command: Command) -> Option<(LogIndex, Term)> {
+        self.propose_batch(node, vec![command])
     }
 
-    /// Propose several commands at once, as the shell does with one turn's
-    /// requests; returns the first one's index and term.
-    pub fn propose_batch(&mut self, node: NodeId, commands: Vec<Vec<u8>>) -> Option<(LogIndex, Term)> {
-        self.drive(node, |core| core.propose(commands).ok()).flatten()
+    /// Send several writes to `node` in one turn, as one turn's requests
+    /// are proposed together; returns the first one's index and term if
+    /// the node accepted them as leader.
+    pub fn propose_batch(&mut self, node: NodeId, commands: Vec<Command>) -> Option<(LogIndex, Term)> {
+        let count = commands.len() as LogIndex;
+        let encoded: Vec<Vec<u8>> =
+            commands.iter().map(|command| SessionCommand::encode_parts(None, command)).collect();
+        let sim_node = &mut self.nodes[node];
+        sim_node.shell.as_ref()?;
+        for command in commands {
+            let envelope = vec![HARNESS.to_vec()];
+            sim_node.inbox.push(Input::Client(ClientCommand { envelope, id: None, session: None, command }));
+        }
+        self.turn(node, true);
+        let core = self.core(node)?;
+        let last = core.log().last_index();
+        let first = (last + 1).checked_sub(count)?;
+        let ours =
+            (first..=last).zip(&encoded).all(|(index, data)| core.log().entry(index).is_some_and(|e| &e.data == data));
+        (core.role() == Role::Leader && ours).then(|| (first, core.log().term_at(first).expect("just checked")))
     }
 
-    pub fn step(&mut self, node: NodeId, event: Event) {
-        self.drive(node, |core| core.step(event));
+    /// Ask the leader `node` to hand leadership to `to` (Raft dissertation §3.10).
+    pub fn transfer(&mut self, node: NodeId, to: NodeId) {
+        if self.is_up(node) {
+            let request = TransferRequest { envelope: vec![HARNESS.to_vec()], id: None, to };
+            self.nodes[node].inbox.push(Input::Transfer(request));
+        }
     }
 
-    /// Call into a live node's core, then execute the effects it emitted, as
-    /// the shell does after every input. None if the node is down.
-    fn drive<R>(&mut self, node: NodeId, call: impl FnOnce(&mut RaftCore) -> R) -> Option<R> {
-        let core = self.nodes[node].core.as_mut()?;
-        let returned = call(core);
-        let mut effects = Vec::new();
-        core.drain_effects(&mut effects);
-        self.execute(node, effects);
-        Some(returned)
-    }
-
-    /// Advance the clock one millisecond: deliver what is due, fire timers.
+    /// Advance the clock one millisecond: deliver what is due, run turns.
     pub fn tick(&mut self) {
         self.now_ms += 1;
         for (from, to, message) in self.network.due(self.now_ms) {
-            self.step(to, Event::Message { from, message });
+            if self.is_up(to) {
+                self.nodes[to].inbox.push(Input::Peer { from, message });
+            }
+        }
+        let incarnations = self.incarnations();
+        let sends = self.clients.due(self.now_ms, &mut self.rng, &self.checker, &incarnations);
+        for send in sends {
+            self.nodes[send.node].inbox.push(Input::Client(send.command));
         }
         for node in 0..self.nodes.len() {
-            if self.nodes[node].sync_deadline_ms <= self.now_ms {
-                self.sync(node);
+            if !self.is_up(node) {
+                continue;
             }
-            if self.nodes[node].election_deadline_ms <= self.now_ms {
-                self.nodes[node].election_deadline_ms = NEVER;
-                self.step(node, Event::ElectionTimeout);
-            }
-            if self.nodes[node].lease_deadline_ms <= self.now_ms {
-                self.nodes[node].lease_deadline_ms = NEVER;
-                self.step(node, Event::LeaseTimeout);
-            }
-            if self.nodes[node].heartbeat_deadline_ms <= self.now_ms {
-                self.nodes[node].heartbeat_deadline_ms = NEVER;
-                self.step(node, Event::HeartbeatTimeout);
+            self.run_disk(node);
+            self.turn(node, false);
+            let exited = self.nodes[node].shell.as_ref().and_then(Shell::exit_time);
+            if exited.is_some_and(|until| until <= Duration::from_millis(self.now_ms)) {
+                self.go_down(node);
             }
         }
+        let incarnations = self.incarnations();
+        let outcome = self.clients.check_timeouts(self.now_ms, &incarnations);
+        self.check(outcome);
+    }
+
+    /// Deliver what the node's disk and snapshot writer finished by now.
+    fn run_disk(&mut self, node: NodeId) {
+        let now_ms = self.now_ms;
+        if self.nodes[node].sync_deadline_ms <= now_ms {
+            self.sync(node);
+        }
+        let sim_node = &mut self.nodes[node];
+        if sim_node.recover_at_ms.is_some_and(|at| at <= now_ms) {
+            sim_node.recover_at_ms = None;
+            let state = sim_node.storage.load().expect("memory storage loads");
+            let disk_bytes = sim_node.storage.disk_bytes();
+            let epoch = sim_node.disk_epoch;
+            sim_node.inbox.push(Input::Disk(DiskReport::Recovered { epoch, state, disk_bytes }));
+        }
+        let (done, waiting): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut sim_node.snapshot_jobs).into_iter().partition(|(at, _)| *at <= now_ms);
+        sim_node.snapshot_jobs = waiting;
+        for (_, job) in done {
+            let data = Arc::new(job.queue.encode_snapshot());
+            let snapshot = Snapshot { last_index: job.last_index, last_term: job.last_term, data };
+            sim_node.inbox.push(Input::SnapshotWritten(Ok((snapshot, PathBuf::from("simulated")))));
+        }
+    }
+
+    /// The disk finished its sync: every batch of the current epoch handed
+    /// to it is durable; report the last one, as the LogManager does.
+    fn sync(&mut self, node: NodeId) {
+        let sim_node = &mut self.nodes[node];
+        sim_node.sync_deadline_ms = NEVER;
+        let epoch = sim_node.disk_epoch;
+        let batches: Vec<_> = std::mem::take(&mut sim_node.unsynced)
+            .into_iter()
+            .filter(|(batch_epoch, _, _)| *batch_epoch == epoch)
+            .collect();
+        let Some(&(_, sequence, _)) = batches.last() else {
+            return;
+        };
+        let operations = batches.into_iter().flat_map(|(_, _, operations)| operations);
+        let written = match write_operations(&mut sim_node.storage, operations) {
+            Ok(written) => written,
+            Err(error) => self.fail(error.to_string()),
+        };
+        let sim_node = &mut self.nodes[node];
+        sim_node.syncs += 1;
+        sim_node.inbox.push(Input::Disk(DiskReport::Durable {
+            epoch,
+            sequence,
+            last_entry: written.last_entry,
+            saved_snapshot: written.saved_snapshot,
+            disk_bytes: sim_node.storage.disk_bytes(),
+            syncs: sim_node.syncs,
+        }));
+    }
+
+    /// One turn of the node's event loop, when it has inputs or a deadline
+    /// is due (or `always`).
+    fn turn(&mut self, node: NodeId, always: bool) {
+        let now = Duration::from_millis(self.now_ms);
+        let sim_node = &mut self.nodes[node];
+        let Some(shell) = sim_node.shell.as_mut() else {
+            return;
+        };
+        let due = shell.next_deadline().is_some_and(|deadline| deadline <= now);
+        if sim_node.inbox.is_empty() && !due && !always {
+            return;
+        }
+        for input in std::mem::take(&mut sim_node.inbox) {
+            shell.on_input(input, now);
+        }
+        shell.end_turn(now);
+        self.after_turn(node);
+    }
+
+    /// Check the node's state, then execute its outputs: the checker sees
+    /// every entry a reply may report committed before the reply leaves.
+    fn after_turn(&mut self, node: NodeId) {
+        let outcome = self.observe(node);
+        self.check(outcome);
+        let mut outputs = std::mem::take(&mut self.outputs);
+        if let Some(shell) = self.nodes[node].shell.as_mut() {
+            shell.take_outputs(&mut outputs);
+        }
+        for output in outputs.drain(..) {
+            if self.trace_from_ms.is_some_and(|from| self.now_ms >= from) {
+                let text = format!("{output:?}");
+                eprintln!("{} node {node}: {}", self.now_ms, &text[..text.len().min(300)]);
+            }
+            let outcome = self.execute(node, output);
+            self.check(outcome);
+        }
+        self.outputs = outputs;
+    }
+
+    fn observe(&mut self, node: NodeId) -> Result<(), String> {
+        let sim_node = &mut self.nodes[node];
+        let Some(shell) = sim_node.shell.as_ref() else {
+            return Ok(());
+        };
+        let core = shell.core();
+        let applied = shell.last_applied();
+        for index in sim_node.observed_applied + 1..=applied {
+            // Entries below a snapshot installed this turn are not in the
+            // log; the state digest below covers them.
+            if let Some(entry) = core.log().entry(index) {
+                self.checker.on_apply(node, entry)?;
+            }
+        }
+        sim_node.observed_applied = applied;
+        self.checker.on_state(node, applied, shell.queue().digest())?;
+        if core.role() == Role::Leader && sim_node.observed_leader_term != Some(core.term()) {
+            sim_node.observed_leader_term = Some(core.term());
+            self.checker.on_leader(node, core.term(), core.log())?;
+        }
+        Ok(())
+    }
+
+    fn execute(&mut self, node: NodeId, output: Output) -> Result<(), String> {
+        match output {
+            Output::Send { to, message } => self.network.send(&mut self.rng, self.now_ms, node, to, message),
+            Output::Reply { envelope, body, .. } => {
+                if envelope.first().is_some_and(|frame| frame == HARNESS) {
+                    return Ok(());
+                }
+                self.clients.on_reply(node, &envelope, &body, self.now_ms, &self.checker)?;
+            }
+            Output::WriteBatch { epoch, sequence, operations } => {
+                self.on_write_batch(node, &operations)?;
+                let delay_ms = self.rng.gen_range(0..=self.options.max_sync_ms);
+                let sim_node = &mut self.nodes[node];
+                if sim_node.sync_deadline_ms == NEVER {
+                    sim_node.sync_deadline_ms = self.now_ms + delay_ms.max(1);
+                }
+                sim_node.unsynced.push((epoch, sequence, operations));
+            }
+            Output::WriteSnapshot(job) => {
+                self.checker.on_state(node, job.last_index, job.queue.digest())?;
+                self.snapshots_taken += 1;
+                let done_at = self.now_ms + self.rng.gen_range(1..=5);
+                self.nodes[node].snapshot_jobs.push((done_at, job));
+            }
+            Output::RemoveFile(_) => {}
+            Output::Fatal { detail } => return Err(format!("node {node} stopped: {detail}")),
+            Output::Exit => {
+                // The LogManager finishes what it holds before the process ends.
+                self.sync(node);
+                self.nodes[node].inbox.clear();
+            }
+        }
+        Ok(())
+    }
+
+    fn on_write_batch(&mut self, node: NodeId, operations: &[DiskOperation]) -> Result<(), String> {
+        for operation in operations {
+            match operation {
+                DiskOperation::Entries(entries) => {
+                    self.checker.on_persist(node, &mut self.nodes[node].prefix, entries)?;
+                }
+                DiskOperation::InstallSnapshot { snapshot, log_kept } => {
+                    self.snapshots_installed += 1;
+                    if !log_kept {
+                        let base = self.checker.committed_prefix_hash(snapshot.last_index);
+                        self.nodes[node].prefix.reset(snapshot.last_index, base);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     pub fn run_for(&mut self, duration_ms: u64) {
@@ -366,199 +633,26 @@ impl Cluster {
         self.leader().expect("just checked")
     }
 
-    /// Execute effects in order (persist, send, apply as emitted). Writes go
-    /// to the node's unsynced queue; `sync` reports them to the core.
-    fn execute(&mut self, node: NodeId, mut pending: Vec<Effect>) {
-        while !pending.is_empty() {
-            for effect in std::mem::take(&mut pending) {
-                if let Err(violation) = self.execute_one(node, effect) {
-                    self.fail(violation);
-                }
-            }
-            self.maybe_snapshot(node);
-            if self.options.max_sync_ms == 0 && !self.nodes[node].unsynced.is_empty() {
-                self.sync(node);
-            }
-        }
+    /// Every topic's queued messages on `node`, for the final loss check.
+    pub fn queued_messages(&self, node: NodeId) -> HashMap<String, Vec<String>> {
+        let shell = self.shell(node).expect("a live node");
+        shell
+            .queue()
+            .topics_with_messages()
+            .map(|(topic, messages)| (topic.to_string(), messages.iter().map(|m| m.to_string()).collect()))
+            .collect()
     }
 
-    /// The disk finished its sync: every queued write is durable. Release the
-    /// messages that waited for it and tell the core what is now durable.
-    fn sync(&mut self, node: NodeId) {
-        let sim_node = &mut self.nodes[node];
-        sim_node.sync_deadline_ms = NEVER;
-        let writes = std::mem::take(&mut sim_node.unsynced);
-        let held = std::mem::take(&mut sim_node.held);
-        let mut events = Vec::new();
-        for write in writes {
-            if let DiskWrite::Entries(entries) = &write {
-                let last = entries.last().expect("non-empty");
-                events.retain(|event| !matches!(event, Event::LogPersisted { .. }));
-                events.push(Event::LogPersisted { index: last.index, term: last.term });
-            }
-            if let DiskWrite::Save(snapshot) = &write {
-                events.push(Event::SnapshotSaved { snapshot: snapshot.clone() });
-            }
-            if let Err(violation) = Self::write_to_disk(&mut self.nodes[node], write) {
-                self.fail(violation);
-            }
-        }
-        for (to, message) in held {
-            self.network.send(&mut self.rng, self.now_ms, node, to, message);
-        }
-        for event in events {
-            self.step(node, event);
-        }
+    /// Every acknowledged message was delivered or is still queued.
+    pub fn check_nothing_lost(&self, node: NodeId) {
+        let remaining = self.queued_messages(node);
+        self.check(self.clients.check_nothing_lost(&remaining));
     }
 
-    fn write_to_disk(sim_node: &mut SimNode, write: DiskWrite) -> Result<(), String> {
-        let storage = &mut sim_node.storage;
-        let outcome = match write {
-            DiskWrite::HardState(hard_state) => storage.save_hard_state(hard_state),
-            DiskWrite::Entries(entries) => storage.append_entries(&entries),
-            DiskWrite::Compact(through_index) => storage.compact(through_index),
-            DiskWrite::Install(snapshot, log_kept) => storage.save_snapshot(&snapshot).and_then(|()| {
-                if log_kept {
-                    storage.compact(snapshot.last_index)
-                } else {
-                    storage.reset_log(snapshot.last_index)
-                }
-            }),
-            DiskWrite::Save(snapshot) => storage.save_snapshot(&snapshot),
-        };
-        outcome.map_err(|error| error.to_string())
+    /// Replies that failed a check end the run with the seed; tests may add their own.
+    pub fn assert_that(&self, holds: bool, what: &str) {
+        if !holds {
+            self.fail(what.to_string());
+        }
     }
-
-    fn queue_write(&mut self, node: NodeId, write: DiskWrite) {
-        let delay_ms = self.rng.gen_range(1..=self.options.max_sync_ms.max(1));
-        let sim_node = &mut self.nodes[node];
-        if sim_node.sync_deadline_ms == NEVER {
-            sim_node.sync_deadline_ms = self.now_ms + delay_ms;
-        }
-        sim_node.unsynced.push(write);
-    }
-
-    /// Snapshot a node's state machine once it applied enough since the
-    /// last one, as the shell does; the core learns of it once it is durable.
-    fn maybe_snapshot(&mut self, node: NodeId) {
-        let every = self.options.snapshot_every_entries;
-        let sim_node = &mut self.nodes[node];
-        if every == 0 || sim_node.applied_index < sim_node.snapshot_index + every {
-            return;
-        }
-        let core = sim_node.core.as_ref().expect("live node");
-        let last_index = sim_node.applied_index;
-        let last_term = core.log().term_at(last_index).expect("applied entries are held");
-        let snapshot =
-            Snapshot { last_index, last_term, data: Arc::new(encode_snapshot(last_index, sim_node.applied_hash)) };
-        if let Err(violation) = self.checker.on_snapshot(node, last_index, last_term, sim_node.applied_hash) {
-            self.fail(violation);
-        }
-        sim_node.snapshot_index = last_index;
-        self.snapshots_taken += 1;
-        self.queue_write(node, DiskWrite::Save(snapshot));
-    }
-
-    fn execute_one(&mut self, node: NodeId, effect: Effect) -> Result<(), String> {
-        if self.trace_from_ms.is_some_and(|from| self.now_ms >= from) {
-            let text = format!("{effect:?}");
-            eprintln!("{} node {node}: {}", self.now_ms, &text[..text.len().min(300)]);
-        }
-        let sim_node = &mut self.nodes[node];
-        match effect {
-            Effect::PersistHardState(hard_state) => self.queue_write(node, DiskWrite::HardState(hard_state)),
-            Effect::PersistEntries(entries) => {
-                self.checker.on_persist(node, &mut sim_node.prefix_hashes, &entries)?;
-                self.queue_write(node, DiskWrite::Entries(entries));
-            }
-            Effect::Send { to, message } => {
-                // As the shell's HeldSends: what promises durable state waits.
-                if message.needs_durability() && !sim_node.unsynced.is_empty() {
-                    sim_node.held.push((to, message));
-                } else {
-                    self.network.send(&mut self.rng, self.now_ms, node, to, message);
-                }
-            }
-            Effect::Apply { first_index, last_index } => {
-                if first_index != sim_node.applied_index + 1 || last_index < first_index {
-                    return Err(format!(
-                        "node {node} applies {first_index}..={last_index} after {}",
-                        sim_node.applied_index
-                    ));
-                }
-                let core = sim_node.core.as_ref().expect("live node");
-                for index in first_index..=last_index {
-                    let entry: &Entry = core.log().entry(index).ok_or(format!("applied index {index} missing"))?;
-                    self.checker.on_apply(node, entry)?;
-                    sim_node.applied_hash = chain_hash(sim_node.applied_hash, entry);
-                }
-                sim_node.applied_index = last_index;
-            }
-            Effect::CompactLog { through_index } => self.queue_write(node, DiskWrite::Compact(through_index)),
-            Effect::InstallSnapshot { snapshot, log_kept } => {
-                let (last_index, hash) = decode_snapshot(&snapshot);
-                self.checker.on_snapshot(node, last_index, snapshot.last_term, hash)?;
-                if last_index <= sim_node.applied_index {
-                    return Err(format!(
-                        "node {node} installs snapshot {last_index} after applying {}",
-                        sim_node.applied_index
-                    ));
-                }
-                if !log_kept {
-                    sim_node.prefix_hashes.resize(last_index as usize, 0);
-                    sim_node.prefix_hashes[last_index as usize - 1] = hash;
-                }
-                sim_node.applied_index = last_index;
-                sim_node.applied_hash = hash;
-                sim_node.snapshot_index = last_index;
-                self.snapshots_installed += 1;
-                self.queue_write(node, DiskWrite::Install(snapshot, log_kept));
-            }
-            Effect::ResetElectionTimer => {
-                sim_node.election_deadline_ms = if self.options.automatic_elections {
-                    self.now_ms
-                        + self
-                            .rng
-                            .gen_range(self.options.election_timeout_min_ms..=self.options.election_timeout_max_ms)
-                } else {
-                    NEVER
-                };
-                sim_node.lease_deadline_ms = self.now_ms + self.options.election_timeout_min_ms;
-            }
-            Effect::ReadsConfirmed { round, read_index } => {
-                for &(read_round, must_see) in sim_node.reads.iter().filter(|(read_round, _)| *read_round <= round) {
-                    if read_index < must_see {
-                        return Err(format!(
-                            "stale read on node {node}: round {read_round} reads at {read_index}, \
-                             but {must_see} was applied before it began"
-                        ));
-                    }
-                    self.reads_confirmed += 1;
-                }
-                sim_node.reads.retain(|(read_round, _)| *read_round > round);
-            }
-            Effect::ResetHeartbeatTimer => {
-                sim_node.heartbeat_deadline_ms = self.now_ms + self.options.heartbeat_interval_ms;
-            }
-            Effect::RoleChanged { role: Role::Leader, term, .. } => {
-                let core = sim_node.core.as_ref().expect("live node");
-                self.checker.on_leader(node, term, core.log())?;
-            }
-            Effect::RoleChanged { .. } => sim_node.reads.clear(),
-        }
-        Ok(())
-    }
-}
-
-fn encode_snapshot(last_index: LogIndex, hash: u64) -> Vec<u8> {
-    let mut data = last_index.to_le_bytes().to_vec();
-    data.extend_from_slice(&hash.to_le_bytes());
-    data
-}
-
-fn decode_snapshot(snapshot: &Snapshot) -> (LogIndex, u64) {
-    let data = &snapshot.data;
-    let last_index = u64::from_le_bytes(data[0..8].try_into().expect("sim snapshots hold 16 bytes"));
-    assert_eq!(last_index, snapshot.last_index, "snapshot data and metadata agree");
-    (last_index, u64::from_le_bytes(data[8..16].try_into().expect("sim snapshots hold 16 bytes")))
 }

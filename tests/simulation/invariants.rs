@@ -1,8 +1,10 @@
-//! Raft's safety properties (Figure 3), checked incrementally as effects are
-//! executed, so a violation is caught at the step that causes it.
+//! Raft's safety properties (Figure 3) and the state machine's, checked
+//! incrementally as the simulator observes each node after each turn, so a
+//! violation is caught at the step that causes it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use raftmq::queue::{Command, SessionCommand};
 use raftmq::raft::{Entry, LogIndex, NodeId, RaftLog, Term};
 
 #[derive(Default)]
@@ -12,6 +14,32 @@ pub struct Checker {
     prefix_by_entry: HashMap<(LogIndex, Term), u64>,
     /// Every entry applied anywhere: committed.
     committed: BTreeMap<LogIndex, (Term, Vec<u8>)>,
+    /// The state machine's digest after applying through an index, as
+    /// first observed on any node.
+    digest_at: HashMap<LogIndex, (NodeId, u64)>,
+    /// Sessions (client id, seq) of committed entries.
+    committed_sessions: HashSet<(String, u64)>,
+    /// Index of each committed `put_topic`.
+    topics_created: BTreeMap<LogIndex, String>,
+}
+
+/// A node's chained log hashes: `hashes[i]` covers the prefix through
+/// index `offset + i + 1`. A base it cannot know (after a snapshot whose
+/// prefix the checker never saw) leaves it empty until the next one.
+#[derive(Debug, Default, Clone)]
+pub struct PrefixHashes {
+    offset: LogIndex,
+    base: Option<u64>,
+    hashes: Vec<u64>,
+}
+
+impl PrefixHashes {
+    /// The log now starts after a snapshot through `index`, whose prefix hash is `base`.
+    pub fn reset(&mut self, index: LogIndex, base: Option<u64>) {
+        self.offset = index;
+        self.base = base;
+        self.hashes.clear();
+    }
 }
 
 /// FNV-1a step, chained over the prefix: equal hashes for equal prefixes.
@@ -47,14 +75,26 @@ impl Checker {
     }
 
     /// Log Matching: entries with equal index and term have equal prefixes.
-    /// `prefix_hashes[i]` is the node's chained hash through index i + 1.
-    pub fn on_persist(&mut self, node: NodeId, prefix_hashes: &mut Vec<u64>, entries: &[Entry]) -> Result<(), String> {
+    pub fn on_persist(&mut self, node: NodeId, prefix: &mut PrefixHashes, entries: &[Entry]) -> Result<(), String> {
         let first = entries.first().expect("persist carries entries").index;
-        prefix_hashes.truncate((first - 1) as usize);
+        if first <= prefix.offset {
+            prefix.reset(first - 1, None);
+        }
+        prefix.hashes.truncate((first - 1 - prefix.offset) as usize);
+        let base = match prefix.hashes.last() {
+            Some(hash) => Some(*hash),
+            None if first - 1 == prefix.offset => prefix.base,
+            None => None,
+        };
+        let Some(mut previous) = base else {
+            // A gap or an unknown base: the prefix is not known here.
+            prefix.reset(entries.last().expect("non-empty").index, None);
+            return Ok(());
+        };
         for entry in entries {
-            let previous = prefix_hashes.last().copied().unwrap_or(0);
             let hash = chain_hash(previous, entry);
-            prefix_hashes.push(hash);
+            prefix.hashes.push(hash);
+            previous = hash;
             let known = *self.prefix_by_entry.entry((entry.index, entry.term)).or_insert(hash);
             if known != hash {
                 return Err(format!(
@@ -75,29 +115,44 @@ impl Checker {
             )),
             Some(_) => Ok(()),
             None => {
+                if let Ok(SessionCommand { session, command }) = SessionCommand::decode(&entry.data) {
+                    if let Some(session) = session {
+                        self.committed_sessions.insert((session.client_id, session.seq));
+                    }
+                    if let Command::PutTopic { topic } = command {
+                        self.topics_created.insert(entry.index, topic);
+                    }
+                }
                 self.committed.insert(entry.index, (entry.term, entry.data.clone()));
                 Ok(())
             }
         }
     }
 
-    /// A snapshot (made or installed) must be the committed prefix through
-    /// its last index: its data is that prefix's chained hash.
-    pub fn on_snapshot(&self, node: NodeId, last_index: LogIndex, last_term: Term, hash: u64) -> Result<(), String> {
-        let mut expected = 0;
-        for index in 1..=last_index {
-            let Some((term, data)) = self.committed.get(&index) else {
-                return Err(format!("node {node} has a snapshot through {last_index} but {index} never committed"));
-            };
-            if index == last_index && *term != last_term {
-                return Err(format!("node {node}'s snapshot ends in term {last_term}, the committed entry has {term}"));
+    /// Replicas that applied through the same index hold the same state
+    /// (snapshots made and installed included).
+    pub fn on_state(&mut self, node: NodeId, index: LogIndex, digest: u64) -> Result<(), String> {
+        match self.digest_at.get(&index) {
+            Some(&(other, known)) if known != digest => Err(format!(
+                "node {node}'s state after index {index} differs from node {other}'s ({digest:x} vs {known:x})"
+            )),
+            Some(_) => Ok(()),
+            None => {
+                self.digest_at.insert(index, (node, digest));
+                Ok(())
             }
-            expected = chain_hash(expected, &Entry { term: *term, index, data: data.clone() });
         }
-        if expected != hash {
-            return Err(format!("node {node}'s snapshot through {last_index} differs from the committed prefix"));
+    }
+
+    /// The chained hash of the committed prefix through `index`, if every
+    /// entry of it was seen.
+    pub fn committed_prefix_hash(&self, index: LogIndex) -> Option<u64> {
+        let mut hash = 0;
+        for at in 1..=index {
+            let (term, data) = self.committed.get(&at)?;
+            hash = chain_hash(hash, &Entry { term: *term, index: at, data: data.clone() });
         }
-        Ok(())
+        Some(hash)
     }
 
     pub fn committed_count(&self) -> usize {
@@ -106,5 +161,20 @@ impl Checker {
 
     pub fn is_committed(&self, index: LogIndex, term: Term) -> bool {
         self.committed.get(&index).is_some_and(|(committed_term, _)| *committed_term == term)
+    }
+
+    /// Highest index known committed.
+    pub fn highest_committed(&self) -> LogIndex {
+        self.committed.keys().next_back().copied().unwrap_or(0)
+    }
+
+    /// Whether an entry of this session is committed.
+    pub fn session_committed(&self, client_id: &str, seq: u64) -> bool {
+        self.committed_sessions.contains(&(client_id.to_string(), seq))
+    }
+
+    /// Topics whose creation committed at or before `index`.
+    pub fn topics_through(&self, index: LogIndex) -> BTreeSet<String> {
+        self.topics_created.range(..=index).map(|(_, topic)| topic.clone()).collect()
     }
 }

@@ -5,8 +5,8 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashSet};
 
 use raftmq::raft::{Message, NodeId};
-use rand::rngs::SmallRng;
 use rand::Rng;
+use rand_chacha::ChaCha8Rng;
 
 #[derive(Debug, Clone, Copy)]
 pub struct NetworkConfig {
@@ -66,7 +66,7 @@ impl Network {
         Network { config, queue: BinaryHeap::new(), cut: HashSet::new(), sequence: 0, delivered: 0 }
     }
 
-    pub fn send(&mut self, rng: &mut SmallRng, now_ms: u64, from: NodeId, to: NodeId, message: Message) {
+    pub fn send(&mut self, rng: &mut ChaCha8Rng, now_ms: u64, from: NodeId, to: NodeId, message: Message) {
         if rng.gen_range(0..1000) < self.config.drop_per_mille {
             return;
         }

@@ -1,16 +1,17 @@
-//! A resettable deadline. The event loop owns the election and heartbeat
-//! timers and sleeps until the earliest deadline; firing one becomes an
-//! event for the core, which never reads the clock itself.
+//! A resettable deadline on the shell's clock. Firing one becomes an event
+//! for the core, which never reads a clock itself.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use super::Time;
 
 #[derive(Debug, Default)]
 pub struct Timer {
-    deadline: Option<Instant>,
+    deadline: Option<Time>,
 }
 
 impl Timer {
-    pub fn reset(&mut self, now: Instant, after: Duration) {
+    pub fn reset(&mut self, now: Time, after: Duration) {
         self.deadline = Some(now + after);
     }
 
@@ -18,13 +19,13 @@ impl Timer {
         self.deadline = None;
     }
 
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Time> {
         self.deadline
     }
 
     /// True once the deadline has passed; the timer then stays disarmed
     /// until the next reset.
-    pub fn fire_if_due(&mut self, now: Instant) -> bool {
+    pub fn fire_if_due(&mut self, now: Time) -> bool {
         match self.deadline {
             Some(deadline) if deadline <= now => {
                 self.deadline = None;
@@ -41,7 +42,7 @@ mod tests {
 
     #[test]
     fn fires_once_per_reset() {
-        let now = Instant::now();
+        let now = Duration::from_millis(3);
         let mut timer = Timer::default();
         assert!(!timer.fire_if_due(now));
         timer.reset(now, Duration::from_millis(10));

@@ -4,21 +4,19 @@
 //! its deadline passes, leadership is lost or its entry is overwritten.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
 
 use serde_json::Value;
 
+use super::input::Envelope;
+use super::Time;
 use crate::raft::{LogIndex, Term};
-
-/// Where a reply goes: the ROUTER routing frames, up to the empty delimiter.
-pub type Envelope = Vec<Vec<u8>>;
 
 #[derive(Debug)]
 pub struct PendingRequest {
     pub term: Term,
     pub envelope: Envelope,
     pub id: Option<Value>,
-    pub deadline: Instant,
+    pub deadline: Time,
 }
 
 #[derive(Debug, Default)]
@@ -26,7 +24,7 @@ pub struct PendingRequests {
     by_index: BTreeMap<LogIndex, PendingRequest>,
     /// (deadline, index) in registration order; deadlines share one length,
     /// so this is also deadline order.
-    expiry_order: VecDeque<(Instant, LogIndex)>,
+    expiry_order: VecDeque<(Time, LogIndex)>,
 }
 
 impl PendingRequests {
@@ -45,7 +43,7 @@ impl PendingRequests {
     }
 
     /// Remove and return every request whose deadline has passed.
-    pub fn take_expired(&mut self, now: Instant) -> Vec<PendingRequest> {
+    pub fn take_expired(&mut self, now: Time) -> Vec<PendingRequest> {
         let mut expired = Vec::new();
         while let Some(&(deadline, index)) = self.expiry_order.front() {
             if deadline > now {
@@ -63,7 +61,7 @@ impl PendingRequests {
         std::mem::take(&mut self.by_index).into_values().collect()
     }
 
-    pub fn next_deadline(&mut self) -> Option<Instant> {
+    pub fn next_deadline(&mut self) -> Option<Time> {
         // Skip entries already answered through `take`.
         while let Some(&(_, index)) = self.expiry_order.front() {
             if self.by_index.contains_key(&index) {
@@ -84,13 +82,13 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn request(term: Term, deadline: Instant) -> PendingRequest {
+    fn request(term: Term, deadline: Time) -> PendingRequest {
         PendingRequest { term, envelope: vec![b"client".to_vec(), vec![]], id: None, deadline }
     }
 
     #[test]
     fn expires_in_deadline_order_and_skips_answered() {
-        let start = Instant::now();
+        let start = Duration::from_secs(7);
         let mut pending = PendingRequests::default();
         pending.insert(1, request(1, start));
         pending.insert(2, request(1, start + Duration::from_millis(5)));

@@ -4,15 +4,15 @@
 //! leadership is lost.
 
 use std::collections::VecDeque;
-use std::time::Instant;
 
 use super::input::ClientCommand;
+use super::Time;
 use crate::raft::LogIndex;
 
 pub struct WaitingRead {
     pub round: u64,
     pub command: ClientCommand,
-    pub deadline: Instant,
+    pub deadline: Time,
 }
 
 #[derive(Default)]
@@ -49,7 +49,7 @@ impl WaitingReads {
         servable
     }
 
-    pub fn take_expired(&mut self, now: Instant) -> Vec<ClientCommand> {
+    pub fn take_expired(&mut self, now: Time) -> Vec<ClientCommand> {
         // Deadlines share one length and reads are added in arrival order,
         // so each queue is also in deadline order.
         let mut expired = Vec::new();
@@ -67,7 +67,7 @@ impl WaitingReads {
         std::mem::take(&mut self.unconfirmed).into_iter().map(|read| read.command).chain(confirmed).collect()
     }
 
-    pub fn next_deadline(&self) -> Option<Instant> {
+    pub fn next_deadline(&self) -> Option<Time> {
         let unconfirmed = self.unconfirmed.front().map(|read| read.deadline);
         let confirmed = self.confirmed.front().map(|(_, read)| read.deadline);
         unconfirmed.into_iter().chain(confirmed).min()
@@ -85,14 +85,14 @@ mod tests {
     use crate::queue::Command;
     use std::time::Duration;
 
-    fn read(round: u64, deadline: Instant, tag: u8) -> WaitingRead {
+    fn read(round: u64, deadline: Time, tag: u8) -> WaitingRead {
         let command = ClientCommand { envelope: vec![vec![tag]], id: None, session: None, command: Command::GetTopics };
         WaitingRead { round, command, deadline }
     }
 
     #[test]
     fn a_read_is_served_only_once_confirmed_and_applied() {
-        let later = Instant::now() + Duration::from_secs(60);
+        let later = Duration::from_secs(60);
         let mut reads = WaitingReads::default();
         reads.add(read(1, later, 1));
         reads.add(read(2, later, 2));
@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn expired_and_abandoned_reads_are_all_returned() {
-        let now = Instant::now();
+        let now = Duration::from_secs(5);
         let mut reads = WaitingReads::default();
         reads.add(read(1, now, 1));
         reads.add(read(2, now + Duration::from_secs(60), 2));

@@ -1,0 +1,65 @@
+//! What the shell asks its driver to do. The driver executes outputs in the
+//! order they were emitted; none of them needs an answer at once (the disk
+//! and the snapshot writer report back later as inputs).
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use super::input::{Envelope, SnapshotJob};
+use crate::protocol::ReplyBody;
+use crate::raft::{Message, NodeId};
+use crate::storage::DiskOperation;
+
+/// One thing for the driver to do.
+#[derive(Debug)]
+pub enum Output {
+    /// Send a message to a peer. Loss is fine: Raft retries.
+    Send {
+        /// The recipient.
+        to: NodeId,
+        /// The message.
+        message: Message,
+    },
+    /// Answer a client.
+    Reply {
+        /// Where the reply goes.
+        envelope: Envelope,
+        /// The request's `id`, echoed.
+        id: Option<Value>,
+        /// The reply.
+        body: ReplyBody,
+    },
+    /// Write these operations in order, then sync, then report
+    /// `DiskReport::Durable` for `sequence` (or a failure) as an input.
+    /// Batches are numbered 1, 2, 3... within an epoch's life.
+    WriteBatch {
+        /// The storage epoch the batch belongs to; the disk drops batches of
+        /// an epoch a failure ended.
+        epoch: u64,
+        /// Batch number; reports name the last durable one.
+        sequence: u64,
+        /// What to write.
+        operations: Vec<DiskOperation>,
+    },
+    /// Encode and write a snapshot off the event loop; report
+    /// `Input::SnapshotWritten`.
+    WriteSnapshot(SnapshotJob),
+    /// Delete a temporary file that is no longer wanted.
+    RemoveFile(PathBuf),
+    /// The shell cannot go on safely (see `detail`): log it and end the
+    /// process; a restart recovers from what storage holds.
+    Fatal {
+        /// Why.
+        detail: String,
+    },
+    /// The shell has stopped: let the disk finish what it holds, then exit.
+    /// Inputs that still arrive are answered by `Shell::refuse_while_exiting`.
+    Exit,
+}
+
+impl std::fmt::Debug for SnapshotJob {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(formatter, "SnapshotJob {{ last_index: {}, last_term: {} }}", self.last_index, self.last_term)
+    }
+}
