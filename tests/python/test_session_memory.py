@@ -4,6 +4,11 @@ every reply in the replicas and snapshots once the queue is empty. A retry
 of a recent request still gets its message; a retry of one whose reply was
 dropped gets reply_dropped and takes nothing more."""
 
+import itertools
+
+import pytest
+from raftmq_client import ReplyDropped
+
 MESSAGE_BYTES = 900 * 1024
 CLIENTS = 30  # 27 MB of replies: past the 16 MiB bound
 
@@ -27,3 +32,10 @@ def test_large_replies_of_many_clients_are_bounded_and_retries_stay_exactly_once
     assert cluster.ask(0, {"op": "get_message", "topic": "big"}) == {"success": True, "message": "left"}, (
         "neither retry took another message"
     )
+
+    # The Python client raises ReplyDropped for it: here, as the client "c1"
+    # retrying its seq 1 after a lost reply would.
+    client = cluster.client()
+    client.client_id, client._seq = "c1", itertools.count(1)
+    with pytest.raises(ReplyDropped):
+        client.get_message("big")
