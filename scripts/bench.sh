@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Throughput and latency on a local 3-node cluster (loopback, 100-byte
-# messages). Starts its own cluster on ports 7550-7555, runs each scenario,
-# stops the cluster. Usage: scripts/bench.sh [duration_s]
+# messages). Builds the release binaries, starts its own cluster on ports
+# 7550-7555, runs each scenario for duration_s seconds (default 5), stops the
+# cluster.
+#
+# Usage: scripts/bench.sh [duration_s]
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-5}"

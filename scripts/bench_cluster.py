@@ -1,5 +1,9 @@
+#!/usr/bin/env python3
 """Shared by the benchmark scripts: build the binaries, and run a fresh
-3-node cluster on fixed loopback ports with its data under run/<name>/."""
+3-node cluster on fixed loopback ports with its data under run/<name>/.
+
+Usage: a module, not a command. Imported by scripts/disk_bound.py and
+scripts/restart_bench.py (run those); run directly, it prints this text."""
 
 import json
 import signal
@@ -46,3 +50,8 @@ def stop(processes: list[subprocess.Popen], sig: int = signal.SIGTERM) -> None:
         process.send_signal(sig)
     for process in processes:
         process.wait(timeout=30)
+
+
+if __name__ == "__main__":
+    print(__doc__)
+    raise SystemExit(0 if sys.argv[1:] in (["-h"], ["--help"]) else 2)

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Start, stop, inspect and tail a local raftmq cluster described by a config.
+#
+# Usage:
 #   scripts/cluster.sh start  [config.json]   build (if needed) and start every node
 #   scripts/cluster.sh stop   [config.json]   SIGTERM every node started from it
 #   scripts/cluster.sh status [config.json]   print every node's status
@@ -7,6 +9,7 @@
 #   scripts/cluster.sh clean  [config.json]   stop, then delete every node's data
 # Logs, pid files and data directories live in run/<config name>/. Extra node
 # options can be passed in RAFTMQ_NODE_ARGS (e.g. "--fsync false").
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command="${1:-}"

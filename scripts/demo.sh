@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
+# Usage: scripts/demo.sh
+#
 # Build raftmq, start the 3-node cluster from config.json, and show it
 # working: a put and a get through the leader, then every node's status.
 # The cluster keeps running; stop it with: scripts/cluster.sh stop. Its data
 # lives in run/config/node-*.data and survives restarts (delete it with
 # scripts/cluster.sh clean).
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python3 -c 'import zmq' 2>/dev/null || python3 -m pip install --quiet -r tests/python/requirements.txt

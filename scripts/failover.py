@@ -3,7 +3,9 @@
 kill -9 the leader and measure the time from the kill until a write commits
 on the new leader. With --sigterm, stop the leader with SIGTERM instead (a
 rolling restart): it hands leadership over before exiting.
-Usage: scripts/failover.py [rounds] [--sigterm] [extra node options...]"""
+
+Usage: scripts/failover.py [rounds, default 10] [--sigterm] [extra node options...]
+Example: scripts/failover.py 20 --sigterm --pre-vote false"""
 
 import signal
 import statistics
@@ -30,13 +32,23 @@ def write_until_success(cluster, message, deadline_s=10.0):
     raise RuntimeError("no write committed within the deadline")
 
 
+def parse_arguments(arguments: list[str]) -> tuple[int, bool, tuple[str, ...]]:
+    """(rounds, graceful, node options); --help prints the usage and exits."""
+    if "-h" in arguments or "--help" in arguments:
+        print(__doc__)
+        raise SystemExit(0)
+    rounds = 10
+    if arguments and not arguments[0].startswith("-"):
+        if not arguments[0].isdigit() or int(arguments[0]) == 0:
+            raise SystemExit(f"failover.py: rounds must be a positive integer, not {arguments[0]!r} (see --help)")
+        rounds = int(arguments.pop(0))
+    graceful = "--sigterm" in arguments
+    node_options = tuple(argument for argument in arguments if argument != "--sigterm")
+    return rounds, graceful, node_options
+
+
 def main():
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 10
-    extra = list(sys.argv[2:])
-    graceful = "--sigterm" in extra
-    if graceful:
-        extra.remove("--sigterm")
-    extra = tuple(extra)
+    rounds, graceful, extra = parse_arguments(sys.argv[1:])
     gaps = []
     with tempfile.TemporaryDirectory() as directory:
         cluster = LocalCluster(Path(directory), 3, extra)

@@ -3,10 +3,14 @@
 # toolchain (sanitizers off, which is what needs nightly): the client request
 # parser, the peer message decoder, and WAL recovery from damaged files.
 #
-#   scripts/fuzz.sh [seconds per target, default 600] [target ...]
+# Usage: scripts/fuzz.sh [seconds per target, default 600] [target ...]
+#
+# Targets: request_parser, peer_decoder, wal_recovery (default: all three).
+# Installs cargo-fuzz first if it is missing.
 #
 # A crash leaves its input in fuzz/artifacts/<target>/; add it to the
 # regression tests (tests/decoders.rs, tests/wal_recovery_regressions.rs).
+case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit 0 ;; esac
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-600}

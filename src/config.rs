@@ -2,7 +2,7 @@
 //! tcp://ip:port and peers on tcp://ip:internal_port.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
@@ -16,6 +16,11 @@ pub struct NodeAddress {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ClusterConfig {
     pub addresses: Vec<NodeAddress>,
+    /// The canonical directory of the file this config was loaded from
+    /// (None when parsed from text): default data directories live there,
+    /// so they do not depend on the working directory.
+    #[serde(skip)]
+    pub directory: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,7 +39,13 @@ impl ClusterConfig {
         let shown = path.display();
         let text = std::fs::read_to_string(path)
             .map_err(|error| ConfigError(format!("cannot read config file {shown}: {error}")))?;
-        ClusterConfig::parse(&text).map_err(|ConfigError(detail)| ConfigError(format!("config file {shown}: {detail}")))
+        let mut config = ClusterConfig::parse(&text)
+            .map_err(|ConfigError(detail)| ConfigError(format!("config file {shown}: {detail}")))?;
+        let canonical = path
+            .canonicalize()
+            .map_err(|error| ConfigError(format!("cannot resolve the path of config file {shown}: {error}")))?;
+        config.directory = canonical.parent().map(Path::to_path_buf);
+        Ok(config)
     }
 
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
@@ -85,8 +96,9 @@ impl ClusterConfig {
 
     /// A short fingerprint of the address list: two configs with the same
     /// nodes share it, and a config with new ports (as every course test
-    /// writes) gets a new one. FNV-1a, 64 bits, in hex.
-    pub fn cluster_id(&self) -> String {
+    /// writes) gets a new one. FNV-1a, 64 bits. Peer frames carry it, so a
+    /// node of another cluster on reused ports is not heard.
+    pub fn cluster_hash(&self) -> u64 {
         let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
         for address in &self.addresses {
             let text = format!("{}:{}:{};", address.ip, address.port, address.internal_port);
@@ -95,7 +107,21 @@ impl ClusterConfig {
                 hash = hash.wrapping_mul(0x0100_0000_01b3);
             }
         }
-        format!("{hash:016x}")
+        hash
+    }
+
+    /// `cluster_hash` in hex: the name of the cluster's data directories.
+    pub fn cluster_id(&self) -> String {
+        format!("{:016x}", self.cluster_hash())
+    }
+
+    /// Node `index`'s data directory unless `--data-dir` names one:
+    /// `raftmq-data/<cluster id>-node<index>` beside the config file, so a
+    /// node started from any working directory finds its term, vote and
+    /// log. (Under the working directory only for a config parsed from text.)
+    pub fn default_data_directory(&self, index: usize) -> PathBuf {
+        let base = self.directory.clone().unwrap_or_default();
+        base.join("raftmq-data").join(format!("{}-node{index}", self.cluster_id()))
     }
 
     pub fn client_endpoint(&self, index: usize) -> String {
@@ -143,6 +169,34 @@ mod tests {
             let error = ClusterConfig::parse(text).unwrap_err();
             assert!(error.0.contains(expected), "{text}: {}", error.0);
         }
+    }
+
+    #[test]
+    fn the_cluster_id_is_fnv1a_of_the_addresses() {
+        // The value tests/python/peer_frame.py computes for the repository's config.json.
+        let config = ClusterConfig::parse(
+            r#"{"addresses":[{"ip":"127.0.0.1","port":5550,"internal_port":6550},
+                             {"ip":"127.0.0.1","port":5551,"internal_port":6551},
+                             {"ip":"127.0.0.1","port":5552,"internal_port":6552}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.cluster_hash(), 0x4295_e573_6e22_1cea);
+        assert_eq!(config.cluster_id(), "4295e5736e221cea");
+    }
+
+    #[test]
+    fn the_default_data_directory_is_beside_the_config_file_whatever_the_path_given() {
+        let directory = std::env::temp_dir().join(format!("raftmq-config-test-{}", std::process::id()));
+        std::fs::create_dir_all(directory.join("sub")).unwrap();
+        let file = directory.join("cluster.json");
+        std::fs::write(&file, r#"{"addresses":[{"ip":"127.0.0.1","port":5550,"internal_port":6550}]}"#).unwrap();
+        let roundabout = directory.join("sub").join("..").join(".").join("cluster.json");
+        let config = ClusterConfig::load(&roundabout).unwrap();
+        let canonical = directory.canonicalize().unwrap();
+        let expected = canonical.join("raftmq-data").join(format!("{}-node2", config.cluster_id()));
+        assert_eq!(config.default_data_directory(2), expected);
+        assert!(expected.is_absolute());
+        std::fs::remove_dir_all(&directory).unwrap();
     }
 
     #[test]

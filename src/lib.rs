@@ -73,6 +73,7 @@
 //!    passes (`timeout`), when storage fails, or when the node shuts down.
 //!    A node that exits answers what arrives until the process ends.
 
+pub mod binary;
 pub mod config;
 pub mod node;
 pub mod protocol;

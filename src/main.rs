@@ -39,8 +39,9 @@ struct Arguments {
     /// Ask a majority for pre-votes before raising the term, so a node that was cut off cannot depose a healthy leader.
     #[arg(long, default_value_t = NodeSettings::default().pre_vote, action = clap::ArgAction::Set)]
     pre_vote: bool,
-    /// Where this node keeps its log and snapshot [default: raftmq-data/<cluster id>-node<index>,
-    /// under the working directory; the cluster id is a hash of the config's addresses].
+    /// Where this node keeps its log and snapshot [default: raftmq-data/<cluster id>-node<index>
+    /// in the config file's directory, whatever the working directory; the cluster id is a hash
+    /// of the config's addresses].
     #[arg(long)]
     data_dir: Option<PathBuf>,
     /// Snapshot the state machine and compact the log once this many log bytes were applied since the last snapshot.

@@ -6,9 +6,9 @@ use libfuzzer_sys::fuzz_target;
 use raftmq::node::peer_codec;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok((from, message)) = peer_codec::decode(data) {
+    if let Ok((header, message)) = peer_codec::decode(data) {
         let mut encoded = Vec::new();
-        peer_codec::encode(from, &message, &mut encoded);
+        peer_codec::encode(header, &message, &mut encoded);
         assert_eq!(encoded, data);
     }
 });

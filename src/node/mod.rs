@@ -3,6 +3,7 @@
 //! executes its outputs; the LogManager and snapshot threads do the disk.
 
 mod client_listener;
+mod data_directory;
 mod event_loop;
 mod listener;
 mod network_faults;
@@ -27,10 +28,12 @@ use crate::raft::CoreConfig;
 use crate::shell::{Input, Shell, ShellSettings, TimerSettings};
 use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
 use client_listener::ClientListener;
+pub use data_directory::data_directory;
+use data_directory::FailedStartCleanup;
 use event_loop::{EventLoop, Wiring};
 use listener::start_listener;
 use network_faults::NetworkFaults;
-use peer_listener::PeerListener;
+use peer_listener::{Admission, PeerListener};
 use peer_senders::PeerSenders;
 use snapshotter::Snapshotter;
 
@@ -144,7 +147,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let (clients_sender, clients) = bounded::<Input>(CLIENT_QUEUE_CAPACITY);
     let started = Instant::now();
     let directory = data_directory(&config, index, &settings);
+    let mut cleanup = FailedStartCleanup::note(&directory);
     let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
+    cleanup.storage_opened();
     let recovered = storage.load().map_err(NodeError::Storage)?;
     let disk_bytes = storage.disk_bytes();
     let queue = match &recovered.snapshot {
@@ -172,7 +177,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
-        node_count: config.node_count(),
+        admission: Admission { cluster_id: config.cluster_hash(), me: index, node_count: config.node_count() },
         inputs: control_sender.clone(),
         faults_file: settings.inject_network_faults.clone(),
     };
@@ -200,7 +205,9 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let seed = rand::random::<u64>();
     let shell = Shell::new(shell_settings, recovered, queue, disk_bytes, seed, started.elapsed());
     let wiring = Wiring { peers, replies, control, clients, status, snapshotter, log_manager };
-    EventLoop::new(shell, wiring, started).run();
+    let event_loop = EventLoop::new(shell, wiring, started);
+    cleanup.node_is_up();
+    event_loop.run();
     info!("node {index} stopped");
     Ok(())
 }
@@ -237,16 +244,6 @@ fn shell_settings(config: &ClusterConfig, index: usize, settings: &NodeSettings)
     }
 }
 
-/// The data directory: `--data-dir`, or `raftmq-data/<cluster id>-node<index>`
-/// under the working directory, so a restarted node of the same config finds
-/// its state and a config with new addresses starts empty.
-pub fn data_directory(config: &ClusterConfig, index: usize, settings: &NodeSettings) -> PathBuf {
-    settings
-        .data_dir
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("raftmq-data").join(format!("{}-node{index}", config.cluster_id())))
-}
-
 type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);
 
 /// Open the WAL, and a way to open it again after a storage failure.
@@ -256,7 +253,8 @@ fn open_storage(
     directory: &std::path::Path,
     settings: &NodeSettings,
 ) -> Result<OpenedStorage, NodeError> {
-    info!("data directory {}", directory.display());
+    let absolute = std::path::absolute(directory).unwrap_or_else(|_| directory.to_path_buf());
+    info!("data directory {}", absolute.display());
     let directory = directory.to_path_buf();
     let options = WalOptions {
         segment_bytes: settings.wal_segment_bytes,

@@ -1,17 +1,19 @@
 //! The peer wire format: one ZMQ frame per Raft message, binary and
-//! little-endian. Header: version (u8), sender id (u32), kind (u8). Decoding
-//! arbitrary bytes returns an error, never panics, never over-allocates.
+//! little-endian (docs/protocol.md, "Peer protocol"). Header: version (u8),
+//! cluster id (u64), sender id (u32), kind (u8). Decoding arbitrary bytes
+//! returns an error, never panics, never over-allocates (src/binary.rs).
 
 use std::fmt;
 
+use crate::binary::{ReadError, Reader, Writer};
 use crate::raft::{
     AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, NodeId,
     RequestVote, RequestVoteResponse, TimeoutNow,
 };
 
 /// Version 2 added pre-votes, TimeoutNow, the ReadIndex round and the
-/// transfer flag.
-const VERSION: u8 = 2;
+/// transfer flag; version 3 the cluster id in the header.
+pub const VERSION: u8 = 3;
 const KIND_REQUEST_VOTE: u8 = 1;
 const KIND_REQUEST_VOTE_RESPONSE: u8 = 2;
 const KIND_APPEND_ENTRIES: u8 = 3;
@@ -21,8 +23,21 @@ const KIND_INSTALL_SNAPSHOT_RESPONSE: u8 = 6;
 const KIND_PRE_VOTE: u8 = 7;
 const KIND_PRE_VOTE_RESPONSE: u8 = 8;
 const KIND_TIMEOUT_NOW: u8 = 9;
+/// Every kind is in 1..=LAST_KIND.
+pub const LAST_KIND: u8 = KIND_TIMEOUT_NOW;
 /// Smallest encoded entry: term, index, data length.
 const ENTRY_HEADER_BYTES: usize = 8 + 8 + 4;
+/// A byte field (entry data, snapshot chunk) has no limit of its own: it is
+/// bounded by the frame that holds it, which the reader checks first.
+const FIELD_LIMIT_BYTES: usize = u32::MAX as usize;
+
+/// Who sent a frame: the cluster (`ClusterConfig::cluster_hash`) and the
+/// sender's index in that cluster's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameHeader {
+    pub cluster_id: u64,
+    pub from: NodeId,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerDecodeError(pub String);
@@ -33,103 +48,87 @@ impl fmt::Display for PeerDecodeError {
     }
 }
 
-pub fn encode(from: NodeId, message: &Message, out: &mut Vec<u8>) {
+impl From<ReadError> for PeerDecodeError {
+    fn from(error: ReadError) -> PeerDecodeError {
+        PeerDecodeError(error.to_string())
+    }
+}
+
+pub fn encode(header: FrameHeader, message: &Message, out: &mut Vec<u8>) {
     out.clear();
-    out.push(VERSION);
-    put_u32(out, from as u32);
+    let mut writer = Writer::new(out);
+    writer.u8(VERSION);
+    writer.u64(header.cluster_id);
+    writer.u32_from(header.from);
+    writer.u8(kind(message));
     match message {
-        Message::RequestVote(m) => {
-            out.push(KIND_REQUEST_VOTE);
-            put_vote_request(out, m);
-        }
-        Message::PreVote(m) => {
-            out.push(KIND_PRE_VOTE);
-            put_vote_request(out, m);
-        }
-        Message::RequestVoteResponse(m) => {
-            out.push(KIND_REQUEST_VOTE_RESPONSE);
-            put_u64(out, m.term);
-            out.push(u8::from(m.vote_granted));
-        }
-        Message::PreVoteResponse(m) => {
-            out.push(KIND_PRE_VOTE_RESPONSE);
-            put_u64(out, m.term);
-            out.push(u8::from(m.vote_granted));
-        }
+        Message::RequestVote(m) | Message::PreVote(m) => put_vote_request(&mut writer, m),
+        Message::RequestVoteResponse(m) | Message::PreVoteResponse(m) => put_vote_response(&mut writer, m),
         Message::TimeoutNow(m) => {
-            out.push(KIND_TIMEOUT_NOW);
-            put_u64(out, m.term);
-            put_u32(out, m.leader as u32);
+            writer.u64(m.term);
+            writer.u32_from(m.leader);
         }
-        Message::AppendEntries(m) => {
-            out.push(KIND_APPEND_ENTRIES);
-            put_u64(out, m.term);
-            put_u32(out, m.leader as u32);
-            put_u64(out, m.prev_log_index);
-            put_u64(out, m.prev_log_term);
-            put_u64(out, m.leader_commit);
-            put_u64(out, m.read_round);
-            put_u32(out, m.entries.len() as u32);
-            for entry in &m.entries {
-                put_u64(out, entry.term);
-                put_u64(out, entry.index);
-                put_u32(out, entry.data.len() as u32);
-                out.extend_from_slice(&entry.data);
-            }
-        }
+        Message::AppendEntries(m) => put_append_entries(&mut writer, m),
         Message::AppendEntriesResponse(m) => {
-            out.push(KIND_APPEND_ENTRIES_RESPONSE);
-            put_u64(out, m.term);
-            out.push(u8::from(m.success));
-            put_u64(out, m.index);
-            put_u64(out, m.conflict_index);
+            writer.u64(m.term);
+            writer.bool(m.success);
+            writer.u64(m.index);
+            writer.u64(m.conflict_index);
             match m.conflict_term {
                 Some(term) => {
-                    out.push(1);
-                    put_u64(out, term);
+                    writer.bool(true);
+                    writer.u64(term);
                 }
-                None => out.push(0),
+                None => writer.bool(false),
             }
-            put_u64(out, m.read_round);
+            writer.u64(m.read_round);
         }
         Message::InstallSnapshot(m) => {
-            out.push(KIND_INSTALL_SNAPSHOT);
-            put_u64(out, m.term);
-            put_u32(out, m.leader as u32);
-            put_u64(out, m.last_index);
-            put_u64(out, m.last_term);
-            put_u64(out, m.offset);
-            put_u64(out, m.total_bytes);
-            put_u32(out, m.data.len() as u32);
-            out.extend_from_slice(&m.data);
+            writer.u64(m.term);
+            writer.u32_from(m.leader);
+            writer.u64(m.last_index);
+            writer.u64(m.last_term);
+            writer.u64(m.offset);
+            writer.u64(m.total_bytes);
+            writer.bytes(&m.data);
         }
         Message::InstallSnapshotResponse(m) => {
-            out.push(KIND_INSTALL_SNAPSHOT_RESPONSE);
-            put_u64(out, m.term);
-            put_u64(out, m.last_index);
-            put_u64(out, m.received_bytes);
-            out.push(u8::from(m.done));
+            writer.u64(m.term);
+            writer.u64(m.last_index);
+            writer.u64(m.received_bytes);
+            writer.bool(m.done);
         }
     }
 }
 
-pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
-    let mut reader = Reader { rest: bytes };
+/// The kind byte that stands for `message` on the wire.
+pub fn kind(message: &Message) -> u8 {
+    match message {
+        Message::RequestVote(_) => KIND_REQUEST_VOTE,
+        Message::RequestVoteResponse(_) => KIND_REQUEST_VOTE_RESPONSE,
+        Message::AppendEntries(_) => KIND_APPEND_ENTRIES,
+        Message::AppendEntriesResponse(_) => KIND_APPEND_ENTRIES_RESPONSE,
+        Message::InstallSnapshot(_) => KIND_INSTALL_SNAPSHOT,
+        Message::InstallSnapshotResponse(_) => KIND_INSTALL_SNAPSHOT_RESPONSE,
+        Message::PreVote(_) => KIND_PRE_VOTE,
+        Message::PreVoteResponse(_) => KIND_PRE_VOTE_RESPONSE,
+        Message::TimeoutNow(_) => KIND_TIMEOUT_NOW,
+    }
+}
+
+pub fn decode(bytes: &[u8]) -> Result<(FrameHeader, Message), PeerDecodeError> {
+    let mut reader = Reader::new(bytes);
     let version = reader.u8()?;
     if version != VERSION {
         return Err(PeerDecodeError(format!("unsupported version {version}")));
     }
-    let from = reader.u32()? as NodeId;
+    let header = FrameHeader { cluster_id: reader.u64()?, from: node_id(&mut reader)? };
     let message = match reader.u8()? {
         KIND_REQUEST_VOTE => Message::RequestVote(decode_vote_request(&mut reader)?),
         KIND_PRE_VOTE => Message::PreVote(decode_vote_request(&mut reader)?),
-        KIND_REQUEST_VOTE_RESPONSE => {
-            Message::RequestVoteResponse(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
-        }
-        KIND_PRE_VOTE_RESPONSE => {
-            Message::PreVoteResponse(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
-        }
-        KIND_TIMEOUT_NOW => Message::TimeoutNow(TimeoutNow { term: reader.u64()?, leader: reader.u32()? as NodeId }),
+        KIND_REQUEST_VOTE_RESPONSE => Message::RequestVoteResponse(decode_vote_response(&mut reader)?),
+        KIND_PRE_VOTE_RESPONSE => Message::PreVoteResponse(decode_vote_response(&mut reader)?),
+        KIND_TIMEOUT_NOW => Message::TimeoutNow(TimeoutNow { term: reader.u64()?, leader: node_id(&mut reader)? }),
         KIND_APPEND_ENTRIES => Message::AppendEntries(decode_append_entries(&mut reader)?),
         KIND_APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: reader.u64()?,
@@ -148,27 +147,42 @@ pub fn decode(bytes: &[u8]) -> Result<(NodeId, Message), PeerDecodeError> {
         }),
         kind => return Err(PeerDecodeError(format!("unknown message kind {kind}"))),
     };
-    if !reader.rest.is_empty() {
-        return Err(PeerDecodeError(format!("{} trailing bytes", reader.rest.len())));
+    reader.finish()?;
+    Ok((header, message))
+}
+
+fn node_id(reader: &mut Reader<'_>) -> Result<NodeId, PeerDecodeError> {
+    NodeId::try_from(reader.u32()?).map_err(|_| PeerDecodeError("a node id does not fit this machine".into()))
+}
+
+fn put_append_entries(writer: &mut Writer<'_>, request: &AppendEntries) {
+    writer.u64(request.term);
+    writer.u32_from(request.leader);
+    writer.u64(request.prev_log_index);
+    writer.u64(request.prev_log_term);
+    writer.u64(request.leader_commit);
+    writer.u64(request.read_round);
+    writer.u32_from(request.entries.len());
+    for entry in &request.entries {
+        writer.u64(entry.term);
+        writer.u64(entry.index);
+        writer.bytes(&entry.data);
     }
-    Ok((from, message))
 }
 
 fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerDecodeError> {
     let term = reader.u64()?;
-    let leader = reader.u32()? as NodeId;
+    let leader = node_id(reader)?;
     let prev_log_index = reader.u64()?;
     let prev_log_term = reader.u64()?;
     let leader_commit = reader.u64()?;
     let read_round = reader.u64()?;
-    let count = reader.u32()? as usize;
-    if count > reader.rest.len() / ENTRY_HEADER_BYTES {
-        return Err(PeerDecodeError(format!("{count} entries cannot fit in {} bytes", reader.rest.len())));
-    }
+    let count = reader.count_u32(ENTRY_HEADER_BYTES)?;
     let mut entries = Vec::with_capacity(count);
     for position in 0..count {
-        let entry = Entry { term: reader.u64()?, index: reader.u64()?, data: reader.bytes()?.to_vec() };
-        if entry.index != prev_log_index + 1 + position as u64 {
+        let entry =
+            Entry { term: reader.u64()?, index: reader.u64()?, data: reader.bytes(FIELD_LIMIT_BYTES)?.to_vec() };
+        if prev_log_index.checked_add(1 + position as u64) != Some(entry.index) {
             return Err(PeerDecodeError("entries are not contiguous after prev_log_index".into()));
         }
         entries.push(entry);
@@ -176,33 +190,42 @@ fn decode_append_entries(reader: &mut Reader<'_>) -> Result<AppendEntries, PeerD
     Ok(AppendEntries { term, leader, prev_log_index, prev_log_term, entries, leader_commit, read_round })
 }
 
-fn put_vote_request(out: &mut Vec<u8>, request: &RequestVote) {
-    put_u64(out, request.term);
-    put_u32(out, request.candidate as u32);
-    put_u64(out, request.last_log_index);
-    put_u64(out, request.last_log_term);
-    out.push(u8::from(request.leadership_transfer));
+fn put_vote_request(writer: &mut Writer<'_>, request: &RequestVote) {
+    writer.u64(request.term);
+    writer.u32_from(request.candidate);
+    writer.u64(request.last_log_index);
+    writer.u64(request.last_log_term);
+    writer.bool(request.leadership_transfer);
 }
 
 fn decode_vote_request(reader: &mut Reader<'_>) -> Result<RequestVote, PeerDecodeError> {
     Ok(RequestVote {
         term: reader.u64()?,
-        candidate: reader.u32()? as NodeId,
+        candidate: node_id(reader)?,
         last_log_index: reader.u64()?,
         last_log_term: reader.u64()?,
         leadership_transfer: reader.bool()?,
     })
 }
 
+fn put_vote_response(writer: &mut Writer<'_>, response: &RequestVoteResponse) {
+    writer.u64(response.term);
+    writer.bool(response.vote_granted);
+}
+
+fn decode_vote_response(reader: &mut Reader<'_>) -> Result<RequestVoteResponse, PeerDecodeError> {
+    Ok(RequestVoteResponse { term: reader.u64()?, vote_granted: reader.bool()? })
+}
+
 fn decode_install_snapshot(reader: &mut Reader<'_>) -> Result<InstallSnapshot, PeerDecodeError> {
     let request = InstallSnapshot {
         term: reader.u64()?,
-        leader: reader.u32()? as NodeId,
+        leader: node_id(reader)?,
         last_index: reader.u64()?,
         last_term: reader.u64()?,
         offset: reader.u64()?,
         total_bytes: reader.u64()?,
-        data: reader.bytes()?.to_vec(),
+        data: reader.bytes(FIELD_LIMIT_BYTES)?.to_vec(),
     };
     let end = request.offset.checked_add(request.data.len() as u64);
     if end.is_none_or(|end| end > request.total_bytes) {
@@ -211,62 +234,20 @@ fn decode_install_snapshot(reader: &mut Reader<'_>) -> Result<InstallSnapshot, P
     Ok(request)
 }
 
-fn put_u32(out: &mut Vec<u8>, value: u32) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-fn put_u64(out: &mut Vec<u8>, value: u64) {
-    out.extend_from_slice(&value.to_le_bytes());
-}
-
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], PeerDecodeError> {
-        if self.rest.len() < count {
-            return Err(PeerDecodeError(format!("truncated: wanted {count} bytes, {} left", self.rest.len())));
-        }
-        let (taken, rest) = self.rest.split_at(count);
-        self.rest = rest;
-        Ok(taken)
-    }
-    fn u8(&mut self) -> Result<u8, PeerDecodeError> {
-        Ok(self.take(1)?[0])
-    }
-    fn bool(&mut self) -> Result<bool, PeerDecodeError> {
-        match self.u8()? {
-            0 => Ok(false),
-            1 => Ok(true),
-            other => Err(PeerDecodeError(format!("{other} is not a boolean"))),
-        }
-    }
-    fn u32(&mut self) -> Result<u32, PeerDecodeError> {
-        Ok(u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")))
-    }
-    fn u64(&mut self) -> Result<u64, PeerDecodeError> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-    fn bytes(&mut self) -> Result<&'a [u8], PeerDecodeError> {
-        let length = self.u32()? as usize;
-        self.take(length)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    const HEADER: FrameHeader = FrameHeader { cluster_id: 0x0123_4567_89ab_cdef, from: 3 };
+
+    fn vote_request(leadership_transfer: bool) -> RequestVote {
+        RequestVote { term: 7, candidate: 2, last_log_index: 9, last_log_term: 6, leadership_transfer }
+    }
+
+    /// One or more of every kind of message.
     fn samples() -> Vec<Message> {
         vec![
-            Message::RequestVote(RequestVote {
-                term: 7,
-                candidate: 2,
-                last_log_index: 9,
-                last_log_term: 6,
-                leadership_transfer: false,
-            }),
+            Message::RequestVote(vote_request(false)),
             Message::RequestVoteResponse(RequestVoteResponse { term: 7, vote_granted: true }),
             Message::AppendEntries(AppendEntries {
                 term: 3,
@@ -278,7 +259,7 @@ mod tests {
                     Entry { term: 3, index: 6, data: b"payload".to_vec() },
                 ],
                 leader_commit: 4,
-                read_round: 0,
+                read_round: 11,
             }),
             Message::AppendEntriesResponse(AppendEntriesResponse {
                 term: 3,
@@ -287,6 +268,14 @@ mod tests {
                 conflict_index: 2,
                 conflict_term: Some(1),
                 read_round: 0,
+            }),
+            Message::AppendEntriesResponse(AppendEntriesResponse {
+                term: 3,
+                success: true,
+                index: 6,
+                conflict_index: 0,
+                conflict_term: None,
+                read_round: 11,
             }),
             Message::InstallSnapshot(InstallSnapshot {
                 term: 4,
@@ -303,23 +292,28 @@ mod tests {
                 received_bytes: 15,
                 done: false,
             }),
-            Message::AppendEntriesResponse(AppendEntriesResponse {
-                term: 3,
-                success: true,
-                index: 6,
-                conflict_index: 0,
-                conflict_term: None,
-                read_round: 0,
-            }),
+            Message::PreVote(vote_request(true)),
+            Message::PreVoteResponse(RequestVoteResponse { term: 8, vote_granted: false }),
+            Message::TimeoutNow(TimeoutNow { term: 5, leader: 1 }),
         ]
     }
 
     #[test]
-    fn every_message_round_trips() {
+    fn the_samples_cover_every_kind() {
+        let mut kinds: Vec<u8> = samples().iter().map(kind).collect();
+        kinds.sort_unstable();
+        kinds.dedup();
+        assert_eq!(kinds, (1..=LAST_KIND).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn every_message_round_trips_with_its_header() {
         let mut buffer = Vec::new();
         for message in samples() {
-            encode(3, &message, &mut buffer);
-            assert_eq!(decode(&buffer), Ok((3, message)));
+            encode(HEADER, &message, &mut buffer);
+            assert_eq!(buffer[0], VERSION);
+            assert_eq!(buffer[1..9], HEADER.cluster_id.to_le_bytes(), "the cluster id follows the version");
+            assert_eq!(decode(&buffer), Ok((HEADER, message)));
         }
     }
 
@@ -327,7 +321,7 @@ mod tests {
     fn every_truncation_and_extension_is_rejected() {
         let mut buffer = Vec::new();
         for message in samples() {
-            encode(0, &message, &mut buffer);
+            encode(HEADER, &message, &mut buffer);
             for cut in 0..buffer.len() {
                 assert!(decode(&buffer[..cut]).is_err(), "{message:?} cut at {cut}");
             }
@@ -335,6 +329,14 @@ mod tests {
             extended.push(0);
             assert!(decode(&extended).is_err());
         }
+    }
+
+    #[test]
+    fn an_older_version_is_refused() {
+        let mut buffer = Vec::new();
+        encode(HEADER, &Message::TimeoutNow(TimeoutNow { term: 1, leader: 3 }), &mut buffer);
+        buffer[0] = 2;
+        assert!(decode(&buffer).unwrap_err().0.contains("unsupported version 2"));
     }
 
     #[test]
@@ -349,9 +351,25 @@ mod tests {
             leader_commit: 0,
             read_round: 0,
         };
-        encode(0, &Message::AppendEntries(empty), &mut buffer);
+        encode(HEADER, &Message::AppendEntries(empty), &mut buffer);
         let count_at = buffer.len() - 4;
         buffer[count_at..].copy_from_slice(&u32::MAX.to_le_bytes());
         assert!(decode(&buffer).unwrap_err().0.contains("cannot fit"));
+    }
+
+    #[test]
+    fn entries_past_the_largest_index_are_refused() {
+        let mut buffer = Vec::new();
+        let wrapping = AppendEntries {
+            term: 1,
+            leader: 0,
+            prev_log_index: u64::MAX,
+            prev_log_term: 1,
+            entries: vec![Entry { term: 1, index: 0, data: vec![1] }],
+            leader_commit: 0,
+            read_round: 0,
+        };
+        encode(HEADER, &Message::AppendEntries(wrapping), &mut buffer);
+        assert!(decode(&buffer).unwrap_err().0.contains("contiguous"));
     }
 }

@@ -1,6 +1,12 @@
 //! The peer listener thread: a ROUTER socket receiving Raft messages from
-//! the other nodes' DEALER sockets. It decodes and forwards; a message that
-//! does not decode is logged and dropped (Raft tolerates lost messages).
+//! the other nodes' DEALER sockets. It decodes, checks that the frame comes
+//! from a node of this cluster's configuration, and forwards. Anything else
+//! is dropped (Raft tolerates lost messages) with a rate-limited warning:
+//! a node of another cluster left on reused ports must not depose a leader,
+//! nor flood the log.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use log::warn;
@@ -8,11 +14,12 @@ use log::warn;
 use super::listener::Listener;
 use super::network_faults::NetworkFaults;
 use super::peer_codec;
+use crate::raft::{Message, NodeId};
 use crate::shell::Input;
 
 pub struct PeerListener {
     pub endpoint: String,
-    pub node_count: usize,
+    pub admission: Admission,
     pub inputs: Sender<Input>,
     /// Testing only: the network fault switch's file.
     pub faults_file: Option<std::path::PathBuf>,
@@ -34,20 +41,188 @@ impl Listener for PeerListener {
     }
 
     fn serve(&self, router: &zmq::Socket) -> Result<(), zmq::Error> {
-        let mut faults = NetworkFaults::new(self.faults_file.clone(), self.node_count);
+        let mut faults = NetworkFaults::new(self.faults_file.clone(), self.admission.node_count);
+        let mut warnings = DropWarnings::default();
         loop {
             let frames = router.recv_multipart(0)?;
             let Some(body) = frames.last() else { continue };
-            match peer_codec::decode(body) {
+            match self.admission.admit(body) {
                 Ok((from, _)) if faults.current().drops_from(from) => {}
-                Ok((from, message)) if from < self.node_count => {
+                Ok((from, message)) => {
                     if self.inputs.send(Input::Peer { from, message }).is_err() {
                         return Ok(()); // the event loop has ended
                     }
                 }
-                Ok((from, _)) => warn!("dropping a message from unknown node {from}"),
-                Err(failure) => warn!("dropping a peer message: {failure}"),
+                Err((reason, detail)) => {
+                    if let Some(line) = warnings.note(reason, &detail, Instant::now()) {
+                        warn!("{line}");
+                    }
+                }
             }
         }
+    }
+}
+
+/// Which frames a node accepts: those of its own cluster, from another node
+/// of its configuration, naming that same node inside the message.
+#[derive(Debug, Clone, Copy)]
+pub struct Admission {
+    pub cluster_id: u64,
+    pub me: NodeId,
+    pub node_count: usize,
+}
+
+/// Why a frame was dropped; warnings are rate-limited per reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DropReason {
+    Undecodable,
+    OtherCluster,
+    UnknownSender,
+}
+
+impl DropReason {
+    fn describe(self) -> &'static str {
+        match self {
+            DropReason::Undecodable => "undecodable",
+            DropReason::OtherCluster => "from another cluster",
+            DropReason::UnknownSender => "from a sender not in this cluster's configuration",
+        }
+    }
+}
+
+impl Admission {
+    pub fn admit(&self, frame: &[u8]) -> Result<(NodeId, Message), (DropReason, String)> {
+        let (header, message) =
+            peer_codec::decode(frame).map_err(|failure| (DropReason::Undecodable, failure.to_string()))?;
+        if header.cluster_id != self.cluster_id {
+            return Err((
+                DropReason::OtherCluster,
+                format!(
+                    "cluster id {:016x} (ours is {:016x}), node {}",
+                    header.cluster_id, self.cluster_id, header.from
+                ),
+            ));
+        }
+        let from = header.from;
+        if from >= self.node_count || from == self.me {
+            return Err((
+                DropReason::UnknownSender,
+                format!("node {from} (we are node {} of {})", self.me, self.node_count),
+            ));
+        }
+        match claimed_sender(&message) {
+            Some(claimed) if claimed != from => {
+                Err((DropReason::UnknownSender, format!("node {from} sent a message in the name of node {claimed}")))
+            }
+            _ => Ok((from, message)),
+        }
+    }
+}
+
+/// The node a message names as its author, for the kinds that name one.
+fn claimed_sender(message: &Message) -> Option<NodeId> {
+    match message {
+        Message::RequestVote(m) | Message::PreVote(m) => Some(m.candidate),
+        Message::AppendEntries(m) => Some(m.leader),
+        Message::InstallSnapshot(m) => Some(m.leader),
+        Message::TimeoutNow(m) => Some(m.leader),
+        Message::RequestVoteResponse(_)
+        | Message::PreVoteResponse(_)
+        | Message::AppendEntriesResponse(_)
+        | Message::InstallSnapshotResponse(_) => None,
+    }
+}
+
+/// At most one warning line per second per reason; each line counts the
+/// frames dropped for that reason since the previous line.
+#[derive(Debug, Default)]
+pub struct DropWarnings {
+    by_reason: HashMap<DropReason, (Option<Instant>, u64)>,
+}
+
+const WARNING_INTERVAL: Duration = Duration::from_secs(1);
+
+impl DropWarnings {
+    /// Count a dropped frame; the line to log, if one is due.
+    pub fn note(&mut self, reason: DropReason, detail: &str, now: Instant) -> Option<String> {
+        let (last_line, dropped) = self.by_reason.entry(reason).or_insert((None, 0));
+        *dropped += 1;
+        if last_line.is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL) {
+            return None;
+        }
+        let line = format!("dropped {dropped} peer frame(s) {}; latest: {detail}", reason.describe());
+        *last_line = Some(now);
+        *dropped = 0;
+        Some(line)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::node::peer_codec::FrameHeader;
+    use crate::raft::{AppendEntries, RequestVoteResponse, TimeoutNow};
+
+    const OURS: Admission = Admission { cluster_id: 42, me: 0, node_count: 3 };
+
+    fn frame(cluster_id: u64, from: NodeId, message: &Message) -> Vec<u8> {
+        let mut out = Vec::new();
+        peer_codec::encode(FrameHeader { cluster_id, from }, message, &mut out);
+        out
+    }
+
+    fn heartbeat(leader: NodeId) -> Message {
+        Message::AppendEntries(AppendEntries {
+            term: 99,
+            leader,
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![],
+            leader_commit: 0,
+            read_round: 0,
+        })
+    }
+
+    #[test]
+    fn a_frame_of_this_cluster_from_a_peer_is_admitted() {
+        assert_eq!(OURS.admit(&frame(42, 2, &heartbeat(2))), Ok((2, heartbeat(2))));
+        let reply = Message::RequestVoteResponse(RequestVoteResponse { term: 1, vote_granted: true });
+        assert_eq!(OURS.admit(&frame(42, 1, &reply)), Ok((1, reply)));
+    }
+
+    #[test]
+    fn a_frame_of_another_cluster_is_dropped() {
+        let (reason, detail) = OURS.admit(&frame(43, 2, &heartbeat(2))).unwrap_err();
+        assert_eq!(reason, DropReason::OtherCluster);
+        assert!(detail.contains("000000000000002b"), "{detail}");
+    }
+
+    #[test]
+    fn senders_outside_the_configuration_or_speaking_for_another_are_dropped() {
+        for (from, message) in [
+            (3, heartbeat(3)),
+            (0, heartbeat(0)),
+            (1, heartbeat(2)),
+            (2, Message::TimeoutNow(TimeoutNow { term: 5, leader: 1 })),
+        ] {
+            let (reason, _) = OURS.admit(&frame(42, from, &message)).unwrap_err();
+            assert_eq!(reason, DropReason::UnknownSender, "{from} {message:?}");
+        }
+        assert_eq!(OURS.admit(b"\x03garbage").unwrap_err().0, DropReason::Undecodable);
+    }
+
+    #[test]
+    fn warnings_come_at_most_once_a_second_per_reason_and_count_the_drops() {
+        let mut warnings = DropWarnings::default();
+        let start = Instant::now();
+        let at = |millis| start + Duration::from_millis(millis);
+        let first = warnings.note(DropReason::OtherCluster, "a", at(0)).unwrap();
+        assert!(first.starts_with("dropped 1 peer frame(s) from another cluster"), "{first}");
+        for millis in (100..1000).step_by(100) {
+            assert_eq!(warnings.note(DropReason::OtherCluster, "b", at(millis)), None);
+        }
+        assert!(warnings.note(DropReason::Undecodable, "c", at(500)).is_some(), "reasons are limited apart");
+        let next = warnings.note(DropReason::OtherCluster, "d", at(1000)).unwrap();
+        assert!(next.starts_with("dropped 10 peer frame(s)") && next.ends_with("latest: d"), "{next}");
     }
 }

@@ -5,12 +5,13 @@
 use log::debug;
 
 use super::network_faults::NetworkFaults;
-use super::peer_codec;
+use super::peer_codec::{self, FrameHeader};
 use crate::config::ClusterConfig;
 use crate::raft::{Message, NodeId};
 
 pub struct PeerSenders {
-    me: NodeId,
+    /// Every frame this node sends starts with it.
+    header: FrameHeader,
     sockets: Vec<Option<zmq::Socket>>,
     buffer: Vec<u8>,
     faults: NetworkFaults,
@@ -44,7 +45,8 @@ impl PeerSenders {
             configure().map_err(|e| format!("cannot connect to peer {peer} at {endpoint}: {e}"))?;
             sockets.push(Some(socket));
         }
-        Ok(PeerSenders { me, sockets, buffer: Vec::with_capacity(64 * 1024), faults })
+        let header = FrameHeader { cluster_id: config.cluster_hash(), from: me };
+        Ok(PeerSenders { header, sockets, buffer: Vec::with_capacity(64 * 1024), faults })
     }
 
     pub fn send(&mut self, to: NodeId, message: &Message) {
@@ -54,7 +56,7 @@ impl PeerSenders {
         if self.faults.current().drops_to(to) {
             return;
         }
-        peer_codec::encode(self.me, message, &mut self.buffer);
+        peer_codec::encode(self.header, message, &mut self.buffer);
         if let Err(failure) = socket.send(self.buffer.as_slice(), zmq::DONTWAIT) {
             debug!("message to node {to} dropped: {failure}");
         }

@@ -109,7 +109,8 @@ impl ReplyBody {
         let mut object = Map::new();
         match self {
             ReplyBody::Queue(reply) => {
-                let success = !matches!(reply, QueueReply::Refused | QueueReply::Stale { .. });
+                let success =
+                    !matches!(reply, QueueReply::Refused | QueueReply::Stale { .. } | QueueReply::ReplyDropped);
                 object.insert("success".into(), Value::Bool(success));
                 match reply {
                     QueueReply::Topics(topics) => {
@@ -124,6 +125,12 @@ impl ReplyBody {
                             "seq is below this client's latest applied seq {latest_seq}; that request's reply \
                              is no longer kept, and this one was not applied"
                         );
+                        object.insert("detail".into(), detail.into());
+                    }
+                    QueueReply::ReplyDropped => {
+                        object.insert("error".into(), "reply_dropped".into());
+                        let detail = "this seq was applied, but its reply is no longer kept (the session memory \
+                                      limit dropped it); it was not applied again";
                         object.insert("detail".into(), detail.into());
                     }
                     QueueReply::Done | QueueReply::Refused => {}
@@ -175,6 +182,15 @@ mod tests {
         assert_eq!(decode(topics), json!({"success": true, "topics": ["a"], "id": "r1"}));
         let message = ReplyBody::Queue(QueueReply::Message("m".into())).encode(None);
         assert_eq!(decode(message), json!({"success": true, "message": "m"}));
+    }
+
+    #[test]
+    fn session_refusals_are_errors_with_their_codes() {
+        let stale = decode(ReplyBody::Queue(QueueReply::Stale { latest_seq: 4 }).encode(None));
+        assert_eq!((&stale["success"], &stale["error"]), (&json!(false), &json!("stale_seq")));
+        let dropped = decode(ReplyBody::Queue(QueueReply::ReplyDropped).encode(None));
+        assert_eq!((&dropped["success"], &dropped["error"]), (&json!(false), &json!("reply_dropped")));
+        assert!(dropped["detail"].as_str().unwrap().contains("not applied again"));
     }
 
     #[test]

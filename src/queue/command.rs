@@ -1,8 +1,10 @@
 //! A queue command as stored in a log entry: one tag byte, then each string
-//! as a little-endian u32 length and its UTF-8 bytes. Compact, and cheap to
-//! encode on the hot path (no JSON in the log).
+//! as a little-endian u32 length and its UTF-8 bytes (src/binary.rs).
+//! Compact, and cheap to encode on the hot path (no JSON in the log).
 
 use std::fmt;
+
+use crate::binary::{ReadError, Reader, Writer};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -18,6 +20,9 @@ const TAG_PUT_MESSAGE: u8 = 3;
 const TAG_GET_MESSAGE: u8 = 4;
 /// Prefix of a command that carries the client's session.
 const TAG_SESSION: u8 = 16;
+/// A string has no limit of its own: it is bounded by the entry that holds
+/// it (and a request by `--max-request-bytes`), which the reader checks first.
+const STRING_LIMIT_BYTES: usize = u32::MAX as usize;
 
 /// A client's exactly-once identity for one request (Raft dissertation §6.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,25 +52,26 @@ impl SessionCommand {
             return command.encode();
         };
         let mut out = Vec::with_capacity(32 + session.client_id.len() + command.payload_len());
-        out.push(TAG_SESSION);
-        put_string(&mut out, &session.client_id);
-        out.extend_from_slice(&session.seq.to_le_bytes());
-        command.encode_into(&mut out);
+        let mut writer = Writer::new(&mut out);
+        writer.u8(TAG_SESSION);
+        writer.string(&session.client_id);
+        writer.u64(session.seq);
+        command.write(&mut writer);
         out
     }
 
     pub fn decode(bytes: &[u8]) -> Result<SessionCommand, DecodeError> {
-        let Some((&TAG_SESSION, mut rest)) = bytes.split_first() else {
-            return Ok(SessionCommand { session: None, command: Command::decode(bytes)? });
+        let mut reader = Reader::new(bytes);
+        let session = match bytes.first() {
+            Some(&TAG_SESSION) => {
+                reader.u8()?;
+                Some(Session { client_id: reader.string(STRING_LIMIT_BYTES)?, seq: reader.u64()? })
+            }
+            _ => None,
         };
-        let client_id = take_string(&mut rest)?;
-        if rest.len() < 8 {
-            return Err(DecodeError("truncated session sequence number".into()));
-        }
-        let (seq_bytes, command_bytes) = rest.split_at(8);
-        let seq = u64::from_le_bytes(seq_bytes.try_into().expect("8 bytes"));
-        let command = Command::decode(command_bytes)?;
-        Ok(SessionCommand { session: Some(Session { client_id, seq }), command })
+        let command = Command::read(&mut reader)?;
+        reader.finish()?;
+        Ok(SessionCommand { session, command })
     }
 }
 
@@ -78,49 +84,60 @@ impl fmt::Display for DecodeError {
     }
 }
 
+impl From<ReadError> for DecodeError {
+    fn from(error: ReadError) -> DecodeError {
+        DecodeError(error.to_string())
+    }
+}
+
 impl Command {
     /// Never empty: an empty entry is the leader's no-op.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(16 + self.payload_len());
-        self.encode_into(&mut out);
+        self.write(&mut Writer::new(&mut out));
         out
     }
 
-    fn encode_into(&self, out: &mut Vec<u8>) {
+    fn write(&self, writer: &mut Writer<'_>) {
         match self {
             Command::PutTopic { topic } => {
-                out.push(TAG_PUT_TOPIC);
-                put_string(out, topic);
+                writer.u8(TAG_PUT_TOPIC);
+                writer.string(topic);
             }
-            Command::GetTopics => out.push(TAG_GET_TOPICS),
+            Command::GetTopics => writer.u8(TAG_GET_TOPICS),
             Command::PutMessage { topic, message } => {
-                out.push(TAG_PUT_MESSAGE);
-                put_string(out, topic);
-                put_string(out, message);
+                writer.u8(TAG_PUT_MESSAGE);
+                writer.string(topic);
+                writer.string(message);
             }
             Command::GetMessage { topic } => {
-                out.push(TAG_GET_MESSAGE);
-                put_string(out, topic);
+                writer.u8(TAG_GET_MESSAGE);
+                writer.string(topic);
             }
         }
     }
 
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
-        let (&tag, mut rest) = bytes.split_first().ok_or_else(|| DecodeError("empty".into()))?;
-        let command = match tag {
-            TAG_PUT_TOPIC => Command::PutTopic { topic: take_string(&mut rest)? },
+        let mut reader = Reader::new(bytes);
+        let command = Command::read(&mut reader)?;
+        reader.finish()?;
+        Ok(command)
+    }
+
+    fn read(reader: &mut Reader<'_>) -> Result<Command, DecodeError> {
+        if reader.remaining() == 0 {
+            return Err(DecodeError("empty".into()));
+        }
+        Ok(match reader.u8()? {
+            TAG_PUT_TOPIC => Command::PutTopic { topic: reader.string(STRING_LIMIT_BYTES)? },
             TAG_GET_TOPICS => Command::GetTopics,
             TAG_PUT_MESSAGE => {
-                let topic = take_string(&mut rest)?;
-                Command::PutMessage { topic, message: take_string(&mut rest)? }
+                let topic = reader.string(STRING_LIMIT_BYTES)?;
+                Command::PutMessage { topic, message: reader.string(STRING_LIMIT_BYTES)? }
             }
-            TAG_GET_MESSAGE => Command::GetMessage { topic: take_string(&mut rest)? },
+            TAG_GET_MESSAGE => Command::GetMessage { topic: reader.string(STRING_LIMIT_BYTES)? },
             other => return Err(DecodeError(format!("unknown tag {other}"))),
-        };
-        if !rest.is_empty() {
-            return Err(DecodeError(format!("{} trailing bytes", rest.len())));
-        }
-        Ok(command)
+        })
     }
 
     /// Changes nothing: the leader answers it by ReadIndex, not through the
@@ -136,26 +153,6 @@ impl Command {
             Command::PutMessage { topic, message } => topic.len() + message.len(),
         }
     }
-}
-
-fn put_string(out: &mut Vec<u8>, text: &str) {
-    let length = u32::try_from(text.len()).expect("request size limit keeps strings under 4 GiB");
-    out.extend_from_slice(&length.to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
-}
-
-fn take_string(rest: &mut &[u8]) -> Result<String, DecodeError> {
-    if rest.len() < 4 {
-        return Err(DecodeError("truncated length".into()));
-    }
-    let (length_bytes, tail) = rest.split_at(4);
-    let length = u32::from_le_bytes(length_bytes.try_into().expect("4 bytes")) as usize;
-    if tail.len() < length {
-        return Err(DecodeError(format!("string of {length} bytes truncated to {}", tail.len())));
-    }
-    let (text, tail) = tail.split_at(length);
-    *rest = tail;
-    String::from_utf8(text.to_vec()).map_err(|_| DecodeError("string is not UTF-8".into()))
 }
 
 #[cfg(test)]

@@ -3,6 +3,14 @@
 //! and that request's reply; a retry of it gets the same reply without being
 //! applied again. Sessions expire by the log, never by a clock, so every
 //! replica drops the same sessions at the same entry.
+//!
+//! Memory is bounded by bytes as well as by count: a `get_message` reply may
+//! be a megabyte, and a hundred clients that each took one would otherwise
+//! keep a hundred megabytes in every replica and snapshot after the queues
+//! are empty. Beyond `SessionLimits::max_bytes`, the least recently used
+//! replies larger than `SMALL_REPLY_BYTES` are dropped first (the session
+//! keeps its seq, and a retry gets `ReplyDropped`, never a second apply);
+//! only if that is not enough do whole sessions go.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -12,27 +20,60 @@ use super::state_machine::QueueReply;
 /// Log index, as the state machine sees it: only an ordering.
 pub type EntryIndex = u64;
 
-/// How many sessions are kept, and after how many log entries without a
-/// request a session is dropped. Part of the replicated state's definition:
-/// every node of a cluster must use the same limits.
+/// How many sessions are kept, how many bytes they may hold together, and
+/// after how many log entries without a request a session is dropped. Part
+/// of the replicated state's definition: every node of a cluster must use
+/// the same limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
     pub max_sessions: usize,
     pub idle_entries: u64,
+    /// Bytes all sessions may take, counted as their size in the snapshot
+    /// image (`session_bytes`), which is also what they cost in memory
+    /// apart from the maps' own overhead.
+    pub max_bytes: usize,
 }
 
 impl Default for SessionLimits {
     fn default() -> SessionLimits {
-        // 100,000 sessions of a few hundred bytes each is tens of MB at most;
         // 16M entries is minutes at full load and days at a light one: far
-        // longer than any client keeps retrying one request.
-        SessionLimits { max_sessions: 100_000, idle_entries: 1 << 24 }
+        // longer than any client keeps retrying one request. 16 MiB holds
+        // the latest reply of 100,000 clients whose replies are small (a
+        // uuid client id and an acknowledgement take 53 bytes), or sixteen
+        // 1 MiB messages besides them.
+        SessionLimits { max_sessions: 100_000, idle_entries: 1 << 24, max_bytes: 16 << 20 }
     }
+}
+
+/// Replies of at most this many bytes (beyond their tag, in the snapshot
+/// image) are kept as long as their session: acknowledgements, refusals and
+/// short messages. Larger ones may be dropped to respect `max_bytes`.
+pub const SMALL_REPLY_BYTES: usize = 64;
+
+/// A session's size in the snapshot image: client id (u32 length and bytes),
+/// seq, last use, and the reply (a tag and its payload).
+pub fn session_bytes(client_id: &str, reply: &QueueReply) -> usize {
+    4 + client_id.len() + 8 + 8 + 1 + reply_payload_bytes(reply)
+}
+
+/// A reply's size in the snapshot image after its tag.
+pub fn reply_payload_bytes(reply: &QueueReply) -> usize {
+    match reply {
+        QueueReply::Done | QueueReply::Refused | QueueReply::ReplyDropped => 0,
+        QueueReply::Stale { .. } => 8,
+        QueueReply::Message(message) => 4 + message.len(),
+        QueueReply::Topics(topics) => 8 + topics.iter().map(|topic| 4 + topic.len()).sum::<usize>(),
+    }
+}
+
+fn is_droppable(reply: &QueueReply) -> bool {
+    reply_payload_bytes(reply) > SMALL_REPLY_BYTES
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
     pub seq: u64,
+    /// `QueueReply::ReplyDropped` once dropped to respect `max_bytes`.
     pub reply: QueueReply,
     /// Index of the entry that last used this session.
     pub last_used_index: EntryIndex,
@@ -43,7 +84,8 @@ pub struct SessionRecord {
 pub enum SessionCheck {
     /// Not seen before: apply it.
     New,
-    /// A retry of the latest request: answer with its reply, apply nothing.
+    /// A retry of the latest request: answer with its reply (or
+    /// `ReplyDropped` if it was dropped), apply nothing.
     Duplicate(QueueReply),
     /// Older than the latest request; its reply is gone. Not applied.
     Stale { latest_seq: u64 },
@@ -55,11 +97,19 @@ pub struct SessionTable {
     by_client: HashMap<Arc<str>, SessionRecord>,
     /// Sessions by last use, oldest first: expiry pops from the front.
     by_last_use: BTreeMap<EntryIndex, Arc<str>>,
+    /// The sessions of `by_last_use` whose reply is larger than
+    /// `SMALL_REPLY_BYTES`: the first to give their reply up.
+    large_replies_by_last_use: BTreeMap<EntryIndex, Arc<str>>,
+    /// The sum of `session_bytes` over every session.
+    bytes: usize,
 }
 
 impl SessionTable {
     pub fn with_limits(limits: SessionLimits) -> SessionTable {
-        assert!(limits.max_sessions > 0, "a session table that keeps nothing cannot deduplicate");
+        assert!(
+            limits.max_sessions > 0 && limits.max_bytes > 0,
+            "a session table that keeps nothing cannot deduplicate"
+        );
         SessionTable { limits, ..SessionTable::default() }
     }
 
@@ -77,28 +127,71 @@ impl SessionTable {
     pub fn record(&mut self, client_id: &str, seq: u64, reply: QueueReply, index: EntryIndex) {
         assert!(self.by_last_use.last_key_value().is_none_or(|(last, _)| *last < index), "entries apply in order");
         let key: Arc<str> = match self.by_client.get_key_value(client_id) {
-            Some((key, record)) => {
-                self.by_last_use.remove(&record.last_used_index);
-                key.clone()
+            Some((key, _)) => {
+                let key = key.clone();
+                self.forget(&key);
+                key
             }
             None => Arc::from(client_id),
         };
-        self.by_last_use.insert(index, key.clone());
-        self.by_client.insert(key, SessionRecord { seq, reply, last_used_index: index });
+        self.insert(key, SessionRecord { seq, reply, last_used_index: index });
     }
 
-    /// Drop sessions idle for longer than the limit as of entry `index`, and
-    /// the least recently used beyond the count limit.
+    /// Drop sessions idle for longer than the limit as of entry `index` and
+    /// the least recently used beyond the count limit; then, while the
+    /// sessions take more than `max_bytes`, the least recently used large
+    /// replies, and as a last resort whole sessions.
     pub fn expire(&mut self, index: EntryIndex) {
         while let Some((&last_used, _)) = self.by_last_use.first_key_value() {
             let idle = index.saturating_sub(last_used) > self.limits.idle_entries;
             if !idle && self.by_client.len() <= self.limits.max_sessions {
                 break;
             }
-            let (_, client) = self.by_last_use.pop_first().expect("just seen");
-            self.by_client.remove(&client);
+            self.drop_least_recently_used();
+        }
+        while self.bytes > self.limits.max_bytes {
+            match self.large_replies_by_last_use.first_key_value() {
+                Some((_, client)) => self.drop_reply(client.clone()),
+                None => self.drop_least_recently_used(),
+            }
         }
         assert_eq!(self.by_client.len(), self.by_last_use.len(), "the two indexes of sessions agree");
+    }
+
+    fn drop_least_recently_used(&mut self) {
+        let (_, client) = self.by_last_use.first_key_value().expect("called with sessions left");
+        let client = client.clone();
+        self.forget(&client);
+    }
+
+    /// Keep the session and its seq, without the reply.
+    fn drop_reply(&mut self, client: Arc<str>) {
+        let mut record = self.forget(&client);
+        record.reply = QueueReply::ReplyDropped;
+        self.insert(client, record);
+    }
+
+    fn insert(&mut self, client: Arc<str>, record: SessionRecord) {
+        self.bytes += session_bytes(&client, &record.reply);
+        if is_droppable(&record.reply) {
+            self.large_replies_by_last_use.insert(record.last_used_index, client.clone());
+        }
+        self.by_last_use.insert(record.last_used_index, client.clone());
+        self.by_client.insert(client, record);
+    }
+
+    /// Remove a session from every index; it must exist.
+    fn forget(&mut self, client: &str) -> SessionRecord {
+        let record = self.by_client.remove(client).expect("only known sessions are forgotten");
+        self.by_last_use.remove(&record.last_used_index);
+        self.large_replies_by_last_use.remove(&record.last_used_index);
+        self.bytes -= session_bytes(client, &record.reply);
+        record
+    }
+
+    /// What the sessions take, as `session_bytes` counts it.
+    pub fn bytes(&self) -> usize {
+        self.bytes
     }
 
     pub fn len(&self) -> usize {
@@ -120,9 +213,7 @@ impl SessionTable {
         if client_id.is_empty() || self.by_client.contains_key(client_id.as_str()) || !in_order {
             return Err(format!("snapshot holds an empty, repeated or out-of-order session {client_id:?}"));
         }
-        let key: Arc<str> = Arc::from(client_id);
-        self.by_last_use.insert(record.last_used_index, key.clone());
-        self.by_client.insert(key, record);
+        self.insert(Arc::from(client_id), record);
         Ok(())
     }
 }
@@ -132,7 +223,15 @@ mod tests {
     use super::*;
 
     fn table(max_sessions: usize, idle_entries: u64) -> SessionTable {
-        SessionTable::with_limits(SessionLimits { max_sessions, idle_entries })
+        SessionTable::with_limits(SessionLimits { max_sessions, idle_entries, ..SessionLimits::default() })
+    }
+
+    fn table_of_bytes(max_bytes: usize) -> SessionTable {
+        SessionTable::with_limits(SessionLimits { max_bytes, ..SessionLimits::default() })
+    }
+
+    fn message(bytes: usize) -> QueueReply {
+        QueueReply::Message("x".repeat(bytes))
     }
 
     #[test]
@@ -183,5 +282,51 @@ mod tests {
         assert!(sessions.restore("a".into(), record(4)).is_err());
         assert!(sessions.restore("b".into(), record(2)).is_err());
         assert!(sessions.restore(String::new(), record(9)).is_err());
+    }
+
+    #[test]
+    fn bytes_count_every_session_and_follow_replacements() {
+        let mut sessions = table_of_bytes(1 << 20);
+        sessions.record("ab", 1, QueueReply::Done, 1);
+        assert_eq!(sessions.bytes(), 4 + 2 + 8 + 8 + 1);
+        sessions.record("ab", 2, message(100), 2);
+        assert_eq!(sessions.bytes(), 4 + 2 + 8 + 8 + 1 + 4 + 100);
+        sessions.record("c", 1, QueueReply::Stale { latest_seq: 3 }, 3);
+        assert_eq!(sessions.bytes(), session_bytes("ab", &message(100)) + 4 + 1 + 8 + 8 + 1 + 8);
+        sessions.expire(3);
+        let recount: usize = sessions.iter().map(|(client, record)| session_bytes(client, &record.reply)).sum();
+        assert_eq!(sessions.bytes(), recount);
+    }
+
+    #[test]
+    fn over_the_byte_limit_the_least_recently_used_large_replies_go_first() {
+        let one = session_bytes("a", &message(1000));
+        let mut sessions = table_of_bytes(2 * one + 100);
+        sessions.record("a", 1, message(1000), 1);
+        sessions.record("small", 1, QueueReply::Message("short".into()), 2);
+        sessions.record("b", 1, message(1000), 3);
+        sessions.record("c", 1, message(1000), 4);
+        sessions.expire(4);
+        assert!(sessions.bytes() <= 2 * one + 100);
+        assert_eq!(sessions.check("a", 1), SessionCheck::Duplicate(QueueReply::ReplyDropped), "oldest large reply");
+        assert_eq!(sessions.check("small", 1), SessionCheck::Duplicate(QueueReply::Message("short".into())));
+        assert_eq!(sessions.check("b", 1), SessionCheck::Duplicate(message(1000)));
+        assert_eq!(sessions.check("c", 1), SessionCheck::Duplicate(message(1000)));
+        assert_eq!(sessions.check("a", 0), SessionCheck::Stale { latest_seq: 1 }, "the dropped reply's seq stays");
+        assert_eq!(sessions.len(), 4);
+    }
+
+    #[test]
+    fn small_replies_are_kept_and_whole_sessions_go_only_as_a_last_resort() {
+        let small = session_bytes("a", &QueueReply::Done);
+        let mut sessions = table_of_bytes(2 * small);
+        sessions.record("a", 1, QueueReply::Done, 1);
+        sessions.record("b", 1, QueueReply::Done, 2);
+        sessions.record("c", 1, message(SMALL_REPLY_BYTES + 1), 3);
+        sessions.expire(3);
+        assert_eq!(sessions.check("c", 1), SessionCheck::Duplicate(QueueReply::ReplyDropped));
+        assert_eq!(sessions.check("a", 1), SessionCheck::New, "a was least recently used");
+        assert_eq!(sessions.len(), 2);
+        assert!(sessions.bytes() <= 2 * small);
     }
 }

@@ -1,14 +1,21 @@
 //! The state machine's snapshot image: every topic in creation order with its
-//! queued messages. Little-endian, length-prefixed, ending in a crc32c of
-//! everything before it, so a damaged image is refused rather than restored.
+//! queued messages, then the client sessions. Little-endian, length-prefixed
+//! (src/binary.rs), ending in a crc32c of everything before it, so a damaged
+//! image is refused rather than restored.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
 
 use super::session::SessionRecord;
 use super::state_machine::{QueueReply, QueueStateMachine};
+use crate::binary::{Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"RMQQ";
-/// Version 2 adds client sessions after the topics; version 1 images (no
-/// sessions) are still read.
-const VERSION: u8 = 2;
+/// Version 3 adds the `ReplyDropped` reply of a session whose reply was
+/// dropped to respect the session byte limit. Version 2 added the sessions
+/// after the topics. Images of versions 1 and 2 are still read.
+const VERSION: u8 = 3;
+const VERSION_WITHOUT_DROPPED_REPLIES: u8 = 2;
 const VERSION_WITHOUT_SESSIONS: u8 = 1;
 
 const REPLY_DONE: u8 = 0;
@@ -16,30 +23,44 @@ const REPLY_REFUSED: u8 = 1;
 const REPLY_TOPICS: u8 = 2;
 const REPLY_MESSAGE: u8 = 3;
 const REPLY_STALE: u8 = 4;
+const REPLY_DROPPED: u8 = 5;
+
+/// A string has no limit of its own: it is bounded by the image, which the
+/// reader checks before taking it.
+const STRING_LIMIT_BYTES: usize = u32::MAX as usize;
+/// Smallest encodings, to check counts against the bytes left: a string is
+/// its u32 length; a topic also has its u64 message count; a session has its
+/// client id, seq, last use and reply tag.
+const STRING_MIN_BYTES: usize = 4;
+const TOPIC_MIN_BYTES: usize = 4 + 8;
+const SESSION_MIN_BYTES: usize = 4 + 8 + 8 + 1;
 
 impl QueueStateMachine {
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
-        out.extend_from_slice(MAGIC);
-        out.push(VERSION);
-        out.extend_from_slice(&self.digest().to_le_bytes());
-        out.extend_from_slice(&(self.topics().len() as u64).to_le_bytes());
+        let mut writer = Writer::new(&mut out);
+        for &byte in MAGIC {
+            writer.u8(byte);
+        }
+        writer.u8(VERSION);
+        writer.u64(self.digest());
+        writer.u64(self.topics().len() as u64);
         for (topic, messages) in self.topics_with_messages() {
-            put_string(&mut out, topic);
-            out.extend_from_slice(&(messages.len() as u64).to_le_bytes());
+            writer.string(topic);
+            writer.u64(messages.len() as u64);
             for message in messages {
-                put_string(&mut out, message);
+                writer.string(message);
             }
         }
-        out.extend_from_slice(&(self.sessions().len() as u64).to_le_bytes());
+        writer.u64(self.sessions().len() as u64);
         for (client_id, record) in self.sessions().iter() {
-            put_string(&mut out, client_id);
-            out.extend_from_slice(&record.seq.to_le_bytes());
-            out.extend_from_slice(&record.last_used_index.to_le_bytes());
-            put_reply(&mut out, &record.reply);
+            writer.string(client_id);
+            writer.u64(record.seq);
+            writer.u64(record.last_used_index);
+            put_reply(&mut writer, &record.reply);
         }
         let checksum = crc32c::crc32c(&out);
-        out.extend_from_slice(&checksum.to_le_bytes());
+        Writer::new(&mut out).u32(checksum);
         out
     }
 
@@ -52,131 +73,126 @@ impl QueueStateMachine {
             return Err("queue snapshot checksum mismatch".into());
         }
         let version = body[4];
-        if &body[..4] != MAGIC || !(version == VERSION || version == VERSION_WITHOUT_SESSIONS) {
+        if &body[..4] != MAGIC || !(VERSION_WITHOUT_SESSIONS..=VERSION).contains(&version) {
             return Err("not a queue snapshot of a known version".into());
         }
-        let mut reader = Reader { rest: &body[5..] };
+        let mut reader = Reader::new(&body[5..]);
         let mut machine = QueueStateMachine::new();
-        machine.restore_digest(reader.u64()?);
-        let topic_count = reader.u64()?;
-        for _ in 0..topic_count {
-            let topic = reader.string()?;
-            let message_count = reader.u64()?;
-            let mut messages = std::collections::VecDeque::new();
-            for _ in 0..message_count {
-                messages.push_back(std::sync::Arc::from(reader.string()?));
-            }
-            machine.restore_topic(topic, messages)?;
+        read_topics(&mut reader, &mut machine).map_err(|problem| format!("queue snapshot: {problem}"))?;
+        if version >= VERSION_WITHOUT_DROPPED_REPLIES {
+            read_sessions(&mut reader, &mut machine, version)
+                .map_err(|problem| format!("queue snapshot: {problem}"))?;
         }
-        if version == VERSION {
-            let session_count = reader.u64()?;
-            for _ in 0..session_count {
-                let client_id = reader.string()?;
-                let seq = reader.u64()?;
-                let last_used_index = reader.u64()?;
-                let reply = reader.reply()?;
-                machine.sessions_mut().restore(client_id, SessionRecord { seq, reply, last_used_index })?;
-            }
-        }
-        if !reader.rest.is_empty() {
-            return Err(format!("queue snapshot has {} trailing bytes", reader.rest.len()));
-        }
+        reader.finish().map_err(|problem| format!("queue snapshot: {problem}"))?;
         Ok(machine)
     }
 }
 
-fn put_string(out: &mut Vec<u8>, text: &str) {
-    out.extend_from_slice(&(text.len() as u32).to_le_bytes());
-    out.extend_from_slice(text.as_bytes());
+fn read_topics(reader: &mut Reader<'_>, machine: &mut QueueStateMachine) -> Result<(), String> {
+    machine.restore_digest(reader.u64()?);
+    let topic_count = reader.count_u64(TOPIC_MIN_BYTES)?;
+    for _ in 0..topic_count {
+        let topic = reader.string(STRING_LIMIT_BYTES)?;
+        let message_count = reader.count_u64(STRING_MIN_BYTES)?;
+        let mut messages = VecDeque::with_capacity(message_count);
+        for _ in 0..message_count {
+            messages.push_back(Arc::from(reader.string(STRING_LIMIT_BYTES)?));
+        }
+        machine.restore_topic(topic, messages)?;
+    }
+    Ok(())
 }
 
-fn put_reply(out: &mut Vec<u8>, reply: &QueueReply) {
+fn read_sessions(reader: &mut Reader<'_>, machine: &mut QueueStateMachine, version: u8) -> Result<(), String> {
+    let session_count = reader.count_u64(SESSION_MIN_BYTES)?;
+    for _ in 0..session_count {
+        let client_id = reader.string(STRING_LIMIT_BYTES)?;
+        let seq = reader.u64()?;
+        let last_used_index = reader.u64()?;
+        let reply = read_reply(reader, version)?;
+        machine.sessions_mut().restore(client_id, SessionRecord { seq, reply, last_used_index })?;
+    }
+    Ok(())
+}
+
+fn put_reply(writer: &mut Writer<'_>, reply: &QueueReply) {
     match reply {
-        QueueReply::Done => out.push(REPLY_DONE),
-        QueueReply::Refused => out.push(REPLY_REFUSED),
+        QueueReply::Done => writer.u8(REPLY_DONE),
+        QueueReply::Refused => writer.u8(REPLY_REFUSED),
         QueueReply::Topics(topics) => {
-            out.push(REPLY_TOPICS);
-            out.extend_from_slice(&(topics.len() as u64).to_le_bytes());
+            writer.u8(REPLY_TOPICS);
+            writer.u64(topics.len() as u64);
             for topic in topics {
-                put_string(out, topic);
+                writer.string(topic);
             }
         }
         QueueReply::Message(message) => {
-            out.push(REPLY_MESSAGE);
-            put_string(out, message);
+            writer.u8(REPLY_MESSAGE);
+            writer.string(message);
         }
         QueueReply::Stale { latest_seq } => {
-            out.push(REPLY_STALE);
-            out.extend_from_slice(&latest_seq.to_le_bytes());
+            writer.u8(REPLY_STALE);
+            writer.u64(*latest_seq);
         }
+        QueueReply::ReplyDropped => writer.u8(REPLY_DROPPED),
     }
 }
 
-struct Reader<'a> {
-    rest: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, count: usize) -> Result<&'a [u8], String> {
-        if self.rest.len() < count {
-            return Err("queue snapshot is cut short".into());
-        }
-        let (taken, rest) = self.rest.split_at(count);
-        self.rest = rest;
-        Ok(taken)
-    }
-
-    fn u64(&mut self) -> Result<u64, String> {
-        Ok(u64::from_le_bytes(self.take(8)?.try_into().expect("8 bytes")))
-    }
-
-    fn reply(&mut self) -> Result<QueueReply, String> {
-        let tag = self.take(1)?[0];
-        Ok(match tag {
-            REPLY_DONE => QueueReply::Done,
-            REPLY_REFUSED => QueueReply::Refused,
-            REPLY_TOPICS => {
-                let count = self.u64()?;
-                let mut topics = Vec::new();
-                for _ in 0..count {
-                    topics.push(self.string()?);
-                }
-                QueueReply::Topics(topics)
+fn read_reply(reader: &mut Reader<'_>, version: u8) -> Result<QueueReply, String> {
+    Ok(match reader.u8()? {
+        REPLY_DONE => QueueReply::Done,
+        REPLY_REFUSED => QueueReply::Refused,
+        REPLY_TOPICS => {
+            let count = reader.count_u64(STRING_MIN_BYTES)?;
+            let mut topics = Vec::with_capacity(count);
+            for _ in 0..count {
+                topics.push(reader.string(STRING_LIMIT_BYTES)?);
             }
-            REPLY_MESSAGE => QueueReply::Message(self.string()?),
-            REPLY_STALE => QueueReply::Stale { latest_seq: self.u64()? },
-            other => return Err(format!("queue snapshot holds an unknown reply tag {other}")),
-        })
-    }
-
-    fn string(&mut self) -> Result<String, String> {
-        let length = u32::from_le_bytes(self.take(4)?.try_into().expect("4 bytes")) as usize;
-        let bytes = self.take(length)?;
-        String::from_utf8(bytes.to_vec()).map_err(|_| "queue snapshot holds text that is not UTF-8".to_string())
-    }
+            QueueReply::Topics(topics)
+        }
+        REPLY_MESSAGE => QueueReply::Message(reader.string(STRING_LIMIT_BYTES)?),
+        REPLY_STALE => QueueReply::Stale { latest_seq: reader.u64()? },
+        REPLY_DROPPED if version >= VERSION => QueueReply::ReplyDropped,
+        other => return Err(format!("an unknown reply tag {other} in a version {version} image")),
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::queue::{Command, Session, SessionCommand};
+    use crate::queue::{Command, Session, SessionCommand, SessionLimits};
+
+    fn entry(client: Option<&str>, seq: u64, command: Command) -> Vec<u8> {
+        SessionCommand { session: client.map(|client_id| Session { client_id: client_id.into(), seq }), command }
+            .encode()
+    }
 
     fn sample() -> QueueStateMachine {
         let mut machine = QueueStateMachine::new();
+        let put = |topic: &str, message: &str| Command::PutMessage { topic: topic.into(), message: message.into() };
+        let mut entries = vec![];
         for topic in ["b", "a", "empty"] {
-            machine.apply(&Command::PutTopic { topic: topic.into() });
+            entries.push(entry(None, 0, Command::PutTopic { topic: topic.into() }));
         }
         for message in ["one", "two", "ünïcode"] {
-            machine.apply(&Command::PutMessage { topic: "a".into(), message: message.into() });
+            entries.push(entry(None, 0, put("a", message)));
         }
-        machine.apply(&Command::PutMessage { topic: "b".into(), message: "x".into() });
-        let session = |client: &str, seq| Some(Session { client_id: client.into(), seq });
-        let get_a =
-            SessionCommand { session: session("reader", 4), command: Command::GetMessage { topic: "a".into() } };
-        machine.apply_entry(10, &get_a.encode()).unwrap();
-        let list = SessionCommand { session: session("lister", 1), command: Command::GetTopics };
-        machine.apply_entry(11, &list.encode()).unwrap();
+        entries.push(entry(None, 0, put("b", "x")));
+        entries.push(entry(Some("reader"), 4, Command::GetMessage { topic: "a".into() }));
+        entries.push(entry(Some("lister"), 1, Command::GetTopics));
+        for (index, data) in entries.iter().enumerate() {
+            machine.apply_entry(index as u64 + 1, data).unwrap();
+        }
         machine
+    }
+
+    /// `image` with another version byte and its checksum redone.
+    fn as_version(image: &[u8], version: u8) -> Vec<u8> {
+        let mut body = image[..image.len() - 4].to_vec();
+        body[4] = version;
+        let checksum = crc32c::crc32c(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        body
     }
 
     #[test]
@@ -190,13 +206,75 @@ mod tests {
         assert_eq!(restored.queue_length("a"), Some(2));
         assert_eq!(restored.queue_length("empty"), Some(0));
         assert_eq!(restored.sessions().len(), 2);
-        let first = restored.apply(&Command::GetMessage { topic: "a".into() });
-        assert_eq!(first, QueueReply::Message("two".into()), "the session's get took \"one\" before the snapshot");
-        let retry = SessionCommand {
-            session: Some(Session { client_id: "reader".into(), seq: 4 }),
-            command: Command::GetMessage { topic: "a".into() },
-        };
-        assert_eq!(restored.apply_entry(12, &retry.encode()), Ok(QueueReply::Message("one".into())));
+        assert_eq!(restored.sessions().bytes(), machine.sessions().bytes());
+        let first = restored.apply_entry(20, &entry(None, 0, Command::GetMessage { topic: "a".into() }));
+        assert_eq!(first, Ok(QueueReply::Message("two".into())), "the session's get took \"one\" before the snapshot");
+        let retry = entry(Some("reader"), 4, Command::GetMessage { topic: "a".into() });
+        assert_eq!(restored.apply_entry(21, &retry), Ok(QueueReply::Message("one".into())));
+    }
+
+    #[test]
+    fn the_session_bytes_are_the_sessions_share_of_the_image() {
+        let machine = sample();
+        let mut without_sessions = QueueStateMachine::new();
+        without_sessions.restore_digest(machine.digest());
+        for (topic, messages) in machine.topics_with_messages() {
+            without_sessions.restore_topic(topic.to_string(), messages.clone()).unwrap();
+        }
+        let difference = machine.encode_snapshot().len() - without_sessions.encode_snapshot().len();
+        assert_eq!(difference, machine.sessions().bytes());
+    }
+
+    #[test]
+    fn a_dropped_reply_survives_a_snapshot() {
+        let limits = SessionLimits { max_bytes: 200, ..SessionLimits::default() };
+        let mut machine = QueueStateMachine::with_session_limits(limits);
+        machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
+        machine
+            .apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(300) }))
+            .unwrap();
+        let get = entry(Some("c"), 1, Command::GetMessage { topic: "t".into() });
+        assert_eq!(machine.apply_entry(3, &get), Ok(QueueReply::Message("m".repeat(300))));
+        let mut restored = QueueStateMachine::decode_snapshot(&machine.encode_snapshot()).unwrap();
+        assert_eq!(restored.apply_entry(4, &get), Ok(QueueReply::ReplyDropped));
+    }
+
+    #[test]
+    fn images_of_older_versions_still_load() {
+        let image = sample().encode_snapshot();
+        let version_two = QueueStateMachine::decode_snapshot(&as_version(&image, 2)).unwrap();
+        assert_eq!(version_two.encode_snapshot(), image, "version 2 is version 3 without dropped replies");
+        // Version 1: the digest and the topics, no sessions.
+        let mut body = b"RMQQ\x01".to_vec();
+        body.extend_from_slice(&7u64.to_le_bytes());
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&1u32.to_le_bytes());
+        body.push(b't');
+        body.extend_from_slice(&1u64.to_le_bytes());
+        body.extend_from_slice(&2u32.to_le_bytes());
+        body.extend_from_slice(b"hi");
+        let checksum = crc32c::crc32c(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        let version_one = QueueStateMachine::decode_snapshot(&body).unwrap();
+        assert_eq!((version_one.digest(), version_one.topics()), (7, ["t".to_string()].as_slice()));
+        assert_eq!(version_one.queue_length("t"), Some(1));
+        assert!(version_one.sessions().is_empty());
+    }
+
+    #[test]
+    fn a_dropped_reply_in_a_version_two_image_is_refused() {
+        let limits = SessionLimits { max_bytes: 30, ..SessionLimits::default() };
+        let mut machine = QueueStateMachine::with_session_limits(limits);
+        machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
+        machine
+            .apply_entry(2, &entry(None, 0, Command::PutMessage { topic: "t".into(), message: "m".repeat(100) }))
+            .unwrap();
+        machine.apply_entry(3, &entry(Some("c"), 1, Command::GetMessage { topic: "t".into() })).unwrap();
+        let image = machine.encode_snapshot();
+        assert!(QueueStateMachine::decode_snapshot(&image).is_ok());
+        let error = QueueStateMachine::decode_snapshot(&as_version(&image, 2)).unwrap_err();
+        assert!(error.contains("unknown reply tag 5"), "{error}");
+        assert!(QueueStateMachine::decode_snapshot(&as_version(&image, 4)).is_err(), "a future version is refused");
     }
 
     #[test]
@@ -210,5 +288,16 @@ mod tests {
             damaged[position] ^= 0x40;
             assert!(QueueStateMachine::decode_snapshot(&damaged).is_err(), "flip at {position}");
         }
+    }
+
+    #[test]
+    fn a_huge_count_is_refused_before_allocating() {
+        let mut body = b"RMQQ\x03".to_vec();
+        body.extend_from_slice(&0u64.to_le_bytes());
+        body.extend_from_slice(&u64::MAX.to_le_bytes());
+        let checksum = crc32c::crc32c(&body);
+        body.extend_from_slice(&checksum.to_le_bytes());
+        let error = QueueStateMachine::decode_snapshot(&body).unwrap_err();
+        assert!(error.contains("cannot fit"), "{error}");
     }
 }

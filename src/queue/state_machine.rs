@@ -18,6 +18,10 @@ pub enum QueueReply {
     Stale {
         latest_seq: u64,
     },
+    /// A retry of the client's latest request, which was applied, but whose
+    /// reply the session no longer keeps (`SessionLimits::max_bytes`). Not
+    /// applied again.
+    ReplyDropped,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -83,11 +87,6 @@ impl QueueStateMachine {
             }
             SessionCheck::Stale { latest_seq } => QueueReply::Stale { latest_seq },
         }
-    }
-
-    pub fn apply(&mut self, command: &Command) -> QueueReply {
-        self.digest = chain_digest(self.digest, &command.encode());
-        self.execute(command)
     }
 
     fn execute(&mut self, command: &Command) -> QueueReply {
@@ -178,49 +177,78 @@ mod tests {
         Command::GetMessage { topic: topic.into() }
     }
 
+    /// A state machine fed as a node feeds it: each command encoded as the
+    /// next log entry and applied through `apply_entry`.
+    #[derive(Default)]
+    struct Replica {
+        queues: QueueStateMachine,
+        last_index: EntryIndex,
+    }
+
+    impl Replica {
+        fn with_session_limits(limits: SessionLimits) -> Replica {
+            Replica { queues: QueueStateMachine::with_session_limits(limits), last_index: 0 }
+        }
+
+        fn apply(&mut self, command: &Command) -> QueueReply {
+            self.apply_encoded(&command.encode())
+        }
+
+        fn apply_in_session(&mut self, client_id: &str, seq: u64, command: Command) -> QueueReply {
+            self.apply_encoded(&in_session(client_id, seq, command))
+        }
+
+        fn apply_encoded(&mut self, entry: &[u8]) -> QueueReply {
+            self.last_index += 1;
+            self.queues.apply_entry(self.last_index, entry).expect("a valid entry")
+        }
+    }
+
+    fn in_session(client_id: &str, seq: u64, command: Command) -> Vec<u8> {
+        SessionCommand { session: Some(Session { client_id: client_id.into(), seq }), command }.encode()
+    }
+
     #[test]
     fn topics_listed_in_creation_order_and_never_duplicated() {
-        let mut queues = QueueStateMachine::new();
-        assert_eq!(queues.apply(&Command::GetTopics), QueueReply::Topics(vec![]));
-        assert_eq!(queues.apply(&put_topic("b")), QueueReply::Done);
-        assert_eq!(queues.apply(&put_topic("a")), QueueReply::Done);
-        assert_eq!(queues.apply(&put_topic("b")), QueueReply::Refused);
-        assert_eq!(queues.apply(&Command::GetTopics), QueueReply::Topics(vec!["b".into(), "a".into()]));
+        let mut replica = Replica::default();
+        assert_eq!(replica.apply(&Command::GetTopics), QueueReply::Topics(vec![]));
+        assert_eq!(replica.apply(&put_topic("b")), QueueReply::Done);
+        assert_eq!(replica.apply(&put_topic("a")), QueueReply::Done);
+        assert_eq!(replica.apply(&put_topic("b")), QueueReply::Refused);
+        assert_eq!(replica.apply(&Command::GetTopics), QueueReply::Topics(vec!["b".into(), "a".into()]));
     }
 
     #[test]
     fn messages_come_out_first_in_first_out() {
-        let mut queues = QueueStateMachine::new();
-        queues.apply(&put_topic("t"));
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
         for message in ["1", "", "ü"] {
-            assert_eq!(queues.apply(&put("t", message)), QueueReply::Done);
+            assert_eq!(replica.apply(&put("t", message)), QueueReply::Done);
         }
-        assert_eq!(queues.apply(&get("t")), QueueReply::Message("1".into()));
-        assert_eq!(queues.apply(&get("t")), QueueReply::Message("".into()));
-        assert_eq!(queues.apply(&get("t")), QueueReply::Message("ü".into()));
-        assert_eq!(queues.apply(&get("t")), QueueReply::Refused, "empty topic");
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("1".into()));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("".into()));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("ü".into()));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Refused, "empty topic");
     }
 
     #[test]
     fn missing_topic_refuses_put_and_get() {
-        let mut queues = QueueStateMachine::new();
-        assert_eq!(queues.apply(&put("nope", "m")), QueueReply::Refused);
-        assert_eq!(queues.apply(&get("nope")), QueueReply::Refused);
-        assert_eq!(queues.queue_length("nope"), None);
+        let mut replica = Replica::default();
+        assert_eq!(replica.apply(&put("nope", "m")), QueueReply::Refused);
+        assert_eq!(replica.apply(&get("nope")), QueueReply::Refused);
+        assert_eq!(replica.queues.queue_length("nope"), None);
     }
 
     #[test]
     fn replicas_applying_the_same_commands_agree() {
         let commands = [put_topic("a"), put("a", "x"), put_topic("b"), get("a"), get("a"), put("b", "y")];
-        let (mut first, mut second) = (QueueStateMachine::new(), QueueStateMachine::new());
+        let (mut first, mut second) = (Replica::default(), Replica::default());
         let replies_first: Vec<_> = commands.iter().map(|c| first.apply(c)).collect();
         let replies_second: Vec<_> = commands.iter().map(|c| second.apply(c)).collect();
         assert_eq!(replies_first, replies_second);
-        assert_eq!(first.topics(), second.topics());
-    }
-
-    fn in_session(client_id: &str, seq: u64, command: Command) -> Vec<u8> {
-        SessionCommand { session: Some(Session { client_id: client_id.into(), seq }), command }.encode()
+        assert_eq!(first.queues.topics(), second.queues.topics());
+        assert_eq!(first.queues.digest(), second.queues.digest());
+        assert_ne!(first.queues.digest(), 0, "every applied entry is folded into the digest");
     }
 
     #[test]
@@ -232,47 +260,81 @@ mod tests {
     }
 
     #[test]
+    fn an_undecodable_entry_is_an_error_and_changes_nothing() {
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
+        let digest = replica.queues.digest();
+        assert!(replica.queues.apply_entry(2, &[99]).is_err());
+        assert_eq!(replica.queues.digest(), digest);
+    }
+
+    #[test]
     fn a_retried_put_is_enqueued_once_and_answered_alike() {
-        let mut queues = QueueStateMachine::new();
-        queues.apply(&put_topic("t"));
-        let entry = in_session("c", 1, put("t", "m"));
-        assert_eq!(queues.apply_entry(2, &entry), Ok(QueueReply::Done));
-        assert_eq!(queues.apply_entry(3, &entry), Ok(QueueReply::Done));
-        assert_eq!(queues.queue_length("t"), Some(1), "the retry was not applied");
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
+        assert_eq!(replica.apply_in_session("c", 1, put("t", "m")), QueueReply::Done);
+        assert_eq!(replica.apply_in_session("c", 1, put("t", "m")), QueueReply::Done);
+        assert_eq!(replica.queues.queue_length("t"), Some(1), "the retry was not applied");
     }
 
     #[test]
     fn a_retried_get_returns_the_same_message_instead_of_popping_another() {
-        let mut queues = QueueStateMachine::new();
-        queues.apply(&put_topic("t"));
-        queues.apply(&put("t", "first"));
-        queues.apply(&put("t", "second"));
-        let get_first = in_session("c", 7, get("t"));
-        assert_eq!(queues.apply_entry(4, &get_first), Ok(QueueReply::Message("first".into())));
-        assert_eq!(queues.apply_entry(5, &get_first), Ok(QueueReply::Message("first".into())));
-        assert_eq!(queues.apply_entry(6, &in_session("c", 8, get("t"))), Ok(QueueReply::Message("second".into())));
-        assert_eq!(queues.apply_entry(7, &get_first), Ok(QueueReply::Stale { latest_seq: 8 }));
-        assert_eq!(queues.queue_length("t"), Some(0));
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
+        replica.apply(&put("t", "first"));
+        replica.apply(&put("t", "second"));
+        assert_eq!(replica.apply_in_session("c", 7, get("t")), QueueReply::Message("first".into()));
+        assert_eq!(replica.apply_in_session("c", 7, get("t")), QueueReply::Message("first".into()));
+        assert_eq!(replica.apply_in_session("c", 8, get("t")), QueueReply::Message("second".into()));
+        assert_eq!(replica.apply_in_session("c", 7, get("t")), QueueReply::Stale { latest_seq: 8 });
+        assert_eq!(replica.queues.queue_length("t"), Some(0));
     }
 
     #[test]
     fn sessions_expire_at_the_same_entry_on_every_replica() {
-        let limits = SessionLimits { max_sessions: 2, idle_entries: 10 };
-        let (mut first, mut second) =
-            (QueueStateMachine::with_session_limits(limits), QueueStateMachine::with_session_limits(limits));
-        for machine in [&mut first, &mut second] {
-            machine.apply(&put_topic("t"));
-            for (index, client) in ["a", "b", "a", "c"].iter().enumerate() {
-                machine.apply_entry(index as u64 + 2, &in_session(client, 1, put("t", client))).unwrap();
+        let limits = SessionLimits { max_sessions: 2, idle_entries: 10, ..SessionLimits::default() };
+        let (mut first, mut second) = (Replica::with_session_limits(limits), Replica::with_session_limits(limits));
+        for replica in [&mut first, &mut second] {
+            replica.apply(&put_topic("t"));
+            for client in ["a", "b", "a", "c"] {
+                replica.apply_in_session(client, 1, put("t", client));
             }
         }
-        let clients = |machine: &QueueStateMachine| -> Vec<String> {
-            machine.sessions().iter().map(|(client, _)| client.to_string()).collect()
+        let clients = |replica: &Replica| -> Vec<String> {
+            replica.queues.sessions().iter().map(|(client, _)| client.to_string()).collect()
         };
         assert_eq!(clients(&first), ["a", "c"], "b was least recently used: a's retry refreshed a");
         assert_eq!(clients(&first), clients(&second));
-        assert_eq!(first.queue_length("t"), Some(3), "a's second seq-1 put was a duplicate");
-        first.apply_entry(100, &in_session("d", 1, put("t", "d"))).unwrap();
+        assert_eq!(first.queues.queue_length("t"), Some(3), "a's second seq-1 put was a duplicate");
+        first.last_index = 99;
+        first.apply_in_session("d", 1, put("t", "d"));
         assert_eq!(clients(&first), ["d"], "the idle sessions expired by log index");
+    }
+
+    /// The case that exposed the unbounded sessions: 100 clients each took
+    /// a 900 KB message, and their replies stayed after the queue was empty.
+    #[test]
+    fn large_replies_are_bounded_by_the_session_byte_limit() {
+        let limits = SessionLimits::default();
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
+        let message = "m".repeat(900 * 1024);
+        for _ in 0..100 {
+            replica.apply(&put("t", &message));
+        }
+        for client in 0..100 {
+            let reply = replica.apply_in_session(&format!("client-{client:03}"), 1, get("t"));
+            assert_eq!(reply, QueueReply::Message(message.clone()), "the first answer is whole");
+        }
+        assert_eq!(replica.queues.queue_length("t"), Some(0));
+        let sessions = replica.queues.sessions();
+        assert!(sessions.bytes() <= limits.max_bytes, "{} bytes kept", sessions.bytes());
+        assert_eq!(sessions.len(), 100, "every session keeps its seq");
+        assert!(replica.queues.encode_snapshot().len() < limits.max_bytes + 64 * 1024);
+        // The most recent clients can still retry and get their message; the
+        // oldest ones are told their reply is gone, and nothing is applied twice.
+        assert_eq!(replica.apply_in_session("client-099", 1, get("t")), QueueReply::Message(message.clone()));
+        assert_eq!(replica.apply_in_session("client-000", 1, get("t")), QueueReply::ReplyDropped);
+        assert_eq!(replica.apply_in_session("client-000", 2, get("t")), QueueReply::Refused, "a new seq is applied");
     }
 }

@@ -98,7 +98,7 @@ class LocalCluster:
         self.processes[index] = subprocess.Popen(
             [str(node_binary()), str(self.config_path), str(index)]
             + [argument.format(index=index, directory=self.directory) for argument in self.extra_arguments],
-            # The default data directory lives under the working directory.
+            # The default data directory is beside the config, in this directory.
             cwd=self.directory,
             stdout=log_file,
             stderr=subprocess.STDOUT,

@@ -10,7 +10,14 @@ apart a failure that certainly did nothing from one whose outcome is unknown.
 Writes carry a session (``client_id``, ``seq``) by default, so the client
 retries them after a lost reply or a leader change without applying them
 twice. ``Client(..., exactly_once=False)`` sends bare requests instead; a
-write whose outcome is unknown then raises ``Indeterminate``.
+write whose outcome is unknown then raises ``Indeterminate``. A retry whose
+reply the cluster no longer keeps (``reply_dropped``: large replies are
+dropped first when sessions exceed their memory bound) raises
+``ReplyDropped``: the request was applied once, its answer is lost.
+
+Every request waits at most ``timeout_ms`` for a reply (``RCVTIMEO``, and
+``LINGER`` 0 so closing never blocks), so a dead node costs a timeout, never
+a hang.
 """
 
 from __future__ import annotations
@@ -23,7 +30,7 @@ from typing import Any, Optional, Sequence
 
 import zmq
 
-__all__ = ["Client", "RaftMQError", "Indeterminate", "request", "endpoints_from_config"]
+__all__ = ["Client", "RaftMQError", "Indeterminate", "ReplyDropped", "request", "endpoints_from_config"]
 
 #: Error codes after which the request may or may not have taken effect.
 INDETERMINATE_CODES = {"timeout", "leader_changed"}
@@ -40,6 +47,11 @@ class RaftMQError(Exception):
 class Indeterminate(RaftMQError):
     """The request may or may not have been applied (no reply, ``timeout``,
     ``leader_changed``). Retrying a write could apply it twice."""
+
+
+class ReplyDropped(RaftMQError):
+    """A retried write was applied by an earlier attempt, but the cluster no
+    longer keeps its reply (for ``get_message``: the message it removed)."""
 
 
 _context = zmq.Context.instance()
@@ -154,6 +166,8 @@ class Client:
                 self.leader = None
                 time.sleep(0.05)
                 continue
+            if reply.get("error") == "reply_dropped":
+                raise ReplyDropped(f"{payload.get('op')} was applied, but its reply is no longer kept", reply)
             if "error" in reply:
                 raise RaftMQError(f"{reply['error']}: {reply.get('detail')}", reply)
             self.leader = endpoint
