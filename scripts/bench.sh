@@ -9,7 +9,7 @@ case "${1:-}" in -h | --help) sed -n '2,/^[^#]/{/^#/s/^# \{0,1\}//p}' "$0"; exit
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration="${1:-5}"
-cargo build --release --bin raftmq-node --bin raftmq-bench
+cargo build --release --bin raftmq-node --bin raftmq-bench --bin raftmq-flood
 mkdir -p run
 config=run/bench.json
 cat >"$config" <<JSON
@@ -34,5 +34,13 @@ for mode in "fsync:--fsync true" "no-fsync:--fsync false"; do
     set -- $scenario
     target/release/raftmq-bench --config "$config" --clients "$1" --window "$2" --duration-s "$duration"
   done
+  if [ "$name" = fsync ]; then
+    # A flood of about twice what the cluster commits within one request
+    # deadline (53,000 requests in flight; a client answered busy waits
+    # 500 ms): leader changes, busy and success latency, timeouts.
+    echo "## flood: 832 clients x 64 in flight, busy backoff 500 ms, $((duration * 4)) s"
+    target/release/raftmq-flood --config "$config" --clients 832 --window 64 --sockets 16 \
+      --duration-s "$((duration * 4))" --busy-backoff-ms 500
+  fi
 done
 scripts/cluster.sh clean "$config" >/dev/null
