@@ -10,11 +10,11 @@ mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
+mod settings;
 mod snapshotter;
 mod thread_priority;
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -35,86 +35,8 @@ use listener::start_listener;
 use network_faults::NetworkFaults;
 use peer_listener::{Admission, PeerListener};
 use peer_senders::PeerSenders;
+pub use settings::NodeSettings;
 use snapshotter::Snapshotter;
-
-/// Tunables, with defaults chosen for a loopback or LAN cluster.
-#[derive(Debug, Clone)]
-pub struct NodeSettings {
-    pub election_timeout_min_ms: u64,
-    pub election_timeout_max_ms: u64,
-    pub heartbeat_interval_ms: u64,
-    pub request_deadline_ms: u64,
-    pub max_request_bytes: usize,
-    /// Client requests allowed to wait for commit at once before `busy`.
-    pub max_pending_requests: usize,
-    /// A leader out of touch with a majority for an election timeout steps down.
-    pub check_quorum: bool,
-    /// Ask for pre-votes before starting an election.
-    pub pre_vote: bool,
-    /// Where this node keeps its log; None derives one from the config.
-    pub data_dir: Option<PathBuf>,
-    /// Log bytes applied since the last snapshot that trigger a new one.
-    pub snapshot_threshold_bytes: u64,
-    pub wal_segment_bytes: u64,
-    /// fdatasync before acknowledging; off only to measure what it costs.
-    pub fsync: bool,
-    /// Test switch: storage fails while this file exists.
-    pub inject_disk_faults: Option<PathBuf>,
-    /// Test switch: peer traffic is dropped as this file's rules say.
-    pub inject_network_faults: Option<PathBuf>,
-}
-
-impl Default for NodeSettings {
-    fn default() -> NodeSettings {
-        NodeSettings {
-            election_timeout_min_ms: 150,
-            election_timeout_max_ms: 300,
-            heartbeat_interval_ms: 50,
-            request_deadline_ms: 500,
-            max_request_bytes: 1 << 20,
-            max_pending_requests: 100_000,
-            check_quorum: true,
-            pre_vote: true,
-            data_dir: None,
-            snapshot_threshold_bytes: 32 << 20,
-            wal_segment_bytes: 8 << 20,
-            fsync: true,
-            inject_disk_faults: None,
-            inject_network_faults: None,
-        }
-    }
-}
-
-impl NodeSettings {
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        let problem = if self.election_timeout_min_ms == 0 {
-            Some("the election timeout must be at least 1 ms".to_string())
-        } else if self.election_timeout_min_ms > self.election_timeout_max_ms {
-            Some(format!(
-                "the election timeout range {}..{} ms is empty",
-                self.election_timeout_min_ms, self.election_timeout_max_ms
-            ))
-        } else if self.heartbeat_interval_ms == 0 || self.heartbeat_interval_ms >= self.election_timeout_min_ms {
-            Some(format!(
-                "the heartbeat interval ({} ms) must be above 0 and below the minimum election timeout ({} ms)",
-                self.heartbeat_interval_ms, self.election_timeout_min_ms
-            ))
-        } else if self.request_deadline_ms == 0 {
-            Some("the request deadline must be at least 1 ms".to_string())
-        } else if self.max_request_bytes == 0 || self.max_pending_requests == 0 {
-            Some("the request size and pending-request limits must be above 0".to_string())
-        } else if self.snapshot_threshold_bytes == 0 || self.wal_segment_bytes < 4096 {
-            Some("the snapshot threshold must be above 0 and WAL segments at least 4096 bytes".to_string())
-        } else {
-            None
-        };
-        problem.map_or(Ok(()), |detail| Err(ConfigError(format!("invalid option: {detail}"))))
-    }
-
-    pub fn request_deadline(&self) -> Duration {
-        Duration::from_millis(self.request_deadline_ms)
-    }
-}
 
 #[derive(Debug)]
 pub enum NodeError {
@@ -226,17 +148,17 @@ fn shell_settings(config: &ClusterConfig, index: usize, settings: &NodeSettings)
     let mut core = CoreConfig::new(index, config.node_count());
     core.check_quorum = settings.check_quorum;
     core.pre_vote = settings.pre_vote;
-    let heartbeat_interval = Duration::from_millis(settings.heartbeat_interval_ms);
+    let heartbeat_interval = settings.heartbeat_interval;
     ShellSettings {
         core,
         timers: TimerSettings {
-            election_timeout_min: Duration::from_millis(settings.election_timeout_min_ms),
-            election_timeout_max: Duration::from_millis(settings.election_timeout_max_ms),
+            election_timeout_min: settings.election_timeout_min,
+            election_timeout_max: settings.election_timeout_max,
             heartbeat_interval,
             // Overdue by two heartbeats: this process was not running.
             stall_tolerance: heartbeat_interval * 2,
         },
-        request_deadline: settings.request_deadline(),
+        request_deadline: settings.request_deadline,
         max_pending_requests: settings.max_pending_requests,
         snapshot_threshold_bytes: settings.snapshot_threshold_bytes,
         client_endpoints: (0..config.node_count()).map(|node| config.client_endpoint(node)).collect(),
