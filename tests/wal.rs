@@ -48,13 +48,19 @@ fn segment_files(directory: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Write entries 1..=count (term 1) with one sync, then close.
+/// Write entries 1..=count (term 1), each synced on its own (one batch
+/// each, so every record but the last is followed by a later write), then
+/// close.
 fn write_log(directory: &Path, count: u64) {
     let mut wal = open(directory);
-    let entries: Vec<Entry> = (1..=count).map(|index| entry(index, 1)).collect();
-    wal.append_entries(&entries).unwrap();
-    wal.sync().unwrap();
+    for index in 1..=count {
+        wal.append_entries(&[entry(index, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
 }
+
+/// Bytes before the first batch of a segment: its header.
+const SEGMENT_HEADER_BYTES: usize = 20;
 
 #[test]
 fn entries_and_hard_state_survive_reopen() {
@@ -141,12 +147,13 @@ fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
-    bytes[20] ^= 0x01; // inside the first record's payload
+    bytes[SEGMENT_HEADER_BYTES + 40] ^= 0x01; // inside the first record's payload
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains("corrupt record"), "{}", error.detail);
+    assert!(error.detail.contains("corrupt log data"), "{}", error.detail);
     assert!(error.detail.contains(&segment.display().to_string()), "{}", error.detail);
-    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    // The first batch starts right after the segment header.
+    assert!(error.detail.contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail);
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 
@@ -156,10 +163,12 @@ fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
-    bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes()); // first record now "runs past the end"
+    // The first batch's length field: that batch now "runs past the end".
+    let length_field = SEGMENT_HEADER_BYTES + 4;
+    bytes[length_field..length_field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    assert!(error.detail.contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail);
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 

@@ -7,6 +7,8 @@ mod log_manager;
 mod memory;
 mod snapshot_file;
 mod wal;
+mod wal_format;
+mod wal_recovery;
 
 pub use fault::FaultInjectingStorage;
 pub use log_manager::{DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen};
