@@ -60,7 +60,7 @@ fn write_log(directory: &Path, count: u64) {
 }
 
 /// Bytes before the first batch of a segment: its header.
-const SEGMENT_HEADER_BYTES: usize = 20;
+const SEGMENT_HEADER_BYTES: usize = 28;
 
 #[test]
 fn entries_and_hard_state_survive_reopen() {

@@ -534,3 +534,39 @@ fn a_cut_while_an_installed_snapshot_resets_the_log_leaves_no_stale_entries() {
     };
     check_states(&directory.0, &states, segment_bytes, &expected, "reset after an installed snapshot");
 }
+
+// Clients choose their bytes, and checksums are no secret: a message that
+// holds a copy of a real batch frame, torn off its batch's header, must not
+// pass for a later write (which would make the tear look like damage).
+#[test]
+fn a_batch_frame_inside_client_data_does_not_make_a_tear_look_like_damage() {
+    let other = TempDirectory::new();
+    let mut wal = WalStorage::open(&other.0, options(1 << 20)).unwrap();
+    let empty = capture(&other.0);
+    wal.append_entries(&entries(1..=2, 1, 50)).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let written = capture(&other.0);
+    let segment = written.keys().find(|name| name.ends_with(".wal")).unwrap();
+    let frame = written[segment][empty[segment].len()..].to_vec();
+
+    let directory = TempDirectory::new();
+    let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
+    let log = write_synced(&mut wal, &synced_history());
+    let synced = capture(&directory.0);
+    let mut batch = entries(10..=12, 2, 700);
+    batch[1].data = frame.repeat(3);
+    wal.append_entries(&batch).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let states = crash_states(&synced, &capture(&directory.0), 60);
+    let expected = Expected {
+        log: &log,
+        batch: &batch,
+        at_least: 0,
+        hard_states: vec![HardState::default()],
+        snapshots: vec![None],
+    };
+    let (_, logs) = check_states(&directory.0, &states, 1 << 20, &expected, "a batch frame inside client data");
+    assert_eq!(logs, 4, "every prefix of the three entries is what some tear leaves");
+}

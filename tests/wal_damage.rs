@@ -12,7 +12,7 @@ use raftmq::raft::Entry;
 use raftmq::storage::{Storage, WalOptions, WalStorage};
 
 /// Bytes before a segment's first batch: its header.
-const SEGMENT_HEADER_BYTES: usize = 20;
+const SEGMENT_HEADER_BYTES: usize = 28;
 /// A batch frame's header, and each record's header and entry header.
 const BATCH_HEADER_BYTES: usize = 16;
 const RECORD_OVERHEAD_BYTES: usize = 24;

@@ -13,12 +13,14 @@
 //!   another cluster or index is refused (etcd's cluster token).
 //! - `snapshot`: the latest snapshot, replaced atomically (see snapshot_file).
 //! - `<first index, 20 digits>.wal`: log segments. A segment starts with a
-//!   header (`"RMQW" | u8 version 2 | 3 zero bytes | u64 first index | u32
-//!   crc32c`), written and synced before the directory names the file. Then
-//!   one batch frame per write: `"RMQB" | u32 payload length | u32
-//!   crc32c(payload) | u32 crc32c of the header's first 12 bytes`, whose
-//!   payload is records `u32 payload length | u32 crc32c(payload) | payload`,
-//!   the payload being `u64 term | u64 index | data`, all little-endian.
+//!   header (`"RMQW" | u8 version 2 | 3 zero bytes | u64 first index | u64
+//!   salt | u32 crc32c`), written and synced before the directory names the
+//!   file. Then one batch frame per write: `"RMQB" | u32 payload length | u32
+//!   crc32c(payload) | u32 crc32c of the salt and the header's first 12
+//!   bytes`, whose payload is records `u32 payload length | u32
+//!   crc32c(payload) | payload`, the payload being `u64 term | u64 index |
+//!   data`, all little-endian. The random salt keeps client data that holds
+//!   a copy of a batch frame from passing for a batch of this segment.
 //!
 //! Each `sync` writes at most one batch, then fdatasyncs (group commit), so
 //! a batch is exactly what one durable write covers. A batch may open with
@@ -101,6 +103,8 @@ struct Segment {
     length: u64,
     /// Written by format 1 (no header, no batches): rewritten by `open`.
     format_1: bool,
+    /// Seeds the checksum of every batch header (see wal_format).
+    salt: u64,
 }
 
 pub struct WalStorage {
@@ -227,12 +231,13 @@ impl WalStorage {
             let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
             let segment = self.segment_base + self.segments.len();
             let format_1 = format_1_allowed && !starts_like_a_segment_header(&bytes);
-            let end = if format_1 {
-                read_segment_format_1(&bytes, segment, is_last, &mut log)
+            let read = if format_1 {
+                read_segment_format_1(&bytes, segment, is_last, &mut log).map(|end| (end, 0))
             } else {
                 read_segment(&bytes, first_index, segment, is_last, &mut log)
             };
-            let length = match end.map_err(|damage| corrupt(&path, damage))? {
+            let (end, salt) = read.map_err(|damage| corrupt(&path, damage))?;
+            let length = match end {
                 SegmentEnd::Whole => bytes.len() as u64,
                 SegmentEnd::Torn { offset, kept, problem } => {
                     self.cut_torn_write(&path, offset, bytes.len() as u64, &kept, &problem)?;
@@ -246,7 +251,7 @@ impl WalStorage {
                 }
             };
             let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error("open", &path, e))?;
-            self.segments.push(Segment { first_index, path, file, length, format_1 });
+            self.segments.push(Segment { first_index, path, file, length, format_1, salt });
         }
         self.log_start = log.first_index;
         self.positions = log.positions;
@@ -321,14 +326,15 @@ impl WalStorage {
             }
             let end = self.segments.get(number + 1).map_or(self.last_index() + 1, |next| next.first_index);
             let records = &entries[(segment.first_index - self.log_start) as usize..(end - self.log_start) as usize];
-            let mut bytes = encode_segment_header(segment.first_index);
+            let salt = rand::random();
+            let mut bytes = encode_segment_header(segment.first_index, salt);
             if !records.is_empty() {
                 let batch_start = bytes.len();
                 begin_batch(&mut bytes);
                 for entry in records {
                     encode_record(entry, &mut bytes);
                 }
-                seal_batch(&mut bytes[batch_start..]);
+                seal_batch(&mut bytes[batch_start..], salt);
             }
             let temporary =
                 PathBuf::from(format!("{}{TEMPORARY_SEGMENT_SUFFIX}", segment.path.with_extension("").display()));
@@ -350,12 +356,13 @@ impl WalStorage {
         let path = self.directory.join(format!("{first_index:020}.wal"));
         let mut file =
             OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| io_error("create", &path, e))?;
-        file.write_all(&encode_segment_header(first_index))
+        let salt = rand::random();
+        file.write_all(&encode_segment_header(first_index, salt))
             .and_then(|()| file.sync_data())
             .map_err(|e| io_error("write", &path, e))?;
         sync_directory(&self.directory)?;
         let length = SEGMENT_HEADER_BYTES as u64;
-        self.segments.push(Segment { first_index, path, file, length, format_1: false });
+        self.segments.push(Segment { first_index, path, file, length, format_1: false, salt });
         Ok(())
     }
 
@@ -365,8 +372,8 @@ impl WalStorage {
             return Ok(());
         }
         let mut pending = std::mem::take(&mut self.pending);
-        seal_batch(&mut pending);
         let segment = self.active();
+        seal_batch(&mut pending, segment.salt);
         segment.file.write_all(&pending).map_err(|e| io_error("write", &segment.path, e))?;
         segment.length += pending.len() as u64;
         self.pending = pending;

@@ -23,11 +23,16 @@ pub const RECORD_OVERHEAD_BYTES: u64 = (RECORD_HEADER_BYTES + PAYLOAD_HEADER_BYT
 
 const SEGMENT_MAGIC: &[u8; 4] = b"RMQW";
 const SEGMENT_VERSION: u8 = 2;
-/// `magic | u8 version | 3 zero bytes | u64 first index | u32 crc32c of the 16 bytes before`.
-pub const SEGMENT_HEADER_BYTES: usize = 4 + 1 + 3 + 8 + 4;
+/// `magic | u8 version | 3 zero bytes | u64 first index | u64 salt | u32
+/// crc32c of the 24 bytes before`. The salt, random per segment, seeds the
+/// checksum of every batch header in the segment: client data that holds a
+/// copy of a batch frame (from this log or any other) is not an intact batch
+/// here, so it cannot make a torn write look like damage.
+pub const SEGMENT_HEADER_BYTES: usize = 4 + 1 + 3 + 8 + 8 + 4;
 
 const BATCH_MAGIC: &[u8; 4] = b"RMQB";
-/// `magic | u32 payload length | u32 crc32c(payload) | u32 crc32c of the 12 bytes before`.
+/// `magic | u32 payload length | u32 crc32c(payload) | u32 crc32c of the
+/// segment's salt and the 12 bytes before`.
 pub const BATCH_HEADER_BYTES: usize = 4 + 4 + 4 + 4;
 
 /// The data directory's format: `Some(version)` from its FORMAT file, or
@@ -61,12 +66,13 @@ pub fn write_format_version(directory: &Path) -> Result<(), StorageError> {
     replace_file_atomically(directory, FORMAT_FILE, format!("{FORMAT_TEXT_PREFIX}{FORMAT_VERSION}\n").as_bytes())
 }
 
-pub fn encode_segment_header(first_index: LogIndex) -> Vec<u8> {
+pub fn encode_segment_header(first_index: LogIndex, salt: u64) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(SEGMENT_HEADER_BYTES);
     bytes.extend_from_slice(SEGMENT_MAGIC);
     bytes.push(SEGMENT_VERSION);
     bytes.extend_from_slice(&[0; 3]);
     bytes.extend_from_slice(&first_index.to_le_bytes());
+    bytes.extend_from_slice(&salt.to_le_bytes());
     let checksum = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&checksum.to_le_bytes());
     bytes
@@ -78,19 +84,20 @@ pub fn starts_like_a_segment_header(bytes: &[u8]) -> bool {
     bytes.starts_with(SEGMENT_MAGIC)
 }
 
-/// The first index a segment header names, or what is wrong with it.
-pub fn decode_segment_header(bytes: &[u8]) -> Result<LogIndex, String> {
+/// The first index and salt a segment header holds, or what is wrong with it.
+pub fn decode_segment_header(bytes: &[u8]) -> Result<(LogIndex, u64), String> {
     let Some(header) = bytes.get(..SEGMENT_HEADER_BYTES) else {
         return Err(format!("segment header cut short at {} of {SEGMENT_HEADER_BYTES} bytes", bytes.len()));
     };
     if &header[0..4] != SEGMENT_MAGIC || header[4] != SEGMENT_VERSION {
         return Err(format!("expected the segment header \"RMQW\" version {SEGMENT_VERSION}"));
     }
-    let checksum = u32::from_le_bytes(header[16..20].try_into().expect("4 bytes"));
-    if crc32c::crc32c(&header[..16]) != checksum {
+    let checksum = u32::from_le_bytes(header[24..28].try_into().expect("4 bytes"));
+    if crc32c::crc32c(&header[..24]) != checksum {
         return Err("segment header checksum mismatch".into());
     }
-    Ok(u64::from_le_bytes(header[8..16].try_into().expect("8 bytes")))
+    let first_index = u64::from_le_bytes(header[8..16].try_into().expect("8 bytes"));
+    Ok((first_index, u64::from_le_bytes(header[16..24].try_into().expect("8 bytes"))))
 }
 
 /// Room for a batch header at the end of `out`, filled in by `seal_batch`.
@@ -98,14 +105,19 @@ pub fn begin_batch(out: &mut Vec<u8>) {
     out.extend_from_slice(&[0; BATCH_HEADER_BYTES]);
 }
 
-/// Fill in the header of the batch that starts at `out[0]`.
-pub fn seal_batch(out: &mut [u8]) {
+fn batch_header_checksum(salt: u64, header: &[u8]) -> u32 {
+    crc32c::crc32c_append(crc32c::crc32c(&salt.to_le_bytes()), &header[..12])
+}
+
+/// Fill in the header of the batch that starts at `out[0]`, for a segment
+/// with `salt`.
+pub fn seal_batch(out: &mut [u8], salt: u64) {
     let (header, payload) = out.split_at_mut(BATCH_HEADER_BYTES);
     let length = u32::try_from(payload.len()).expect("one write is far below 4 GiB");
     header[0..4].copy_from_slice(BATCH_MAGIC);
     header[4..8].copy_from_slice(&length.to_le_bytes());
     header[8..12].copy_from_slice(&crc32c::crc32c(payload).to_le_bytes());
-    let header_checksum = crc32c::crc32c(&header[..12]);
+    let header_checksum = batch_header_checksum(salt, header);
     header[12..16].copy_from_slice(&header_checksum.to_le_bytes());
 }
 
@@ -119,7 +131,10 @@ pub enum BatchHeader {
     Damaged(String),
 }
 
-pub fn decode_batch_header(bytes: &[u8]) -> BatchHeader {
+/// The batch header at the front of `bytes`, checked against the segment's
+/// `salt`; without one (the segment header is unreadable) only the payload
+/// checksum vouches for the batch.
+pub fn decode_batch_header(bytes: &[u8], salt: Option<u64>) -> BatchHeader {
     let Some(header) = bytes.get(..BATCH_HEADER_BYTES) else {
         return BatchHeader::Damaged(format!(
             "batch header cut short at {} of {BATCH_HEADER_BYTES} bytes",
@@ -129,7 +144,8 @@ pub fn decode_batch_header(bytes: &[u8]) -> BatchHeader {
     if &header[0..4] != BATCH_MAGIC {
         return BatchHeader::Damaged("expected a batch header (\"RMQB\")".into());
     }
-    if crc32c::crc32c(&header[..12]) != u32::from_le_bytes(header[12..16].try_into().expect("4 bytes")) {
+    let checksum = u32::from_le_bytes(header[12..16].try_into().expect("4 bytes"));
+    if salt.is_some_and(|salt| batch_header_checksum(salt, header) != checksum) {
         return BatchHeader::Damaged("batch header checksum mismatch".into());
     }
     let payload_bytes = u32::from_le_bytes(header[4..8].try_into().expect("4 bytes")) as usize;
@@ -138,8 +154,8 @@ pub fn decode_batch_header(bytes: &[u8]) -> BatchHeader {
 }
 
 /// The payload of the intact batch at the front of `bytes`, or what is wrong.
-pub fn decode_batch(bytes: &[u8]) -> Result<&[u8], String> {
-    match decode_batch_header(bytes) {
+pub fn decode_batch(bytes: &[u8], salt: Option<u64>) -> Result<&[u8], String> {
+    match decode_batch_header(bytes, salt) {
         BatchHeader::Damaged(problem) => Err(problem),
         BatchHeader::Intact { payload_bytes, checksum } => {
             let end = BATCH_HEADER_BYTES.saturating_add(payload_bytes);

@@ -90,32 +90,47 @@ fn damage(offset: usize, what: impl Into<String>) -> Damage {
 /// Read a format 2 segment: a header, then batches. Damage is a torn
 /// write only in the last segment (every earlier one was synced whole
 /// before the next was created) and only when no intact batch follows it.
+/// Returns how the segment ends and its salt.
 pub fn read_segment(
     bytes: &[u8],
     first_index: LogIndex,
     segment: usize,
     is_last: bool,
     log: &mut ReadLog,
-) -> Result<SegmentEnd, Damage> {
-    match decode_segment_header(bytes) {
-        Ok(named) if named == first_index => {}
-        Ok(named) => return Err(damage(0, format!("the segment header names first index {named}, not {first_index}"))),
-        Err(problem) if is_last && intact_batch_from(bytes, 0).is_none() => {
-            return Ok(SegmentEnd::NeverCreated { problem });
+) -> Result<(SegmentEnd, u64), Damage> {
+    let salt = match decode_segment_header(bytes) {
+        Ok((named, salt)) if named == first_index => salt,
+        Ok((named, _)) => {
+            return Err(damage(0, format!("the segment header names first index {named}, not {first_index}")));
+        }
+        Err(problem) if is_last && intact_batch_from(bytes, 0, None).is_none() => {
+            return Ok((SegmentEnd::NeverCreated { problem }, 0));
         }
         Err(problem) => return Err(damage(0, format!("{problem}, and intact batches follow"))),
-    }
+    };
     let mut offset = SEGMENT_HEADER_BYTES;
     while offset < bytes.len() {
-        match decode_batch(&bytes[offset..]) {
+        match decode_batch(&bytes[offset..], Some(salt)) {
             Ok(payload) => {
                 read_batch(payload, offset, first_index, segment, log)?;
                 offset += BATCH_HEADER_BYTES + payload.len();
             }
-            Err(problem) => return torn_or_damaged(bytes, offset, problem, first_index, segment, is_last, log),
+            Err(problem) => {
+                let torn = Torn { bytes, offset, salt, first_index, segment };
+                return Ok((torn_or_damaged(torn, problem, is_last, log)?, salt));
+            }
         }
     }
-    Ok(SegmentEnd::Whole)
+    Ok((SegmentEnd::Whole, salt))
+}
+
+/// Where a damaged batch lies.
+struct Torn<'a> {
+    bytes: &'a [u8],
+    offset: usize,
+    salt: u64,
+    first_index: LogIndex,
+    segment: usize,
 }
 
 /// Every record of an intact batch, or the damage: a batch whose checksum
@@ -140,29 +155,22 @@ fn read_batch(
 
 /// A damaged batch at `offset`: the torn last write if no intact batch
 /// follows it in the last segment, else damage.
-fn torn_or_damaged(
-    bytes: &[u8],
-    offset: usize,
-    problem: String,
-    first_index: LogIndex,
-    segment: usize,
-    is_last: bool,
-    log: &mut ReadLog,
-) -> Result<SegmentEnd, Damage> {
+fn torn_or_damaged(torn: Torn, problem: String, is_last: bool, log: &mut ReadLog) -> Result<SegmentEnd, Damage> {
+    let Torn { bytes, offset, salt, first_index, segment } = torn;
     if !is_last {
         let what = format!("{problem}; this segment was synced whole before the next one was started");
         return Err(damage(offset, what));
     }
     // An intact header says where this write ends: a later write can start
     // only there, never inside this one's payload (which holds client data).
-    let (batch_end, later_from) = match decode_batch_header(&bytes[offset..]) {
+    let (batch_end, later_from) = match decode_batch_header(&bytes[offset..], Some(salt)) {
         BatchHeader::Intact { payload_bytes, .. } => {
             let end = offset.saturating_add(BATCH_HEADER_BYTES).saturating_add(payload_bytes);
             (end.min(bytes.len()), end)
         }
         BatchHeader::Damaged(_) => (bytes.len(), offset + 1),
     };
-    if let Some(later) = intact_batch_from(bytes, later_from) {
+    if let Some(later) = intact_batch_from(bytes, later_from, Some(salt)) {
         let what = format!("{problem}, yet an intact batch follows at offset {later}: synced data was damaged");
         return Err(damage(offset, what));
     }
@@ -192,10 +200,11 @@ fn intact_prefix(
     kept
 }
 
-/// The offset of the first intact batch at or after `from`.
-fn intact_batch_from(bytes: &[u8], from: usize) -> Option<usize> {
+/// The offset of the first intact batch at or after `from` (checked against
+/// `salt` when the segment header gave one).
+fn intact_batch_from(bytes: &[u8], from: usize, salt: Option<u64>) -> Option<usize> {
     let last_start = bytes.len().checked_sub(BATCH_HEADER_BYTES)?;
-    (from..=last_start).find(|&start| bytes[start] == b'R' && decode_batch(&bytes[start..]).is_ok())
+    (from..=last_start).find(|&start| bytes[start] == b'R' && decode_batch(&bytes[start..], salt).is_ok())
 }
 
 /// Read a format 1 segment (records back to back, written before batch
