@@ -102,7 +102,7 @@ fn gap_is_an_error() {
     let directory = TempDirectory::new();
     let mut wal = open(&directory.0);
     let error = wal.append_entries(&[entry(2, 1)]).unwrap_err();
-    assert!(error.detail.contains("outside the stored log"), "{}", error.detail);
+    assert!(error.detail().contains("outside the stored log"), "{}", error.detail());
 }
 
 #[test]
@@ -150,10 +150,10 @@ fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
     bytes[SEGMENT_HEADER_BYTES + 40] ^= 0x01; // inside the first record's payload
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains("corrupt log data"), "{}", error.detail);
-    assert!(error.detail.contains(&segment.display().to_string()), "{}", error.detail);
+    assert!(error.detail().contains("corrupt log data"), "{}", error.detail());
+    assert!(error.detail().contains(&segment.display().to_string()), "{}", error.detail());
     // The first batch starts right after the segment header.
-    assert!(error.detail.contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail);
+    assert!(error.detail().contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail());
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 
@@ -168,7 +168,7 @@ fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
     bytes[length_field..length_field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail);
+    assert!(error.detail().contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail());
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 
@@ -199,7 +199,7 @@ fn a_directory_is_used_by_one_process_at_a_time() {
     let directory = TempDirectory::new();
     let _first = open(&directory.0);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("locked");
-    assert!(error.detail.contains("in use"), "{}", error.detail);
+    assert!(error.detail().contains("in use"), "{}", error.detail());
 }
 
 #[test]
@@ -214,7 +214,7 @@ fn corrupt_hard_state_refuses_to_start() {
     std::io::Write::write_all(&mut file, b"XX").unwrap();
     drop(file);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refuses");
-    assert!(error.detail.contains("hard_state"), "{}", error.detail);
+    assert!(error.detail().contains("hard_state"), "{}", error.detail());
 }
 
 fn small_segments() -> WalOptions {
@@ -301,7 +301,7 @@ fn a_corrupt_snapshot_refuses_to_start() {
     bytes[middle] ^= 1;
     fs::write(&path, bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused");
-    assert!(error.detail.contains("snapshot") && error.detail.contains("corrupt"), "{}", error.detail);
+    assert!(error.detail().contains("snapshot") && error.detail().contains("corrupt"), "{}", error.detail());
 }
 
 // etcd's cluster token: a directory written by another cluster or node is refused.
@@ -312,7 +312,7 @@ fn a_directory_of_another_cluster_or_node_is_refused() {
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
     let error = WalStorage::open(&directory.0, identity("raftmq cluster bb node 1")).err().expect("refused");
-    assert!(error.detail.contains("belongs to raftmq cluster aa node 0"), "{}", error.detail);
+    assert!(error.detail().contains("belongs to raftmq cluster aa node 0"), "{}", error.detail());
 }
 
 // After a failed write or sync, nothing written since the last good sync

@@ -74,7 +74,7 @@ fn assert_refused(directory: &Path, path: &Path, offset: usize, context: &str) {
     let before = fs::read(path).unwrap();
     let error = match WalStorage::open(directory, WalOptions::default()) {
         Ok(_) => panic!("{context}: damage to synced data was accepted"),
-        Err(error) => error.detail,
+        Err(error) => error.detail(),
     };
     assert!(error.contains(&path.display().to_string()), "{context}: {error}");
     assert!(error.contains(&format!("at offset {offset}:")), "{context}: {error}");
@@ -136,7 +136,7 @@ fn a_missing_segment_is_refused_naming_the_gap() {
     let segments = write_segmented(&directory.0, 30, 400);
     assert!(segments.len() >= 4, "{} segments", segments.len());
     fs::remove_file(&segments[2]).unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains("missing log segment"), "{error}");
     assert!(error.contains(&segments[3].display().to_string()), "{error}");
 }
@@ -146,7 +146,7 @@ fn a_missing_first_segment_is_refused() {
     let directory = TempDirectory::new();
     let segments = write_segmented(&directory.0, 30, 400);
     fs::remove_file(&segments[0]).unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains("missing log segment") && error.contains("the snapshot ends at index 0"), "{error}");
 }
 
@@ -162,7 +162,7 @@ fn damage_in_a_segment_before_the_last_is_refused_even_at_its_end() {
         let mut damaged = original.clone();
         damaged[byte] ^= 0x10;
         fs::write(second, &damaged).unwrap();
-        let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+        let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
         assert!(error.contains(&second.display().to_string()), "{error}");
         if let Some(offset) = expected_offset {
             assert!(error.contains(&format!("at offset {offset}:")), "{error}");
@@ -179,7 +179,7 @@ fn a_segment_without_its_header_is_refused_in_a_format_2_directory() {
     let segments = write_segmented(&directory.0, 30, 400);
     let bytes = fs::read(&segments[1]).unwrap();
     fs::write(&segments[1], &bytes[SEGMENT_HEADER_BYTES..]).unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains(&segments[1].display().to_string()) && error.contains("segment header"), "{error}");
 }
 

@@ -129,7 +129,7 @@ fn a_format_1_directory_with_synced_damage_is_refused_not_rewritten() {
     let mut bytes = fs::read(&path).unwrap();
     bytes[12] ^= 4;
     fs::write(&path, &bytes).unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains(&path.display().to_string()) && error.contains("at offset 0:"), "{error}");
     assert!(!directory.0.join("FORMAT").exists(), "the directory was not claimed for format 2");
 }
@@ -178,9 +178,9 @@ fn a_format_this_build_does_not_know_is_refused() {
     let directory = TempDirectory::new();
     drop(WalStorage::open(&directory.0, WalOptions::default()).unwrap());
     fs::write(directory.0.join("FORMAT"), "raftmq write-ahead log format 3\n").unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains("format 3") && error.contains("reads formats 1 and 2"), "{error}");
     fs::write(directory.0.join("FORMAT"), "garbage").unwrap();
-    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail;
+    let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
     assert!(error.contains("FORMAT is corrupt"), "{error}");
 }

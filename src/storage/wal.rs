@@ -138,9 +138,7 @@ impl WalStorage {
         fs::create_dir_all(directory).map_err(|e| io_error("create data directory", directory, e))?;
         let lock_path = directory.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
-        lock.try_lock().map_err(|_| StorageError {
-            detail: format!("data directory {} is in use by another raftmq process", directory.display()),
-        })?;
+        lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
         if let Some(identity) = &options.identity {
             check_identity(directory, identity)?;
         }
@@ -218,14 +216,8 @@ impl WalStorage {
         let count = paths.len();
         for (number, (first_index, path)) in paths.into_iter().enumerate() {
             if first_index != log.next_index() {
-                return Err(StorageError {
-                    detail: format!(
-                        "missing log segment: {} starts at index {first_index}, but the log before it ends at \
-                         index {}; refusing to start",
-                        path.display(),
-                        log.next_index() - 1
-                    ),
-                });
+                let previous_last_index = log.next_index() - 1;
+                return Err(StorageError::MissingSegment { path, first_index, previous_last_index });
             }
             let is_last = number + 1 == count;
             let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
@@ -293,13 +285,10 @@ impl WalStorage {
         let next_after_snapshot = self.snapshot.as_ref().map_or(1, |snapshot| snapshot.last_index + 1);
         let Some(base) = paths.iter().rposition(|(first_index, _)| *first_index <= next_after_snapshot) else {
             if let Some((first_index, path)) = paths.first() {
-                return Err(StorageError {
-                    detail: format!(
-                        "missing log segment: the log starts at index {first_index} in {}, but the snapshot ends at \
-                         index {}; refusing to start",
-                        path.display(),
-                        next_after_snapshot - 1
-                    ),
+                return Err(StorageError::LogAfterSnapshot {
+                    path: path.clone(),
+                    first_index: *first_index,
+                    snapshot_index: next_after_snapshot - 1,
                 });
             }
             return Ok(());
@@ -455,13 +444,10 @@ impl Storage for WalStorage {
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let Some(first) = entries.first() else { return Ok(()) };
         if first.index > self.last_index() + 1 || first.index < self.log_start {
-            return Err(StorageError {
-                detail: format!(
-                    "append at index {} outside the stored log {}..={}",
-                    first.index,
-                    self.log_start,
-                    self.last_index()
-                ),
+            return Err(StorageError::AppendOutsideLog {
+                index: first.index,
+                first_index: self.log_start,
+                last_index: self.last_index(),
             });
         }
         if first.index <= self.last_index() {
@@ -582,14 +568,7 @@ impl Storage for WalStorage {
 }
 
 fn corrupt(path: &Path, damage: Damage) -> StorageError {
-    StorageError {
-        detail: format!(
-            "corrupt log data in {} at offset {}: {}; refusing to start",
-            path.display(),
-            damage.offset,
-            damage.what
-        ),
-    }
+    StorageError::CorruptLog { path: path.to_path_buf(), offset: damage.offset, what: damage.what }
 }
 
 /// The log segments in `directory`, by first index.
@@ -624,13 +603,10 @@ fn check_identity(directory: &Path, identity: &str) -> Result<(), StorageError> 
     let path = directory.join("IDENTITY");
     match fs::read_to_string(&path) {
         Ok(found) if found.trim() == identity.trim() => Ok(()),
-        Ok(found) => Err(StorageError {
-            detail: format!(
-                "data directory {} belongs to {}, not to {}; refusing to start (use another --data-dir)",
-                directory.display(),
-                found.trim(),
-                identity.trim()
-            ),
+        Ok(found) => Err(StorageError::IdentityMismatch {
+            directory: directory.to_path_buf(),
+            found: found.trim().to_string(),
+            expected: identity.trim().to_string(),
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             replace_file_atomically(directory, "IDENTITY", format!("{}\n", identity.trim()).as_bytes())
@@ -644,7 +620,7 @@ fn segment_first_index(path: &Path) -> Result<LogIndex, StorageError> {
         .and_then(|stem| stem.to_str())
         .and_then(|stem| stem.parse().ok())
         .filter(|&index| index >= 1)
-        .ok_or_else(|| StorageError { detail: format!("{} is not named <first index>.wal", path.display()) })
+        .ok_or_else(|| StorageError::SegmentName { path: path.to_path_buf() })
 }
 
 fn encode_hard_state(hard_state: HardState) -> Vec<u8> {
@@ -670,8 +646,7 @@ fn read_hard_state(path: &Path) -> Result<HardState, StorageError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
         Err(error) => return Err(io_error("read", path, error)),
     };
-    let corrupt =
-        |why: &str| StorageError { detail: format!("{} is corrupt ({why}); refusing to start", path.display()) };
+    let corrupt = |why: &str| StorageError::CorruptFile { path: path.to_path_buf(), what: why.to_string() };
     if bytes.len() != HARD_STATE_BYTES || &bytes[0..4] != HARD_STATE_MAGIC || bytes[4] != HARD_STATE_VERSION {
         return Err(corrupt("wrong size, magic or version"));
     }

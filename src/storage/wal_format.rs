@@ -47,18 +47,8 @@ pub fn read_format_version(directory: &Path) -> Result<Option<u32>, StorageError
     let version = text.trim().strip_prefix(FORMAT_TEXT_PREFIX).and_then(|number| number.parse::<u32>().ok());
     match version {
         Some(version) if version == FORMAT_VERSION => Ok(Some(version)),
-        Some(version) => Err(StorageError {
-            detail: format!(
-                "{} says format {version}, but this raftmq reads formats 1 and {FORMAT_VERSION} only; refusing to start",
-                path.display()
-            ),
-        }),
-        None => Err(StorageError {
-            detail: format!(
-                "{} is corrupt (expected \"{FORMAT_TEXT_PREFIX}<number>\"); refusing to start",
-                path.display()
-            ),
-        }),
+        Some(found) => Err(StorageError::UnknownFormat { path, found, supported: FORMAT_VERSION }),
+        None => Err(StorageError::CorruptFile { path, what: format!("expected \"{FORMAT_TEXT_PREFIX}<number>\"") }),
     }
 }
 
