@@ -48,13 +48,19 @@ fn segment_files(directory: &Path) -> Vec<PathBuf> {
     files
 }
 
-/// Write entries 1..=count (term 1) with one sync, then close.
+/// Write entries 1..=count (term 1), each synced on its own (one batch
+/// each, so every record but the last is followed by a later write), then
+/// close.
 fn write_log(directory: &Path, count: u64) {
     let mut wal = open(directory);
-    let entries: Vec<Entry> = (1..=count).map(|index| entry(index, 1)).collect();
-    wal.append_entries(&entries).unwrap();
-    wal.sync().unwrap();
+    for index in 1..=count {
+        wal.append_entries(&[entry(index, 1)]).unwrap();
+        wal.sync().unwrap();
+    }
 }
+
+/// Bytes before the first batch of a segment: its header.
+const SEGMENT_HEADER_BYTES: usize = 28;
 
 #[test]
 fn entries_and_hard_state_survive_reopen() {
@@ -96,7 +102,7 @@ fn gap_is_an_error() {
     let directory = TempDirectory::new();
     let mut wal = open(&directory.0);
     let error = wal.append_entries(&[entry(2, 1)]).unwrap_err();
-    assert!(error.detail.contains("outside the stored log"), "{}", error.detail);
+    assert!(error.detail().contains("outside the stored log"), "{}", error.detail());
 }
 
 #[test]
@@ -141,12 +147,13 @@ fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
-    bytes[20] ^= 0x01; // inside the first record's payload
+    bytes[SEGMENT_HEADER_BYTES + 40] ^= 0x01; // inside the first record's payload
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains("corrupt record"), "{}", error.detail);
-    assert!(error.detail.contains(&segment.display().to_string()), "{}", error.detail);
-    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    assert!(error.detail().contains("corrupt log data"), "{}", error.detail());
+    assert!(error.detail().contains(&segment.display().to_string()), "{}", error.detail());
+    // The first batch starts right after the segment header.
+    assert!(error.detail().contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail());
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 
@@ -156,10 +163,12 @@ fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
-    bytes[0..4].copy_from_slice(&u32::MAX.to_le_bytes()); // first record now "runs past the end"
+    // The first batch's length field: that batch now "runs past the end".
+    let length_field = SEGMENT_HEADER_BYTES + 4;
+    bytes[length_field..length_field + 4].copy_from_slice(&u32::MAX.to_le_bytes());
     fs::write(&segment, &bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("must refuse");
-    assert!(error.detail.contains("offset 0"), "{}", error.detail);
+    assert!(error.detail().contains(&format!("offset {SEGMENT_HEADER_BYTES}:")), "{}", error.detail());
     assert_eq!(fs::read(&segment).unwrap(), bytes, "nothing was cut");
 }
 
@@ -190,7 +199,7 @@ fn a_directory_is_used_by_one_process_at_a_time() {
     let directory = TempDirectory::new();
     let _first = open(&directory.0);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("locked");
-    assert!(error.detail.contains("in use"), "{}", error.detail);
+    assert!(error.detail().contains("in use"), "{}", error.detail());
 }
 
 #[test]
@@ -205,7 +214,7 @@ fn corrupt_hard_state_refuses_to_start() {
     std::io::Write::write_all(&mut file, b"XX").unwrap();
     drop(file);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refuses");
-    assert!(error.detail.contains("hard_state"), "{}", error.detail);
+    assert!(error.detail().contains("hard_state"), "{}", error.detail());
 }
 
 fn small_segments() -> WalOptions {
@@ -292,7 +301,7 @@ fn a_corrupt_snapshot_refuses_to_start() {
     bytes[middle] ^= 1;
     fs::write(&path, bytes).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused");
-    assert!(error.detail.contains("snapshot") && error.detail.contains("corrupt"), "{}", error.detail);
+    assert!(error.detail().contains("snapshot") && error.detail().contains("corrupt"), "{}", error.detail());
 }
 
 // etcd's cluster token: a directory written by another cluster or node is refused.
@@ -303,7 +312,7 @@ fn a_directory_of_another_cluster_or_node_is_refused() {
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
     let error = WalStorage::open(&directory.0, identity("raftmq cluster bb node 1")).err().expect("refused");
-    assert!(error.detail.contains("belongs to raftmq cluster aa node 0"), "{}", error.detail);
+    assert!(error.detail().contains("belongs to raftmq cluster aa node 0"), "{}", error.detail());
 }
 
 // After a failed write or sync, nothing written since the last good sync

@@ -75,9 +75,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let recovered = storage.load().map_err(NodeError::Storage)?;
     let disk_bytes = storage.disk_bytes();
     let queue = match &recovered.snapshot {
-        Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).map_err(|problem| {
-            NodeError::Storage(StorageError { detail: format!("the snapshot cannot be restored: {problem}") })
-        })?,
+        Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data)
+            .map_err(|problem| NodeError::Storage(StorageError::UnreadableSnapshot { problem: problem.to_string() }))?,
         None => QueueStateMachine::new(),
     };
     info!(

@@ -58,7 +58,7 @@ fn write(directory: &std::path::Path, job: SnapshotJob) -> SnapshotWritten {
         }
         Err(failure) => {
             error!("cannot write a snapshot: {failure}; the log keeps growing until one succeeds");
-            Err(failure.detail)
+            Err(failure.detail())
         }
     }
 }

@@ -10,6 +10,35 @@ use std::path::PathBuf;
 use super::{RecoveredState, Storage, StorageError};
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
+/// The storage operations a fault can hit.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    WriteHardState,
+    AppendEntries,
+    WriteSnapshot,
+    AdoptSnapshot,
+    ResetLog,
+    Sync,
+    DiscardUnsynced,
+    ProbeSpace,
+}
+
+impl Operation {
+    /// What the operation does, for the error text: "cannot <this>".
+    fn describe(self) -> &'static str {
+        match self {
+            Operation::WriteHardState => "write the hard state",
+            Operation::AppendEntries => "append entries",
+            Operation::WriteSnapshot => "write the snapshot",
+            Operation::AdoptSnapshot => "put the snapshot in place",
+            Operation::ResetLog => "reset the log",
+            Operation::Sync => "sync the log",
+            Operation::DiscardUnsynced => "truncate the log",
+            Operation::ProbeSpace => "probe for free space",
+        }
+    }
+}
+
 pub struct FaultInjectingStorage {
     inner: Box<dyn Storage>,
     flag: PathBuf,
@@ -20,22 +49,17 @@ impl FaultInjectingStorage {
         FaultInjectingStorage { inner, flag }
     }
 
-    fn check(&self, operation: &str) -> Result<(), StorageError> {
+    fn check(&self, operation: Operation) -> Result<(), StorageError> {
         let Ok(flag) = std::fs::read_to_string(&self.flag) else {
             return Ok(());
         };
         if let Some(delay_ms) = flag.trim().strip_prefix("slow ").and_then(|ms| ms.parse::<u64>().ok()) {
-            if operation == "sync the log" {
+            if operation == Operation::Sync {
                 std::thread::sleep(std::time::Duration::from_millis(delay_ms));
             }
             return Ok(());
         }
-        Err(StorageError {
-            detail: format!(
-                "cannot {operation}: No space left on device (os error 28; injected while {} exists)",
-                self.flag.display()
-            ),
-        })
+        Err(StorageError::InjectedFull { operation: operation.describe(), flag: self.flag.clone() })
     }
 }
 
@@ -45,22 +69,22 @@ impl Storage for FaultInjectingStorage {
     }
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
-        self.check("write the hard state")?;
+        self.check(Operation::WriteHardState)?;
         self.inner.save_hard_state(hard_state)
     }
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
-        self.check("append entries")?;
+        self.check(Operation::AppendEntries)?;
         self.inner.append_entries(entries)
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
-        self.check("write the snapshot")?;
+        self.check(Operation::WriteSnapshot)?;
         self.inner.save_snapshot(snapshot)
     }
 
     fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &std::path::Path) -> Result<(), StorageError> {
-        self.check("put the snapshot in place")?;
+        self.check(Operation::AdoptSnapshot)?;
         self.inner.adopt_snapshot(snapshot, temporary)
     }
 
@@ -69,22 +93,22 @@ impl Storage for FaultInjectingStorage {
     }
 
     fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
-        self.check("reset the log")?;
+        self.check(Operation::ResetLog)?;
         self.inner.reset_log(index)
     }
 
     fn sync(&mut self) -> Result<(), StorageError> {
-        self.check("sync the log")?;
+        self.check(Operation::Sync)?;
         self.inner.sync()
     }
 
     fn discard_unsynced(&mut self) -> Result<(), StorageError> {
-        self.check("truncate the log")?;
+        self.check(Operation::DiscardUnsynced)?;
         self.inner.discard_unsynced()
     }
 
     fn probe_space(&mut self) -> Result<(), StorageError> {
-        self.check("probe for free space")?;
+        self.check(Operation::ProbeSpace)?;
         self.inner.probe_space()
     }
 

@@ -208,9 +208,9 @@ impl LogManager {
     fn fail_and_recover(&mut self, failure: StorageError) -> bool {
         error!("{failure}; this node refuses writes until its storage works again");
         self.epoch += 1;
-        (self.report)(DiskReport::Failed { detail: failure.detail.clone() });
+        (self.report)(DiskReport::Failed { detail: failure.detail() });
         let started = Instant::now();
-        let mut last_problem = failure.detail;
+        let mut last_problem = failure.detail();
         loop {
             match self.batches.recv_timeout(RECOVERY_INTERVAL) {
                 Ok(_) => continue, // a batch of the failed epoch: dropped
@@ -223,9 +223,9 @@ impl LogManager {
                     (self.report)(DiskReport::Recovered { epoch: self.epoch, state, disk_bytes });
                     return true;
                 }
-                Err(problem) if problem.detail != last_problem => {
+                Err(problem) if problem.detail() != last_problem => {
                     warn!("storage still failing: {problem}");
-                    last_problem = problem.detail;
+                    last_problem = problem.detail();
                 }
                 Err(_) => {}
             }

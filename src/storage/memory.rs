@@ -42,12 +42,10 @@ impl Storage for MemoryStorage {
         };
         let last_index = self.offset + self.entries.len() as LogIndex;
         if first.index <= self.offset || first.index > last_index + 1 {
-            return Err(StorageError {
-                detail: format!(
-                    "append at index {} outside the stored log {}..={last_index}",
-                    first.index,
-                    self.offset + 1
-                ),
+            return Err(StorageError::AppendOutsideLog {
+                index: first.index,
+                first_index: self.offset + 1,
+                last_index,
             });
         }
         self.entries.truncate((first.index - self.offset - 1) as usize);
@@ -121,7 +119,7 @@ mod tests {
     fn append_with_a_gap_is_an_error_not_a_panic() {
         let mut storage = MemoryStorage::new();
         let error = storage.append_entries(&[entry(3, 1)]).unwrap_err();
-        assert!(error.detail.contains("outside"), "{}", error.detail);
+        assert!(error.detail().contains("outside"), "{error}");
     }
 
     #[test]

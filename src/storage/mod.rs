@@ -2,19 +2,21 @@
 //! never calls storage; the shell's `LogManager` does, on its own thread,
 //! executing the core's persist effects.
 
+mod error;
 mod fault;
 mod log_manager;
 mod memory;
 mod snapshot_file;
 mod wal;
+mod wal_format;
+mod wal_recovery;
 
+pub use error::StorageError;
 pub use fault::FaultInjectingStorage;
 pub use log_manager::{write_operations, DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen, Written};
 pub use memory::MemoryStorage;
 pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};
-
-use std::fmt;
 
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
@@ -26,19 +28,6 @@ pub struct RecoveredState {
     pub snapshot: Option<Snapshot>,
     pub entries: Vec<Entry>,
 }
-
-#[derive(Debug)]
-pub struct StorageError {
-    pub detail: String,
-}
-
-impl fmt::Display for StorageError {
-    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(formatter, "storage error: {}", self.detail)
-    }
-}
-
-impl std::error::Error for StorageError {}
 
 /// Durable state behind one interface, so a write-ahead log on disk and an
 /// in-memory store are interchangeable. Term and vote are kept apart from

@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use super::error::io_error;
 use super::StorageError;
 use crate::raft::Snapshot;
 
@@ -14,10 +15,6 @@ const MAGIC: &[u8; 4] = b"RMQS";
 const VERSION: u8 = 1;
 const HEADER_BYTES: usize = 4 + 1 + 8 + 8 + 8;
 pub const SNAPSHOT_FILE: &str = "snapshot";
-
-pub fn io_error(what: &str, path: &Path, error: std::io::Error) -> StorageError {
-    StorageError { detail: format!("cannot {what} {}: {error}", path.display()) }
-}
 
 pub fn sync_directory(directory: &Path) -> Result<(), StorageError> {
     File::open(directory).and_then(|handle| handle.sync_all()).map_err(|e| io_error("sync directory", directory, e))
@@ -104,8 +101,7 @@ pub fn read_snapshot(directory: &Path) -> Result<Option<(Snapshot, u64)>, Storag
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(error) => return Err(io_error("read", &path, error)),
     };
-    let corrupt =
-        |why: &str| StorageError { detail: format!("{} is corrupt ({why}); refusing to start", path.display()) };
+    let corrupt = |why: &str| StorageError::CorruptFile { path: path.clone(), what: why.to_string() };
     if bytes.len() < HEADER_BYTES + 4 || &bytes[..4] != MAGIC || bytes[4] != VERSION {
         return Err(corrupt("wrong size, magic or version"));
     }

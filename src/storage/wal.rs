@@ -2,46 +2,78 @@
 //!
 //! Layout of a data directory:
 //! - `LOCK`: held with an exclusive file lock while a process uses the directory.
+//! - `FORMAT`: `raftmq write-ahead log format 2`. A directory without it was
+//!   written by format 1 (records without batch frames); `open` reads it and
+//!   rewrites its segments in format 2 (each to a temp file, fsync, rename),
+//!   then writes `FORMAT`. A higher number is refused.
 //! - `hard_state`: term and vote, replaced atomically (temp file, fsync,
 //!   rename, fsync of the directory). Small and rarely written, so it never
 //!   waits behind a long log write.
 //! - `IDENTITY`: which cluster and node the directory belongs to; a node of
 //!   another cluster or index is refused (etcd's cluster token).
 //! - `snapshot`: the latest snapshot, replaced atomically (see snapshot_file).
-//! - `<first index, 20 digits>.wal`: log segments. Each record is
-//!   `u32 payload length | u32 crc32c(payload) | payload`, where the payload
-//!   is `u64 term | u64 index | data`, all little-endian.
+//! - `<first index, 20 digits>.wal`: log segments. A segment starts with a
+//!   header (`"RMQW" | u8 version 2 | 3 zero bytes | u64 first index | u64
+//!   salt | u32 crc32c`), written and synced before the directory names the
+//!   file. Then one batch frame per write: `"RMQB" | u32 payload length | u32
+//!   crc32c(payload) | u32 crc32c of the salt and the header's first 12
+//!   bytes`, whose payload is records `u32 payload length | u32
+//!   crc32c(payload) | payload`, the payload being `u64 term | u64 index |
+//!   data`, all little-endian. The random salt keeps client data that holds
+//!   a copy of a batch frame from passing for a batch of this segment.
 //!
-//! Writes are buffered and reach the disk in one write plus one fdatasync
-//! per `sync` (group commit). On open:
-//! - a torn last record is cut off, and the cut is logged: a record
-//!   incomplete at the end of the file, a complete last record with a bad
-//!   checksum, or a tail of zero bytes, provided no intact record follows
-//!   the tear;
-//! - any other bad record makes `open` fail with the file and offset. A
-//!   record that may be committed data is never dropped silently.
+//! Each `sync` writes at most one batch, then fdatasyncs (group commit), so
+//! a batch is exactly what one durable write covers. A batch may open with
+//! an index at or below the log's last: it replaces the suffix from there (a
+//! conflicting append), so the file is only ever appended to.
+//!
+//! Crash consistency (the model of ALICE, Pillai et al., OSDI 2014: "All File
+//! Systems Are Not Created Equal"): after a power loss, the bytes written
+//! since the last completed fdatasync may persist as any subset of their
+//! sectors, and a grown file may show zeros; nothing synced changes. So on
+//! open, for the last segment only:
+//! - a damaged batch with no intact batch after it is the torn last write:
+//!   the file is cut there, and the intact prefix of its records (each has
+//!   its own checksum) is kept and written again as a batch of its own;
+//! - a damaged batch followed by an intact one is damage to synced data (the
+//!   later write was made only after this one's fdatasync): `open` fails,
+//!   naming the file, offset and what was expected;
+//! - a last segment whose header is damaged and that holds no intact batch
+//!   was being created when the power went: it is removed.
+//!
+//! Every earlier segment was synced whole before the next one was created,
+//! so any damage in it fails `open`; so does a missing segment (a gap in the
+//! indexes the file names promise). Segments that lie wholly below the
+//! snapshot are removed, whatever pattern of them a crash during compaction
+//! left. The residual ambiguity: damage to the last batch of the last
+//! segment after it was synced looks exactly like a torn write and is cut;
+//! no single-copy format can tell them apart (docs/storage.md).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use log::warn;
+use log::{info, warn};
 
 use super::snapshot_file::{
     adopt_snapshot, io_error, read_snapshot, remove_temporary_snapshots, replace_file_atomically, sync_directory,
     write_snapshot,
 };
+pub use super::wal_format::RECORD_OVERHEAD_BYTES;
+use super::wal_format::{
+    begin_batch, encode_record, encode_segment_header, read_format_version, seal_batch, starts_like_a_segment_header,
+    write_format_version, BATCH_HEADER_BYTES, FORMAT_VERSION, SEGMENT_HEADER_BYTES,
+};
+use super::wal_recovery::{read_segment, read_segment_format_1, Damage, Position, ReadLog, SegmentEnd};
 use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
-const RECORD_HEADER_BYTES: usize = 8;
-const PAYLOAD_HEADER_BYTES: usize = 16;
-/// Bytes a log record adds to its entry's data.
-pub const RECORD_OVERHEAD_BYTES: u64 = (RECORD_HEADER_BYTES + PAYLOAD_HEADER_BYTES) as u64;
 const HARD_STATE_MAGIC: &[u8; 4] = b"RMQH";
 const HARD_STATE_VERSION: u8 = 1;
 const HARD_STATE_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
 const SPACE_PROBE_BYTES: usize = 1 << 20;
+/// A segment being rewritten in the current format, before its rename.
+const TEMPORARY_SEGMENT_SUFFIX: &str = ".wal.tmp";
 
 #[derive(Debug, Clone)]
 pub struct WalOptions {
@@ -52,7 +84,8 @@ pub struct WalOptions {
     pub identity: Option<String>,
     /// fdatasync on every `sync`. Off only for benchmarks that measure what
     /// durability costs (etcd's --unsafe-no-fsync): acknowledged writes can
-    /// then be lost when the whole cluster loses power.
+    /// then be lost when the whole cluster loses power, and a torn write
+    /// followed by later unsynced ones may make `open` refuse.
     pub fsync: bool,
 }
 
@@ -68,14 +101,10 @@ struct Segment {
     file: File,
     /// Bytes written to the file (buffered bytes not included).
     length: u64,
-}
-
-/// Where an entry's record starts. `segment` counts every segment this
-/// process has known, so compaction need not renumber positions.
-#[derive(Clone, Copy)]
-struct Position {
-    segment: usize,
-    offset: u64,
+    /// Written by format 1 (no header, no batches): rewritten by `open`.
+    format_1: bool,
+    /// Seeds the checksum of every batch header (see wal_format).
+    salt: u64,
 }
 
 pub struct WalStorage {
@@ -91,7 +120,8 @@ pub struct WalStorage {
     /// Index of the entry `positions[0]` locates (the next index when empty).
     log_start: LogIndex,
     positions: Vec<Position>,
-    /// Encoded records not yet written to the active (last) segment.
+    /// The batch not yet written to the active (last) segment: a header to
+    /// be sealed, then records. Empty when there is none.
     pending: Vec<u8>,
     /// What the last successful sync covered: segments known then (counted
     /// like `Position::segment`) and the active one's length.
@@ -108,13 +138,13 @@ impl WalStorage {
         fs::create_dir_all(directory).map_err(|e| io_error("create data directory", directory, e))?;
         let lock_path = directory.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
-        lock.try_lock().map_err(|_| StorageError {
-            detail: format!("data directory {} is in use by another raftmq process", directory.display()),
-        })?;
+        lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
         if let Some(identity) = &options.identity {
             check_identity(directory, identity)?;
         }
         remove_temporary_snapshots(directory)?;
+        remove_temporary_segments(directory)?;
+        let format = read_format_version(directory)?;
         let snapshot = read_snapshot(directory)?;
         let mut storage = WalStorage {
             directory: directory.to_path_buf(),
@@ -132,7 +162,11 @@ impl WalStorage {
             synced_length: 0,
             recovered: None,
         };
-        let entries = storage.recover_segments()?;
+        let mut entries = storage.recover_segments(format.is_none())?;
+        if format.is_none() {
+            storage.upgrade_format(&entries)?;
+            entries = storage.recover_segments(false)?;
+        }
         let (entries, must_reset) = chain_after_snapshot(storage.snapshot.as_ref(), entries);
         let snapshot_index = storage.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
         if must_reset || storage.segments.is_empty() || storage.last_index() < snapshot_index {
@@ -144,6 +178,9 @@ impl WalStorage {
                 );
             }
             storage.reset_log(snapshot_index)?;
+        }
+        if !storage.pending.is_empty() {
+            storage.sync()?; // the intact prefix of a torn batch, framed again
         }
         storage.mark_synced();
         storage.recovered = Some(entries);
@@ -167,97 +204,165 @@ impl WalStorage {
         self.segments.last_mut().expect("a WAL always has an active segment")
     }
 
-    /// Read every segment in index order, cutting a torn tail off the last.
-    fn recover_segments(&mut self) -> Result<Vec<Entry>, StorageError> {
-        let mut paths = Vec::new();
-        let listing = fs::read_dir(&self.directory).map_err(|e| io_error("list", &self.directory, e))?;
-        for item in listing {
-            let path = item.map_err(|e| io_error("list", &self.directory, e))?.path();
-            if path.extension().is_some_and(|extension| extension == "wal") {
-                let first_index = segment_first_index(&path)?;
-                paths.push((first_index, path));
-            }
-        }
-        paths.sort();
-        let mut entries = Vec::new();
+    /// Read every segment in index order, cutting a torn last write off the
+    /// last. `format_1_allowed`: the directory has no FORMAT file yet, so a
+    /// segment without a header was written by format 1.
+    fn recover_segments(&mut self, format_1_allowed: bool) -> Result<Vec<Entry>, StorageError> {
+        self.segments.clear();
+        self.pending.clear();
+        let mut paths = list_segments(&self.directory)?;
+        self.remove_segments_below_snapshot(&mut paths)?;
+        let mut log = ReadLog::starting_at(paths.first().map_or(1, |(first_index, _)| *first_index));
         let count = paths.len();
-        if let Some((first_index, _)) = paths.first() {
-            self.log_start = *first_index;
-        }
         for (number, (first_index, path)) in paths.into_iter().enumerate() {
-            if first_index != self.last_index() + 1 {
-                return Err(StorageError {
-                    detail: format!(
-                        "{} starts at index {first_index}, expected {}",
-                        path.display(),
-                        self.last_index() + 1
-                    ),
-                });
+            if first_index != log.next_index() {
+                let previous_last_index = log.next_index() - 1;
+                return Err(StorageError::MissingSegment { path, first_index, previous_last_index });
             }
             let is_last = number + 1 == count;
-            let length = self.read_segment(&path, is_last, &mut entries)?;
-            let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error("open", &path, e))?;
-            self.segments.push(Segment { first_index, path, file, length });
-        }
-        Ok(entries)
-    }
-
-    /// Append the segment's records to `entries`; return its valid length.
-    fn read_segment(&mut self, path: &Path, is_last: bool, entries: &mut Vec<Entry>) -> Result<u64, StorageError> {
-        let bytes = fs::read(path).map_err(|e| io_error("read", path, e))?;
-        let segment = self.segment_base + self.segments.len();
-        let mut offset = 0usize;
-        while offset < bytes.len() {
-            let problem = match decode_record(&bytes[offset..]) {
-                Ok((entry, size)) => {
-                    let expected = self.last_index() + 1;
-                    if entry.index != expected {
-                        format!("holds index {} where {expected} was expected", entry.index)
-                    } else if entry.term < entries.last().map_or(0, |last: &Entry| last.term) {
-                        format!("holds term {} after a later term", entry.term)
-                    } else {
-                        self.positions.push(Position { segment, offset: offset as u64 });
-                        entries.push(entry);
-                        offset += size;
-                        continue;
-                    }
-                }
-                Err(problem) => problem,
+            let bytes = fs::read(&path).map_err(|e| io_error("read", &path, e))?;
+            let segment = self.segment_base + self.segments.len();
+            let format_1 = format_1_allowed && !starts_like_a_segment_header(&bytes);
+            let read = if format_1 {
+                read_segment_format_1(&bytes, segment, is_last, &mut log).map(|end| (end, 0))
+            } else {
+                read_segment(&bytes, first_index, segment, is_last, &mut log)
             };
-            let rest = &bytes[offset..];
-            let expected = self.last_index() + 1;
-            if is_last && is_torn_tail(rest) && !holds_a_later_record(rest, expected) {
-                warn!("{}: cut a torn tail of {} bytes at offset {offset} ({problem})", path.display(), rest.len());
-                let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error("open", path, e))?;
-                file.set_len(offset as u64).map_err(|e| io_error("truncate", path, e))?;
-                file.sync_all().map_err(|e| io_error("sync", path, e))?;
-                return Ok(offset as u64);
-            }
-            return Err(StorageError {
-                detail: format!(
-                    "corrupt record in {} at offset {offset}: {problem}; refusing to start",
-                    path.display()
-                ),
-            });
+            let (end, salt) = read.map_err(|damage| corrupt(&path, damage))?;
+            let length = match end {
+                SegmentEnd::Whole => bytes.len() as u64,
+                SegmentEnd::Torn { offset, kept, problem } => {
+                    self.cut_torn_write(&path, offset, bytes.len() as u64, &kept, &problem)?;
+                    offset
+                }
+                SegmentEnd::NeverCreated { problem } => {
+                    warn!("{}: removed a segment whose creation a crash interrupted ({problem})", path.display());
+                    fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+                    sync_directory(&self.directory)?;
+                    break;
+                }
+            };
+            let file = OpenOptions::new().append(true).open(&path).map_err(|e| io_error("open", &path, e))?;
+            self.segments.push(Segment { first_index, path, file, length, format_1, salt });
         }
-        Ok(bytes.len() as u64)
+        self.log_start = log.first_index;
+        self.positions = log.positions;
+        Ok(log.entries)
     }
 
-    fn start_segment(&mut self, first_index: LogIndex) -> Result<(), StorageError> {
-        let path = self.directory.join(format!("{first_index:020}.wal"));
-        let file =
-            OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| io_error("create", &path, e))?;
-        sync_directory(&self.directory)?;
-        self.segments.push(Segment { first_index, path, file, length: 0 });
+    /// Cut the torn last write off `path` at `offset`, durably, and queue
+    /// the records kept from it as the batch the next sync writes.
+    fn cut_torn_write(
+        &mut self,
+        path: &Path,
+        offset: u64,
+        file_length: u64,
+        kept: &[Entry],
+        problem: &str,
+    ) -> Result<(), StorageError> {
+        warn!(
+            "{}: cut a torn write of {} bytes at offset {offset} ({problem}); {} intact records of it kept",
+            path.display(),
+            file_length - offset,
+            kept.len()
+        );
+        let file = OpenOptions::new().write(true).open(path).map_err(|e| io_error("open", path, e))?;
+        file.set_len(offset).map_err(|e| io_error("truncate", path, e))?;
+        file.sync_all().map_err(|e| io_error("sync", path, e))?;
+        if !kept.is_empty() {
+            begin_batch(&mut self.pending);
+            for entry in kept {
+                encode_record(entry, &mut self.pending);
+            }
+        }
         Ok(())
     }
 
+    /// Remove the segments that lie wholly below the snapshot: every one
+    /// before the last that starts at or below the snapshot's next index.
+    /// A crash during compaction may leave any pattern of them.
+    fn remove_segments_below_snapshot(&self, paths: &mut Vec<(LogIndex, PathBuf)>) -> Result<(), StorageError> {
+        let next_after_snapshot = self.snapshot.as_ref().map_or(1, |snapshot| snapshot.last_index + 1);
+        let Some(base) = paths.iter().rposition(|(first_index, _)| *first_index <= next_after_snapshot) else {
+            if let Some((first_index, path)) = paths.first() {
+                return Err(StorageError::LogAfterSnapshot {
+                    path: path.clone(),
+                    first_index: *first_index,
+                    snapshot_index: next_after_snapshot - 1,
+                });
+            }
+            return Ok(());
+        };
+        if base == 0 {
+            return Ok(());
+        }
+        for (_, path) in paths.drain(..base) {
+            fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+        }
+        sync_directory(&self.directory)?;
+        warn!("{}: removed {base} segments below the snapshot that a compaction left", self.directory.display());
+        Ok(())
+    }
+
+    /// Rewrite every format 1 segment in the current format, each to a temp
+    /// file, synced and renamed over the old one; then write `FORMAT`. A
+    /// crash part way leaves each segment whole in one format or the other.
+    fn upgrade_format(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
+        let mut rewritten = 0;
+        for (number, segment) in self.segments.iter().enumerate() {
+            if !segment.format_1 {
+                continue;
+            }
+            let end = self.segments.get(number + 1).map_or(self.last_index() + 1, |next| next.first_index);
+            let records = &entries[(segment.first_index - self.log_start) as usize..(end - self.log_start) as usize];
+            let salt = rand::random();
+            let mut bytes = encode_segment_header(segment.first_index, salt);
+            if !records.is_empty() {
+                let batch_start = bytes.len();
+                begin_batch(&mut bytes);
+                for entry in records {
+                    encode_record(entry, &mut bytes);
+                }
+                seal_batch(&mut bytes[batch_start..], salt);
+            }
+            let temporary =
+                PathBuf::from(format!("{}{TEMPORARY_SEGMENT_SUFFIX}", segment.path.with_extension("").display()));
+            let mut file = File::create(&temporary).map_err(|e| io_error("create", &temporary, e))?;
+            file.write_all(&bytes).and_then(|()| file.sync_all()).map_err(|e| io_error("write", &temporary, e))?;
+            fs::rename(&temporary, &segment.path).map_err(|e| io_error("replace", &segment.path, e))?;
+            rewritten += 1;
+        }
+        sync_directory(&self.directory)?;
+        write_format_version(&self.directory)?;
+        if rewritten > 0 {
+            info!("{}: rewrote {rewritten} log segments in format {FORMAT_VERSION}", self.directory.display());
+        }
+        Ok(())
+    }
+
+    /// Create the next segment: its header is durable before its name is.
+    fn start_segment(&mut self, first_index: LogIndex) -> Result<(), StorageError> {
+        let path = self.directory.join(format!("{first_index:020}.wal"));
+        let mut file =
+            OpenOptions::new().create_new(true).append(true).open(&path).map_err(|e| io_error("create", &path, e))?;
+        let salt = rand::random();
+        file.write_all(&encode_segment_header(first_index, salt))
+            .and_then(|()| file.sync_data())
+            .map_err(|e| io_error("write", &path, e))?;
+        sync_directory(&self.directory)?;
+        let length = SEGMENT_HEADER_BYTES as u64;
+        self.segments.push(Segment { first_index, path, file, length, format_1: false, salt });
+        Ok(())
+    }
+
+    /// Write the pending batch to the active segment, in one write.
     fn write_pending(&mut self) -> Result<(), StorageError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let pending = std::mem::take(&mut self.pending);
+        let mut pending = std::mem::take(&mut self.pending);
         let segment = self.active();
+        seal_batch(&mut pending, segment.salt);
         segment.file.write_all(&pending).map_err(|e| io_error("write", &segment.path, e))?;
         segment.length += pending.len() as u64;
         self.pending = pending;
@@ -265,27 +370,38 @@ impl WalStorage {
         Ok(())
     }
 
-    /// Remove the entry at `index` and all after it, on disk as in memory.
+    /// Forget the entry at `index` and all after it. The bytes stay in the
+    /// active segment until compaction: the next batch, opening at `index`,
+    /// replaces them when the log is read back.
     fn truncate_from(&mut self, index: LogIndex) -> Result<(), StorageError> {
         assert!(index >= self.log_start && index <= self.last_index(), "truncating outside the log");
-        self.write_pending()?;
         let position = self.position(index);
-        let removed = self.segments.split_off(position.segment - self.segment_base + 1);
-        for segment in &removed {
-            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+        let active_number = self.segment_base + self.segments.len() - 1;
+        let active_length = self.segments.last().expect("active segment").length;
+        if position.segment == active_number && position.offset >= active_length {
+            let kept = (position.offset - active_length) as usize;
+            self.pending.truncate(if kept > BATCH_HEADER_BYTES { kept } else { 0 });
+        } else {
+            self.pending.clear();
+            self.remove_segments_after(position.segment - self.segment_base + 1)?;
         }
-        if !removed.is_empty() {
+        self.positions.truncate((index - self.log_start) as usize);
+        Ok(())
+    }
+
+    /// Remove segments beyond the first `keep`, newest first, each removal
+    /// durable before the next, so that a crash leaves the log contiguous.
+    fn remove_segments_after(&mut self, keep: usize) -> Result<(), StorageError> {
+        while self.segments.len() > keep {
+            let segment = self.segments.pop().expect("more than `keep` segments");
+            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
             sync_directory(&self.directory)?;
         }
-        let segment = self.active();
-        segment.file.set_len(position.offset).map_err(|e| io_error("truncate", &segment.path, e))?;
-        segment.length = position.offset;
-        self.positions.truncate((index - self.log_start) as usize);
-        // The synced prefix may have shrunk; a later failure must not grow it back.
+        // The new active segment was synced whole when the next one started.
         let active = self.segment_base + self.segments.len();
-        if self.synced_segment_count >= active {
+        if self.synced_segment_count > active {
             self.synced_segment_count = active;
-            self.synced_length = self.synced_length.min(position.offset);
+            self.synced_length = self.segments.last().map_or(0, |segment| segment.length);
         }
         Ok(())
     }
@@ -310,10 +426,8 @@ impl Storage for WalStorage {
         let entries = match self.recovered.take() {
             Some(entries) => entries,
             None => {
-                self.write_pending()?;
-                self.segments.clear();
-                self.positions.clear();
-                let entries = self.recover_segments()?;
+                self.sync()?;
+                let entries = self.recover_segments(false)?;
                 chain_after_snapshot(self.snapshot.as_ref(), entries).0
             }
         };
@@ -330,13 +444,10 @@ impl Storage for WalStorage {
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
         let Some(first) = entries.first() else { return Ok(()) };
         if first.index > self.last_index() + 1 || first.index < self.log_start {
-            return Err(StorageError {
-                detail: format!(
-                    "append at index {} outside the stored log {}..={}",
-                    first.index,
-                    self.log_start,
-                    self.last_index()
-                ),
+            return Err(StorageError::AppendOutsideLog {
+                index: first.index,
+                first_index: self.log_start,
+                last_index: self.last_index(),
             });
         }
         if first.index <= self.last_index() {
@@ -345,6 +456,9 @@ impl Storage for WalStorage {
         for entry in entries {
             assert_eq!(entry.index, self.last_index() + 1, "entries must be contiguous");
             self.rotate_if_full(entry.index)?;
+            if self.pending.is_empty() {
+                begin_batch(&mut self.pending);
+            }
             let active = self.segments.last().expect("active segment");
             let offset = active.length + self.pending.len() as u64;
             let segment = self.segment_base + self.segments.len() - 1;
@@ -370,15 +484,21 @@ impl Storage for WalStorage {
         Ok(())
     }
 
-    /// Remove whole segments whose entries all lie at or before `through_index`.
+    /// Remove whole segments whose entries all lie at or before
+    /// `through_index`, then sync the directory: compaction is durable.
     fn compact(&mut self, through_index: LogIndex) -> Result<(), StorageError> {
+        let mut removed = false;
         while self.segments.len() >= 2 && self.segments[1].first_index <= through_index + 1 {
-            let removed = self.segments.remove(0);
+            let segment = self.segments.remove(0);
             self.segment_base += 1;
-            fs::remove_file(&removed.path).map_err(|e| io_error("remove", &removed.path, e))?;
+            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
             let dropped = (self.segments[0].first_index - self.log_start) as usize;
             self.positions.drain(..dropped);
             self.log_start = self.segments[0].first_index;
+            removed = true;
+        }
+        if removed {
+            sync_directory(&self.directory)?;
         }
         Ok(())
     }
@@ -388,10 +508,7 @@ impl Storage for WalStorage {
     /// snapshot; then start an empty segment after `index`.
     fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.pending.clear();
-        while let Some(segment) = self.segments.pop() {
-            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
-        }
-        sync_directory(&self.directory)?;
+        self.remove_segments_after(0)?;
         self.positions.clear();
         self.log_start = index + 1;
         self.start_segment(index + 1)?;
@@ -450,19 +567,46 @@ impl Storage for WalStorage {
     }
 }
 
+fn corrupt(path: &Path, damage: Damage) -> StorageError {
+    StorageError::CorruptLog { path: path.to_path_buf(), offset: damage.offset, what: damage.what }
+}
+
+/// The log segments in `directory`, by first index.
+fn list_segments(directory: &Path) -> Result<Vec<(LogIndex, PathBuf)>, StorageError> {
+    let mut paths = Vec::new();
+    let listing = fs::read_dir(directory).map_err(|e| io_error("list", directory, e))?;
+    for item in listing {
+        let path = item.map_err(|e| io_error("list", directory, e))?.path();
+        if path.extension().is_some_and(|extension| extension == "wal") {
+            paths.push((segment_first_index(&path)?, path));
+        }
+    }
+    paths.sort();
+    Ok(paths)
+}
+
+/// Remove segments a crash left half rewritten by `upgrade_format`.
+fn remove_temporary_segments(directory: &Path) -> Result<(), StorageError> {
+    let listing = fs::read_dir(directory).map_err(|e| io_error("list", directory, e))?;
+    for item in listing {
+        let path = item.map_err(|e| io_error("list", directory, e))?.path();
+        if path.to_str().is_some_and(|name| name.ends_with(TEMPORARY_SEGMENT_SUFFIX)) {
+            fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
+        }
+    }
+    Ok(())
+}
+
 /// The directory belongs to the cluster and node named by `identity`, or is
 /// new and is claimed for them.
 fn check_identity(directory: &Path, identity: &str) -> Result<(), StorageError> {
     let path = directory.join("IDENTITY");
     match fs::read_to_string(&path) {
         Ok(found) if found.trim() == identity.trim() => Ok(()),
-        Ok(found) => Err(StorageError {
-            detail: format!(
-                "data directory {} belongs to {}, not to {}; refusing to start (use another --data-dir)",
-                directory.display(),
-                found.trim(),
-                identity.trim()
-            ),
+        Ok(found) => Err(StorageError::IdentityMismatch {
+            directory: directory.to_path_buf(),
+            found: found.trim().to_string(),
+            expected: identity.trim().to_string(),
         }),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             replace_file_atomically(directory, "IDENTITY", format!("{}\n", identity.trim()).as_bytes())
@@ -471,67 +615,12 @@ fn check_identity(directory: &Path, identity: &str) -> Result<(), StorageError> 
     }
 }
 
-fn encode_record(entry: &Entry, out: &mut Vec<u8>) {
-    let payload_length = PAYLOAD_HEADER_BYTES + entry.data.len();
-    let length = u32::try_from(payload_length).expect("entries are far below 4 GiB");
-    let start = out.len();
-    out.extend_from_slice(&length.to_le_bytes());
-    out.extend_from_slice(&[0; 4]); // checksum, filled in below
-    out.extend_from_slice(&entry.term.to_le_bytes());
-    out.extend_from_slice(&entry.index.to_le_bytes());
-    out.extend_from_slice(&entry.data);
-    let checksum = crc32c::crc32c(&out[start + RECORD_HEADER_BYTES..]);
-    out[start + 4..start + 8].copy_from_slice(&checksum.to_le_bytes());
-}
-
-/// One record from the front of `bytes`: the entry and the bytes it used,
-/// or what is wrong with it.
-fn decode_record(bytes: &[u8]) -> Result<(Entry, usize), String> {
-    if bytes.len() < RECORD_HEADER_BYTES {
-        return Err(format!("record header cut short at {} bytes", bytes.len()));
-    }
-    let length = u32::from_le_bytes(bytes[0..4].try_into().expect("4 bytes")) as usize;
-    let checksum = u32::from_le_bytes(bytes[4..8].try_into().expect("4 bytes"));
-    if length < PAYLOAD_HEADER_BYTES {
-        return Err(format!("record length {length} is too small"));
-    }
-    let Some(payload) = bytes.get(RECORD_HEADER_BYTES..RECORD_HEADER_BYTES + length) else {
-        return Err(format!("record of {length} bytes cut short at {}", bytes.len() - RECORD_HEADER_BYTES));
-    };
-    if crc32c::crc32c(payload) != checksum {
-        return Err("checksum mismatch".into());
-    }
-    let term = u64::from_le_bytes(payload[0..8].try_into().expect("8 bytes"));
-    let index = u64::from_le_bytes(payload[8..16].try_into().expect("8 bytes"));
-    let entry = Entry { term, index, data: payload[PAYLOAD_HEADER_BYTES..].to_vec() };
-    Ok((entry, RECORD_HEADER_BYTES + length))
-}
-
-/// A bad record is a torn tail when it is the file's last: it runs past the
-/// end, ends exactly at the end, or only zero bytes follow it (a crash after
-/// the file grew but before its data reached the disk).
-fn is_torn_tail(rest: &[u8]) -> bool {
-    if rest.iter().all(|&byte| byte == 0) || rest.len() < RECORD_HEADER_BYTES {
-        return true;
-    }
-    let length = u32::from_le_bytes(rest[0..4].try_into().expect("4 bytes")) as usize;
-    let record_end = RECORD_HEADER_BYTES.saturating_add(length);
-    record_end >= rest.len() || rest[record_end..].iter().all(|&byte| byte == 0)
-}
-
-/// Whether an intact record (good checksum, index at or after `expected`)
-/// starts anywhere after the first byte of `rest`. A torn tail holds none; a
-/// record whose length field was corrupted does, and must not be cut.
-fn holds_a_later_record(rest: &[u8], expected: LogIndex) -> bool {
-    (1..rest.len()).any(|start| decode_record(&rest[start..]).is_ok_and(|(entry, _)| entry.index >= expected))
-}
-
 fn segment_first_index(path: &Path) -> Result<LogIndex, StorageError> {
     path.file_stem()
         .and_then(|stem| stem.to_str())
         .and_then(|stem| stem.parse().ok())
         .filter(|&index| index >= 1)
-        .ok_or_else(|| StorageError { detail: format!("{} is not named <first index>.wal", path.display()) })
+        .ok_or_else(|| StorageError::SegmentName { path: path.to_path_buf() })
 }
 
 fn encode_hard_state(hard_state: HardState) -> Vec<u8> {
@@ -557,8 +646,7 @@ fn read_hard_state(path: &Path) -> Result<HardState, StorageError> {
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
         Err(error) => return Err(io_error("read", path, error)),
     };
-    let corrupt =
-        |why: &str| StorageError { detail: format!("{} is corrupt ({why}); refusing to start", path.display()) };
+    let corrupt = |why: &str| StorageError::CorruptFile { path: path.to_path_buf(), what: why.to_string() };
     if bytes.len() != HARD_STATE_BYTES || &bytes[0..4] != HARD_STATE_MAGIC || bytes[4] != HARD_STATE_VERSION {
         return Err(corrupt("wrong size, magic or version"));
     }

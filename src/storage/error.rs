@@ -1,0 +1,126 @@
+//! What can go wrong with storage, typed: callers tell a full disk from a
+//! failing one by `io_kind`, not by reading text, and damage carries its
+//! place. `Display` is the node's one-line error, so every text says what
+//! happened, where, and what the node does about it.
+
+use std::io;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+use crate::raft::LogIndex;
+
+const PREFIX: &str = "storage error: ";
+
+#[derive(Debug, Error)]
+pub enum StorageError {
+    /// A file system call failed; `source.kind()` says how (ENOSPC is
+    /// `StorageFull`, EIO is `Other`, ...).
+    #[error("storage error: cannot {operation} {}: {source}", .path.display())]
+    Io {
+        operation: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    /// Log bytes that are damaged and cannot be a torn write.
+    #[error("storage error: corrupt log data in {} at offset {offset}: {what}; refusing to start", .path.display())]
+    CorruptLog { path: PathBuf, offset: u64, what: String },
+    /// A file other than a log segment (hard state, snapshot, FORMAT) is damaged.
+    #[error("storage error: {} is corrupt ({what}); refusing to start", .path.display())]
+    CorruptFile { path: PathBuf, what: String },
+    /// The log skips indexes: a segment file between two others is gone.
+    #[error(
+        "storage error: missing log segment: {} starts at index {first_index}, but the log before it ends at index \
+         {previous_last_index}; refusing to start",
+        .path.display()
+    )]
+    MissingSegment { path: PathBuf, first_index: LogIndex, previous_last_index: LogIndex },
+    /// The log does not reach down to the snapshot: the segments between are gone.
+    #[error(
+        "storage error: missing log segment: the log starts at index {first_index} in {}, but the snapshot ends at \
+         index {snapshot_index}; refusing to start",
+        .path.display()
+    )]
+    LogAfterSnapshot { path: PathBuf, first_index: LogIndex, snapshot_index: LogIndex },
+    #[error("storage error: {} is not named <first index>.wal", .path.display())]
+    SegmentName { path: PathBuf },
+    #[error(
+        "storage error: {} says format {found}, but this raftmq reads formats 1 and {supported} only; refusing to start",
+        .path.display()
+    )]
+    UnknownFormat { path: PathBuf, found: u32, supported: u32 },
+    /// The directory was claimed by another cluster or node (etcd's cluster token).
+    #[error(
+        "storage error: data directory {} belongs to {found}, not to {expected}; refusing to start (use another \
+         --data-dir)",
+        .directory.display()
+    )]
+    IdentityMismatch { directory: PathBuf, found: String, expected: String },
+    #[error("storage error: data directory {} is in use by another raftmq process", .directory.display())]
+    LockHeld { directory: PathBuf },
+    #[error("storage error: append at index {index} outside the stored log {first_index}..={last_index}")]
+    AppendOutsideLog { index: LogIndex, first_index: LogIndex, last_index: LogIndex },
+    /// The stored snapshot is intact but the state machine cannot read it.
+    #[error("storage error: the snapshot cannot be restored: {problem}")]
+    UnreadableSnapshot { problem: String },
+    /// A full disk, injected by `FaultInjectingStorage` for process tests.
+    #[error(
+        "storage error: cannot {operation}: No space left on device (os error 28; injected while {} exists)",
+        .flag.display()
+    )]
+    InjectedFull { operation: &'static str, flag: PathBuf },
+}
+
+impl StorageError {
+    /// The text without the "storage error: " prefix, for replies and
+    /// reports that name the component themselves.
+    pub fn detail(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix(PREFIX).map(str::to_string).unwrap_or(text)
+    }
+
+    /// How the operating system call failed, for the failures that are one.
+    pub fn io_kind(&self) -> Option<io::ErrorKind> {
+        match self {
+            StorageError::Io { source, .. } => Some(source.kind()),
+            StorageError::InjectedFull { .. } => Some(io::ErrorKind::StorageFull),
+            _ => None,
+        }
+    }
+}
+
+pub fn io_error(operation: &'static str, path: &std::path::Path, source: io::Error) -> StorageError {
+    StorageError::Io { operation, path: path.to_path_buf(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_and_a_failing_disk_differ_in_kind_not_text() {
+        let path = std::path::Path::new("/data/00000000000000000001.wal");
+        let full = io_error("sync", path, io::Error::from_raw_os_error(28));
+        let failing = io_error("sync", path, io::Error::from_raw_os_error(5));
+        assert_eq!(full.io_kind(), Some(io::ErrorKind::StorageFull));
+        assert_ne!(failing.io_kind(), full.io_kind());
+        assert!(full.to_string().starts_with("storage error: cannot sync /data/00000000000000000001.wal: "), "{full}");
+        assert_eq!(format!("storage error: {}", full.detail()), full.to_string());
+    }
+
+    #[test]
+    fn damage_names_file_offset_and_what_was_expected() {
+        let error = StorageError::CorruptLog {
+            path: "/data/1.wal".into(),
+            offset: 20,
+            what: "batch checksum mismatch over its 54 bytes, yet an intact batch follows at offset 90".into(),
+        };
+        assert_eq!(
+            error.detail(),
+            "corrupt log data in /data/1.wal at offset 20: batch checksum mismatch over its 54 bytes, yet an intact \
+             batch follows at offset 90; refusing to start"
+        );
+        assert_eq!(error.io_kind(), None);
+    }
+}
