@@ -289,3 +289,22 @@ def test_a_real_full_disk_refuses_writes_and_recovers_when_space_returns(make_cl
     finally:
         cluster.close()
         subprocess.run(["umount", str(small_disk)], capture_output=True)
+
+
+def test_a_restarted_node_reports_its_disk_use_before_its_first_write(make_cluster):
+    """Issue 9: `disk_bytes` read 0 on a restarted node until its first write."""
+    cluster = make_cluster(1, "--election-timeout-min-ms", "3000", "--election-timeout-max-ms", "3500")
+    current_leader(cluster)
+    client = cluster.client()
+    assert client.put_topic("t")
+    for number in range(20):
+        assert client.put_message("t", f"m{number}")
+    written = cluster.status(0)["disk_bytes"]
+    assert written > 0
+    cluster.kill(0)
+    cluster.start(0)
+    # Before its election timeout (3 s) the node has written nothing.
+    assert cluster.wait_until(lambda: cluster.status(0) is not None, timeout_s=2.5)
+    status = cluster.status(0)
+    assert status["disk_syncs"] == 0, "the node wrote already; the check came too late"
+    assert status["disk_bytes"] >= written, status
