@@ -8,4 +8,4 @@ mod state_machine;
 
 pub use command::{Command, DecodeError, Session, SessionCommand};
 pub use session::{SessionCheck, SessionLimits, SessionRecord, SessionTable};
-pub use state_machine::{QueueReply, QueueStateMachine};
+pub use state_machine::{MessageQueue, QueueReply, QueueStateMachine};

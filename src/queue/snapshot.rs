@@ -3,11 +3,10 @@
 //! (src/binary.rs), ending in a crc32c of everything before it, so a damaged
 //! image is refused rather than restored.
 
-use std::collections::VecDeque;
 use std::sync::Arc;
 
 use super::session::SessionRecord;
-use super::state_machine::{QueueReply, QueueStateMachine};
+use super::state_machine::{MessageQueue, QueueReply, QueueStateMachine};
 use crate::binary::{Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"RMQQ";
@@ -94,7 +93,7 @@ fn read_topics(reader: &mut Reader<'_>, machine: &mut QueueStateMachine) -> Resu
     for _ in 0..topic_count {
         let topic = reader.string(STRING_LIMIT_BYTES)?;
         let message_count = reader.count_u64(STRING_MIN_BYTES)?;
-        let mut messages = VecDeque::with_capacity(message_count);
+        let mut messages = MessageQueue::new();
         for _ in 0..message_count {
             messages.push_back(Arc::from(reader.string(STRING_LIMIT_BYTES)?));
         }
