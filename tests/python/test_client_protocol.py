@@ -73,3 +73,21 @@ def test_busy_when_too_many_requests_wait(make_cluster):
     codes = sorted(json.loads(socket.recv_multipart()[1]).get("error") for _ in range(6))
     socket.close()
     assert codes.count("busy") >= 4 and set(codes) <= {"busy", "timeout"}, codes
+
+
+def test_status_never_lags_an_acknowledged_write(make_cluster):
+    """Issue 9: the status report is published before a turn's replies go
+    out, so a client that just had a write acknowledged reads a status that
+    has applied it (`last_applied` moved past what it read before)."""
+    cluster = make_cluster(1)
+    assert cluster.find_leader_course_style() == 0
+    client = cluster.client()
+    assert client.put_topic("t")
+    lagging = []
+    for number in range(300):
+        before = cluster.status(0)["last_applied"]
+        assert client.put_message("t", f"m{number}")
+        after = cluster.status(0)["last_applied"]
+        if after <= before:
+            lagging.append((number, before, after))
+    assert lagging == [], f"status lagged an acknowledged write: {lagging[:5]}"
