@@ -40,6 +40,10 @@ impl Listener for ClientListener {
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_sndhwm(100_000).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
+        // A frame past this is refused by ZeroMQ before it is buffered
+        // (the connection is dropped); frames up to it are read and the
+        // ones above --max-request-bytes answered `too_large`.
+        router.set_maxmsgsize(client_frame_limit_bytes(self.max_request_bytes)).map_err(|e| e.to_string())?;
         router.bind(&self.endpoint).map_err(|e| format!("cannot bind client socket {}: {e}", self.endpoint))?;
         let replies = context.socket(zmq::PULL).map_err(|e| e.to_string())?;
         replies.set_rcvhwm(0).map_err(|e| e.to_string())?;
@@ -127,6 +131,13 @@ impl ClientListener {
         };
         reply_now(router, &envelope, reply.encode(id.as_ref()));
     }
+}
+
+/// The largest client frame ZeroMQ will read: four times the request
+/// limit, so a request somewhat too large still gets its `too_large` reply,
+/// and a huge one (an 8 GiB frame header, say) costs nothing.
+fn client_frame_limit_bytes(max_request_bytes: usize) -> i64 {
+    i64::try_from(max_request_bytes.saturating_mul(4)).unwrap_or(i64::MAX)
 }
 
 /// Split ROUTER frames into the routing envelope (identity, and the empty

@@ -5,6 +5,7 @@
 mod client_listener;
 mod data_directory;
 mod event_loop;
+mod file_limit;
 mod listener;
 mod network_faults;
 pub mod peer_codec;
@@ -61,6 +62,7 @@ impl std::error::Error for NodeError {}
 pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Result<(), NodeError> {
     settings.validate().map_err(NodeError::Config)?;
     config.check_index(index).map_err(NodeError::Config)?;
+    file_limit::raise_open_file_limit();
     let context = zmq::Context::new();
     // Control-plane inputs never wait behind clients: they have a channel
     // of their own, read first every turn. Clients get a bounded queue; a

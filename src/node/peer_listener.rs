@@ -17,6 +17,9 @@ use super::peer_codec;
 use crate::raft::{Message, NodeId};
 use crate::shell::Input;
 
+/// The largest peer frame read; see `bind`.
+const PEER_FRAME_LIMIT_BYTES: i64 = 16 << 20;
+
 pub struct PeerListener {
     pub endpoint: String,
     pub admission: Admission,
@@ -36,6 +39,10 @@ impl Listener for PeerListener {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
+        // No honest peer frame comes near this (an AppendEntries stops
+        // adding entries at 1 MiB, a snapshot chunk is 1 MiB): a larger one
+        // is refused by ZeroMQ before it is buffered.
+        router.set_maxmsgsize(PEER_FRAME_LIMIT_BYTES).map_err(|e| e.to_string())?;
         router.bind(&self.endpoint).map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
         Ok(router)
     }
