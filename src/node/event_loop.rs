@@ -14,6 +14,7 @@ use crossbeam_channel::{Receiver, Select};
 use log::{error, warn};
 
 use super::peer_senders::PeerSenders;
+use super::releaser::Releaser;
 use super::snapshotter::Snapshotter;
 use crate::protocol::StatusReport;
 use crate::shell::{Input, Output, Shell, Time};
@@ -42,6 +43,7 @@ pub struct Wiring {
     pub status: Arc<Mutex<StatusReport>>,
     pub snapshotter: Snapshotter,
     pub log_manager: LogManagerHandle,
+    pub releaser: Releaser,
 }
 
 pub struct EventLoop {
@@ -130,6 +132,7 @@ impl EventLoop {
                 self.wiring.log_manager.submit(epoch, sequence, operations)
             }
             Output::WriteSnapshot(job) => self.wiring.snapshotter.submit(job),
+            Output::Release(entries) => self.wiring.releaser.release(entries),
             Output::RemoveFile(path) => {
                 let _ = std::fs::remove_file(path);
             }

@@ -11,6 +11,7 @@ mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
 mod peer_senders;
+mod releaser;
 mod settings;
 mod snapshotter;
 mod thread_priority;
@@ -127,7 +128,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let shell_settings = shell_settings(&config, index, &settings);
     let seed = rand::random::<u64>();
     let shell = Shell::new(shell_settings, recovered, queue, disk_bytes, seed, started.elapsed());
-    let wiring = Wiring { peers, replies, control, clients, status, snapshotter, log_manager };
+    let releaser = releaser::Releaser::spawn().map_err(NodeError::Startup)?;
+    let wiring = Wiring { peers, replies, control, clients, status, snapshotter, log_manager, releaser };
     let event_loop = EventLoop::new(shell, wiring, started);
     cleanup.node_is_up();
     event_loop.run();

@@ -36,6 +36,11 @@ pub enum Effect {
         /// Last entry to apply; the new commit index.
         last_index: LogIndex,
     },
+    /// Entries the in-memory log no longer holds (compacted, or replaced by
+    /// a snapshot). Nothing to persist: the shell frees them off its event
+    /// loop, since freeing a million entries takes tens of milliseconds,
+    /// which a follower's heartbeats would otherwise wait for.
+    ReleaseEntries(Vec<Entry>),
     /// Drop stored entries up to and including `through_index`; a durable
     /// snapshot covers them.
     CompactLog {

@@ -36,19 +36,23 @@ impl RaftLog {
     }
 
     /// Drop every entry up to and including `index`, which must be held.
-    pub fn compact_through(&mut self, index: LogIndex) {
+    /// Returns them, unfreed: freeing a million entries takes tens of
+    /// milliseconds, which the caller may spend elsewhere.
+    pub fn compact_through(&mut self, index: LogIndex) -> Vec<Entry> {
         assert!(index >= self.offset && index <= self.last_index(), "compaction point outside the log");
         let term = self.term_at(index).expect("index is within the log");
-        self.entries.drain(..(index - self.offset) as usize);
+        let kept = self.entries.split_off((index - self.offset) as usize);
         self.offset = index;
         self.offset_term = term;
+        std::mem::replace(&mut self.entries, kept)
     }
 
     /// Replace the whole log by the empty log after a snapshot's last entry.
-    pub fn reset_after(&mut self, index: LogIndex, term: Term) {
-        self.entries.clear();
+    /// Returns the entries dropped, unfreed (see `compact_through`).
+    pub fn reset_after(&mut self, index: LogIndex, term: Term) -> Vec<Entry> {
         self.offset = index;
         self.offset_term = term;
+        std::mem::take(&mut self.entries)
     }
 
     /// Index of the last entry (the snapshot's last index if none follow it).

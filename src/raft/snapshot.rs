@@ -46,8 +46,9 @@ impl RaftCore {
         let compact_through = index.saturating_sub(self.config.retained_entries_after_snapshot);
         self.snapshot = Some(snapshot);
         if compact_through >= self.log.first_index() {
-            self.log.compact_through(compact_through);
+            let dropped = self.log.compact_through(compact_through);
             self.effects.push(Effect::CompactLog { through_index: compact_through });
+            self.effects.push(Effect::ReleaseEntries(dropped));
         }
     }
 
@@ -193,19 +194,22 @@ impl RaftCore {
         let index = snapshot.last_index;
         assert!(index > self.commit_index, "installing a snapshot of entries already committed");
         let log_kept = self.log.term_at(index) == Some(snapshot.last_term);
-        if log_kept {
-            self.log.compact_through(index);
+        let dropped = if log_kept {
             self.persisted_index = self.persisted_index.max(index);
+            self.log.compact_through(index)
         } else {
-            self.log.reset_after(index, snapshot.last_term);
             // Safe before the disk confirms: the shell holds this node's
             // replies and votes until everything before them is durable.
             self.persisted_index = index;
-        }
+            self.log.reset_after(index, snapshot.last_term)
+        };
         self.commit_index = index;
         self.applied_index = index;
         self.snapshot = Some(snapshot.clone());
         self.effects.push(Effect::InstallSnapshot { snapshot, log_kept });
+        if !dropped.is_empty() {
+            self.effects.push(Effect::ReleaseEntries(dropped));
+        }
     }
 
     fn respond_snapshot(&mut self, to: NodeId, last_index: LogIndex, received_bytes: u64, done: bool) {

@@ -536,6 +536,7 @@ impl Shell {
             }
             Effect::RoleChanged { role, term, leader } => self.on_role_changed(role, term, leader, now),
             Effect::MessageDropped { from, reason } => self.dropped.on_dropped(from, reason, now),
+            Effect::ReleaseEntries(entries) => self.outputs.push(Output::Release(entries)),
         }
     }
 

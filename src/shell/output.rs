@@ -8,7 +8,7 @@ use serde_json::Value;
 
 use super::input::{Envelope, SnapshotJob};
 use crate::protocol::ReplyBody;
-use crate::raft::{Message, NodeId};
+use crate::raft::{Entry, Message, NodeId};
 use crate::storage::DiskOperation;
 
 /// One thing for the driver to do.
@@ -45,6 +45,9 @@ pub enum Output {
     /// Encode and write a snapshot off the event loop; report
     /// `Input::SnapshotWritten`.
     WriteSnapshot(SnapshotJob),
+    /// Free these entries, preferably off the event loop (see
+    /// `Effect::ReleaseEntries`); dropping them anywhere is correct.
+    Release(Vec<Entry>),
     /// Delete a temporary file that is no longer wanted.
     RemoveFile(PathBuf),
     /// The shell cannot go on safely (see `detail`): log it and end the

@@ -585,7 +585,7 @@ impl Cluster {
                 let done_at = self.now_ms + self.rng.gen_range(1..=5);
                 self.nodes[node].snapshot_jobs.push((done_at, job));
             }
-            Output::RemoveFile(_) => {}
+            Output::RemoveFile(_) | Output::Release(_) => {}
             Output::Fatal { detail } => return Err(format!("node {node} stopped: {detail}")),
             Output::Exit => {
                 // The LogManager finishes what it holds before the process ends.
