@@ -49,7 +49,7 @@ use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore
 use crate::storage::{DiskOperation, DiskReport, RecoveredState};
 
 /// Entries applied per turn at most; see `apply_committed`.
-const MAX_APPLIED_PER_TURN: LogIndex = 4096;
+const MAX_APPLIED_PER_TURN: LogIndex = 1024;
 
 /// The shell's clock: time since the driver started it. Monotonic.
 pub type Time = Duration;
