@@ -52,24 +52,11 @@ fn a_commit_and_a_newer_leaders_snapshot_in_one_turn() {
     shell.end_turn(now);
     // One turn: leader 0 commits 1..=5; leader 1 of term 2 sends its snapshot through 10.
     shell.on_input(append(1, 0, (5, 1), Vec::new(), 5), now);
-    let mut image_source = QueueStateMachine::new();
-    for index in 1..=10 {
-        image_source.apply_entry(index, &put_topic(index, 1).data).expect("valid command");
-    }
-    let image = image_source.encode_snapshot();
-    let chunk = InstallSnapshot {
-        term: 2,
-        leader: 1,
-        last_index: 10,
-        last_term: 2,
-        offset: 0,
-        total_bytes: image.len() as u64,
-        data: image,
-    };
-    shell.on_input(Input::Peer { from: 1, message: Message::InstallSnapshot(chunk) }, now);
+    let (chunk, digest) = snapshot_chunk(1, 2, 10, 2);
+    shell.on_input(chunk, now);
     shell.end_turn(now);
     assert_eq!(shell.last_applied(), 10);
-    assert_eq!(shell.queue().digest(), image_source.digest(), "the state is the leader's snapshot");
+    assert_eq!(shell.queue().digest(), digest, "the state is the leader's snapshot");
     assert_eq!(shell.core().leader(), Some(1));
 }
 
@@ -103,15 +90,16 @@ fn a_write_to_a_follower_is_redirected_at_once() {
     );
 }
 
-fn snapshot_chunk(leader: NodeId, term: u64, through: LogIndex) -> (Input, u64) {
+/// A one-chunk InstallSnapshot of the state after `put_topic` entries
+/// 1..=through, ending in `last_term`; and that state's digest.
+fn snapshot_chunk(leader: NodeId, term: u64, through: LogIndex, last_term: u64) -> (Input, u64) {
     let mut source = QueueStateMachine::new();
     for index in 1..=through {
         source.apply_entry(index, &put_topic(index, 1).data).expect("valid command");
     }
     let image = source.encode_snapshot();
     let total_bytes = image.len() as u64;
-    let chunk =
-        InstallSnapshot { term, leader, last_index: through, last_term: 1, offset: 0, total_bytes, data: image };
+    let chunk = InstallSnapshot { term, leader, last_index: through, last_term, offset: 0, total_bytes, data: image };
     (Input::Peer { from: leader, message: Message::InstallSnapshot(chunk) }, source.digest())
 }
 
@@ -133,7 +121,7 @@ fn a_snapshot_behind_the_state_machine_after_a_storage_recovery_is_only_stored()
     let recovered = RecoveredState { hard_state, snapshot: None, entries: Vec::new() };
     shell.on_input(Input::Disk(DiskReport::Recovered { epoch: 1, state: recovered, disk_bytes: 0 }), now);
     shell.end_turn(now);
-    let (chunk, _) = snapshot_chunk(0, 1, 5);
+    let (chunk, _) = snapshot_chunk(0, 1, 5, 1);
     shell.on_input(chunk, now);
     shell.end_turn(now);
     assert_eq!(shell.last_applied(), 10, "the state machine does not go back");
