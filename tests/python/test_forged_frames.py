@@ -1,0 +1,97 @@
+"""Issue 11 part 2: frames a member's address could send (right cluster id,
+a configured sender) but that no honest member would. Without peer
+authentication any process on the peer port can send them; the core must
+drop them, never crash, never lose its leader for good. Frames are forged
+from the documented layout (peer_frame.py); each case is one the security
+review ended a cluster or a node with."""
+
+import time
+
+import zmq
+
+import peer_frame
+
+MAX_TERM = 2**64 - 1
+
+
+def send_frames(cluster, node: int, frames: list[bytes]) -> None:
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 1000)
+    socket.connect(f"tcp://127.0.0.1:{cluster.addresses[node]['internal_port']}")
+    for frame in frames:
+        socket.send(frame)
+    socket.close()
+
+
+def leader_and_term(cluster) -> tuple[int, int]:
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    return leader, cluster.status(leader)["term"]
+
+
+def test_a_term_at_the_top_of_the_range_is_dropped_everywhere(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    for node in range(3):
+        sender = (node + 1) % 3
+        send_frames(cluster, node, [peer_frame.append_entries(ours, sender, term=MAX_TERM)])
+    time.sleep(0.5)
+    for node in range(3):
+        status = cluster.status(node)
+        assert status is not None, f"node {node} stopped"
+        assert status["term"] < 2**62, status
+    # The cluster still elects and commits: the term was never adopted.
+    assert cluster.client().put_topic("after-max-term")
+    assert all(cluster.processes[node].poll() is None for node in range(3))
+
+
+def test_a_second_leader_in_the_leaders_term_does_not_stop_it(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    impostor = (leader + 1) % 3
+    # "Two leaders in term N" made the leader exit on an assertion.
+    send_frames(cluster, leader, [peer_frame.append_entries(ours, impostor, term=term) for _ in range(10)])
+    time.sleep(0.5)
+    assert cluster.processes[leader].poll() is None, "the leader exited"
+    status = cluster.status(leader)
+    assert status["role"] == "Leader" and status["term"] == term, status
+    assert cluster.client().put_topic("still-leading")
+
+
+def test_entries_over_a_committed_index_do_not_stop_a_follower(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    client = cluster.client()
+    for number in range(5):
+        assert client.put_topic(f"t{number}")
+    follower = (leader + 1) % 3
+    assert cluster.wait_until(lambda: cluster.status(follower)["commit_index"] >= 6)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    # An entry at index 2 with another term, "from the leader", in its term:
+    # it conflicts with a committed entry, which the follower would have had
+    # to overwrite (it exited on the assertion instead).
+    forged = peer_frame.append_entries(ours, leader, term=term, prev_log_index=1, prev_log_term=term,
+                                       entries=[(0, b"\x01\x01\x00\x00\x00x")])
+    send_frames(cluster, follower, [forged])
+    time.sleep(0.3)
+    assert cluster.processes[follower].poll() is None, "the follower exited"
+    before = cluster.status(follower)["state_digest"]
+    assert client.put_topic("after-forgery")
+    assert cluster.wait_until(lambda: cluster.status(follower)["state_digest"] != before)
+    assert cluster.wait_until(
+        lambda: cluster.status(follower)["state_digest"] == cluster.status(leader)["state_digest"]
+    ), "the follower's state matches the leader's"
+
+
+def test_timeout_now_from_a_follower_moves_no_leadership(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    target = (leader + 1) % 3
+    impostor = (leader + 2) % 3
+    send_frames(cluster, target, [peer_frame.timeout_now(ours, impostor, term) for _ in range(5)])
+    time.sleep(0.5)
+    status = cluster.status(leader)
+    assert status["role"] == "Leader" and status["term"] == term, status
