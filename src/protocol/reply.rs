@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::queue::QueueReply;
+use crate::queue::{QueueReply, MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
@@ -15,6 +15,10 @@ pub enum ErrorCode {
     Busy,
     /// The node's storage failed; it takes no writes until it works again.
     StorageFailed,
+    /// The queues hold `MAX_QUEUED_MESSAGE_BYTES`: a `put_message` refused.
+    QueueFull,
+    /// `MAX_TOPICS` exist: a `put_topic` of a new one refused.
+    TooManyTopics,
 }
 
 impl ErrorCode {
@@ -27,6 +31,8 @@ impl ErrorCode {
             ErrorCode::TooLarge => "too_large",
             ErrorCode::Busy => "busy",
             ErrorCode::StorageFailed => "storage_failed",
+            ErrorCode::QueueFull => "queue_full",
+            ErrorCode::TooManyTopics => "too_many_topics",
         }
     }
 }
@@ -109,8 +115,8 @@ impl ReplyBody {
         let mut object = Map::new();
         match self {
             ReplyBody::Queue(reply) => {
-                let success =
-                    !matches!(reply, QueueReply::Refused | QueueReply::Stale { .. } | QueueReply::ReplyDropped);
+                let refusal = queue_refusal(reply);
+                let success = refusal.is_none() && *reply != QueueReply::Refused;
                 object.insert("success".into(), Value::Bool(success));
                 match reply {
                     QueueReply::Topics(topics) => {
@@ -119,21 +125,11 @@ impl ReplyBody {
                     QueueReply::Message(message) => {
                         object.insert("message".into(), Value::String(message.clone()));
                     }
-                    QueueReply::Stale { latest_seq } => {
-                        object.insert("error".into(), "stale_seq".into());
-                        let detail = format!(
-                            "seq is below this client's latest applied seq {latest_seq}; that request's reply \
-                             is no longer kept, and this one was not applied"
-                        );
-                        object.insert("detail".into(), detail.into());
-                    }
-                    QueueReply::ReplyDropped => {
-                        object.insert("error".into(), "reply_dropped".into());
-                        let detail = "this seq was applied, but its reply is no longer kept (the session memory \
-                                      limit dropped it); it was not applied again";
-                        object.insert("detail".into(), detail.into());
-                    }
-                    QueueReply::Done | QueueReply::Refused => {}
+                    _ => {}
+                }
+                if let Some((code, detail)) = refusal {
+                    object.insert("error".into(), code.into());
+                    object.insert("detail".into(), detail.into());
                 }
             }
             ReplyBody::Status(status) => {
@@ -165,6 +161,38 @@ impl ReplyBody {
     }
 }
 
+/// The error code and detail of a queue reply that refuses with a reason;
+/// None for success and for the plain `{"success":false}`.
+fn queue_refusal(reply: &QueueReply) -> Option<(&'static str, String)> {
+    match reply {
+        QueueReply::Stale { latest_seq } => Some((
+            "stale_seq",
+            format!(
+                "seq is below this client's latest applied seq {latest_seq}; that request's reply is no longer \
+                 kept, and this one was not applied"
+            ),
+        )),
+        QueueReply::ReplyDropped => Some((
+            "reply_dropped",
+            "this seq was applied, but its reply is no longer kept (the session memory limit dropped it); it was \
+             not applied again"
+                .into(),
+        )),
+        QueueReply::QueueFull => Some((
+            ErrorCode::QueueFull.as_str(),
+            format!("the queues hold {MAX_QUEUED_MESSAGE_BYTES} message bytes at most; take messages first"),
+        )),
+        QueueReply::TooManyTopics => {
+            Some((ErrorCode::TooManyTopics.as_str(), format!("the cluster holds {MAX_TOPICS} topics at most")))
+        }
+        QueueReply::TopicNameTooLong => Some((
+            ErrorCode::BadRequest.as_str(),
+            format!("field \"topic\" must be at most {MAX_TOPIC_NAME_BYTES} bytes"),
+        )),
+        QueueReply::Done | QueueReply::Refused | QueueReply::Topics(_) | QueueReply::Message(_) => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,6 +219,20 @@ mod tests {
         let dropped = decode(ReplyBody::Queue(QueueReply::ReplyDropped).encode(None));
         assert_eq!((&dropped["success"], &dropped["error"]), (&json!(false), &json!("reply_dropped")));
         assert!(dropped["detail"].as_str().unwrap().contains("not applied again"));
+    }
+
+    #[test]
+    fn limit_refusals_are_errors_naming_the_limit() {
+        let cases = [
+            (QueueReply::QueueFull, "queue_full", "1073741824 message bytes"),
+            (QueueReply::TooManyTopics, "too_many_topics", "10000 topics"),
+            (QueueReply::TopicNameTooLong, "bad_request", "at most 256 bytes"),
+        ];
+        for (reply, code, limit) in cases {
+            let body = decode(ReplyBody::Queue(reply).encode(None));
+            assert_eq!((&body["success"], &body["error"]), (&json!(false), &json!(code)));
+            assert!(body["detail"].as_str().unwrap().contains(limit), "{body}");
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::reply::ErrorCode;
-use crate::queue::{Command, Session};
+use crate::queue::{Command, Session, MAX_TOPIC_NAME_BYTES};
 
 /// Longest client_id accepted: sessions live in every replica's memory.
 pub const MAX_CLIENT_ID_BYTES: usize = 256;
@@ -109,6 +109,9 @@ fn topic_field(fields: &Map<String, Value>) -> Result<String, String> {
     if topic.is_empty() {
         return Err("field \"topic\" must not be empty".into());
     }
+    if topic.len() > MAX_TOPIC_NAME_BYTES {
+        return Err(format!("field \"topic\" must be at most {MAX_TOPIC_NAME_BYTES} bytes, not {}", topic.len()));
+    }
     Ok(topic)
 }
 
@@ -184,6 +187,20 @@ mod tests {
         }
         let long = format!(r#"{{"op":"get_topics","client_id":"{}","seq":1}}"#, "x".repeat(257));
         assert!(parse_request(long.as_bytes(), 4096).is_err());
+    }
+
+    #[test]
+    fn a_topic_name_is_at_most_256_bytes_in_every_operation() {
+        let longest = "é".repeat(128);
+        let request = format!(r#"{{"op":"put_topic","topic":"{longest}"}}"#);
+        assert_eq!(parse(&request).unwrap().operation, Operation::Queue(Command::PutTopic { topic: longest }));
+        let too_long = "é".repeat(128) + "x";
+        for op in ["put_topic", "get_message", r#"put_message","message":"m"#] {
+            let request = format!(r#"{{"op":"{op}","topic":"{too_long}"}}"#);
+            let error = parse(&request).unwrap_err();
+            assert_eq!(error.code, ErrorCode::BadRequest, "{request}");
+            assert!(error.detail.contains("at most 256 bytes, not 257"), "{}", error.detail);
+        }
     }
 
     #[test]

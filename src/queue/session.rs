@@ -59,7 +59,12 @@ pub fn session_bytes(client_id: &str, reply: &QueueReply) -> usize {
 /// A reply's size in the snapshot image after its tag.
 pub fn reply_payload_bytes(reply: &QueueReply) -> usize {
     match reply {
-        QueueReply::Done | QueueReply::Refused | QueueReply::ReplyDropped => 0,
+        QueueReply::Done
+        | QueueReply::Refused
+        | QueueReply::ReplyDropped
+        | QueueReply::QueueFull
+        | QueueReply::TooManyTopics
+        | QueueReply::TopicNameTooLong => 0,
         QueueReply::Stale { .. } => 8,
         QueueReply::Message(message) => 4 + message.len(),
         QueueReply::Topics(topics) => 8 + topics.iter().map(|topic| 4 + topic.len()).sum::<usize>(),

@@ -10,10 +10,13 @@ use super::state_machine::{MessageQueue, QueueReply, QueueStateMachine};
 use crate::binary::{Reader, Writer};
 
 const MAGIC: &[u8; 4] = b"RMQQ";
-/// Version 3 adds the `ReplyDropped` reply of a session whose reply was
-/// dropped to respect the session byte limit. Version 2 added the sessions
-/// after the topics. Images of versions 1 and 2 are still read.
-const VERSION: u8 = 3;
+/// Version 4 adds the replies of the state's limits (`QueueFull`,
+/// `TooManyTopics`, `TopicNameTooLong`). Version 3 added the `ReplyDropped`
+/// reply of a session whose reply was dropped to respect the session byte
+/// limit. Version 2 added the sessions after the topics. Images of versions
+/// 1 to 3 are still read.
+const VERSION: u8 = 4;
+const VERSION_WITHOUT_LIMIT_REPLIES: u8 = 3;
 const VERSION_WITHOUT_DROPPED_REPLIES: u8 = 2;
 const VERSION_WITHOUT_SESSIONS: u8 = 1;
 
@@ -23,6 +26,9 @@ const REPLY_TOPICS: u8 = 2;
 const REPLY_MESSAGE: u8 = 3;
 const REPLY_STALE: u8 = 4;
 const REPLY_DROPPED: u8 = 5;
+const REPLY_QUEUE_FULL: u8 = 6;
+const REPLY_TOO_MANY_TOPICS: u8 = 7;
+const REPLY_TOPIC_NAME_TOO_LONG: u8 = 8;
 
 /// A string has no limit of its own: it is bounded by the image, which the
 /// reader checks before taking it.
@@ -134,6 +140,9 @@ fn put_reply(writer: &mut Writer<'_>, reply: &QueueReply) {
             writer.u64(*latest_seq);
         }
         QueueReply::ReplyDropped => writer.u8(REPLY_DROPPED),
+        QueueReply::QueueFull => writer.u8(REPLY_QUEUE_FULL),
+        QueueReply::TooManyTopics => writer.u8(REPLY_TOO_MANY_TOPICS),
+        QueueReply::TopicNameTooLong => writer.u8(REPLY_TOPIC_NAME_TOO_LONG),
     }
 }
 
@@ -151,7 +160,10 @@ fn read_reply(reader: &mut Reader<'_>, version: u8) -> Result<QueueReply, String
         }
         REPLY_MESSAGE => QueueReply::Message(reader.string(STRING_LIMIT_BYTES)?),
         REPLY_STALE => QueueReply::Stale { latest_seq: reader.u64()? },
-        REPLY_DROPPED if version >= VERSION => QueueReply::ReplyDropped,
+        REPLY_DROPPED if version > VERSION_WITHOUT_DROPPED_REPLIES => QueueReply::ReplyDropped,
+        REPLY_QUEUE_FULL if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::QueueFull,
+        REPLY_TOO_MANY_TOPICS if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::TooManyTopics,
+        REPLY_TOPIC_NAME_TOO_LONG if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::TopicNameTooLong,
         other => return Err(format!("an unknown reply tag {other} in a version {version} image")),
     })
 }
@@ -206,6 +218,8 @@ mod tests {
         assert_eq!(restored.queue_length("empty"), Some(0));
         assert_eq!(restored.sessions().len(), 2);
         assert_eq!(restored.sessions().bytes(), machine.sessions().bytes());
+        assert_eq!(machine.queued_message_bytes(), "two".len() as u64 + "ünïcode".len() as u64 + 1);
+        assert_eq!(restored.queued_message_bytes(), machine.queued_message_bytes(), "restored with the messages");
         let first = restored.apply_entry(20, &entry(None, 0, Command::GetMessage { topic: "a".into() }));
         assert_eq!(first, Ok(QueueReply::Message("two".into())), "the session's get took \"one\" before the snapshot");
         let retry = entry(Some("reader"), 4, Command::GetMessage { topic: "a".into() });
@@ -239,10 +253,25 @@ mod tests {
     }
 
     #[test]
+    fn limit_replies_survive_a_snapshot_and_older_versions_refuse_them() {
+        let mut machine = QueueStateMachine::new();
+        let long_topic = "n".repeat(crate::queue::MAX_TOPIC_NAME_BYTES + 1);
+        machine.apply_entry(1, &entry(Some("c"), 1, Command::PutTopic { topic: long_topic.clone() })).unwrap();
+        let image = machine.encode_snapshot();
+        let mut restored = QueueStateMachine::decode_snapshot(&image).unwrap();
+        let retry = entry(Some("c"), 1, Command::PutTopic { topic: long_topic });
+        assert_eq!(restored.apply_entry(2, &retry), Ok(QueueReply::TopicNameTooLong));
+        let error = QueueStateMachine::decode_snapshot(&as_version(&image, 3)).unwrap_err();
+        assert!(error.contains("unknown reply tag 8"), "{error}");
+    }
+
+    #[test]
     fn images_of_older_versions_still_load() {
         let image = sample().encode_snapshot();
         let version_two = QueueStateMachine::decode_snapshot(&as_version(&image, 2)).unwrap();
-        assert_eq!(version_two.encode_snapshot(), image, "version 2 is version 3 without dropped replies");
+        assert_eq!(version_two.encode_snapshot(), image, "version 2 is version 4 without dropped or limit replies");
+        let version_three = QueueStateMachine::decode_snapshot(&as_version(&image, 3)).unwrap();
+        assert_eq!(version_three.encode_snapshot(), image, "version 3 is version 4 without limit replies");
         // Version 1: the digest and the topics, no sessions.
         let mut body = b"RMQQ\x01".to_vec();
         body.extend_from_slice(&7u64.to_le_bytes());
@@ -273,7 +302,7 @@ mod tests {
         assert!(QueueStateMachine::decode_snapshot(&image).is_ok());
         let error = QueueStateMachine::decode_snapshot(&as_version(&image, 2)).unwrap_err();
         assert!(error.contains("unknown reply tag 5"), "{error}");
-        assert!(QueueStateMachine::decode_snapshot(&as_version(&image, 4)).is_err(), "a future version is refused");
+        assert!(QueueStateMachine::decode_snapshot(&as_version(&image, 5)).is_err(), "a future version is refused");
     }
 
     #[test]
@@ -291,7 +320,7 @@ mod tests {
 
     #[test]
     fn a_huge_count_is_refused_before_allocating() {
-        let mut body = b"RMQQ\x03".to_vec();
+        let mut body = b"RMQQ\x04".to_vec();
         body.extend_from_slice(&0u64.to_le_bytes());
         body.extend_from_slice(&u64::MAX.to_le_bytes());
         let checksum = crc32c::crc32c(&body);

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::command::{Command, DecodeError, Session, SessionCommand};
+use super::limits::{MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
 use super::session::{EntryIndex, SessionCheck, SessionLimits, SessionTable};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +23,14 @@ pub enum QueueReply {
     /// reply the session no longer keeps (`SessionLimits::max_bytes`). Not
     /// applied again.
     ReplyDropped,
+    /// `put_message` would take the bytes queued over
+    /// `MAX_QUEUED_MESSAGE_BYTES`. Not applied.
+    QueueFull,
+    /// `put_topic` of a new topic when `MAX_TOPICS` exist. Not applied.
+    TooManyTopics,
+    /// `put_topic` of a name longer than `MAX_TOPIC_NAME_BYTES`; requests
+    /// are checked when parsed, so only an entry made otherwise gets it.
+    TopicNameTooLong,
 }
 
 /// One topic's messages, oldest first; cheap to clone (see `queues`).
@@ -37,6 +46,9 @@ pub struct QueueStateMachine {
     /// queued (a `VecDeque` copy of a million messages held the loop, and
     /// with it the heartbeats, for about 100 ms).
     queues: HashMap<String, MessageQueue>,
+    /// Bytes of every message in `queues`, kept as they are pushed and
+    /// popped, so the `MAX_QUEUED_MESSAGE_BYTES` check costs no scan.
+    queued_message_bytes: u64,
     /// A checksum chained over every command applied: two replicas that
     /// applied the same commands agree on it (etcd's hashkv), so operators
     /// and tests can compare replicas without reading their queues.
@@ -99,24 +111,40 @@ impl QueueStateMachine {
         match command {
             Command::PutTopic { topic } => self.put_topic(topic),
             Command::GetTopics => QueueReply::Topics(self.topic_order.clone()),
-            Command::PutMessage { topic, message } => match self.queues.get_mut(topic) {
-                Some(queue) => {
-                    queue.push_back(Arc::from(message.as_str()));
-                    QueueReply::Done
-                }
-                None => QueueReply::Refused,
-            },
+            Command::PutMessage { topic, message } => self.put_message(topic, message),
             Command::GetMessage { topic } => match self.queues.get_mut(topic).and_then(|queue| queue.pop_front()) {
-                Some(message) => QueueReply::Message(message.to_string()),
+                Some(message) => {
+                    self.queued_message_bytes -= message.len() as u64;
+                    QueueReply::Message(message.to_string())
+                }
                 None => QueueReply::Refused,
             },
         }
     }
 
+    fn put_message(&mut self, topic: &str, message: &str) -> QueueReply {
+        let Some(queue) = self.queues.get_mut(topic) else {
+            return QueueReply::Refused;
+        };
+        let queued_after = self.queued_message_bytes + message.len() as u64;
+        if queued_after > MAX_QUEUED_MESSAGE_BYTES {
+            return QueueReply::QueueFull;
+        }
+        queue.push_back(Arc::from(message));
+        self.queued_message_bytes = queued_after;
+        QueueReply::Done
+    }
+
     fn put_topic(&mut self, topic: &str) -> QueueReply {
         assert!(!topic.is_empty(), "the protocol layer rejects empty topics");
+        if topic.len() > MAX_TOPIC_NAME_BYTES {
+            return QueueReply::TopicNameTooLong;
+        }
         if self.queues.contains_key(topic) {
             return QueueReply::Refused;
+        }
+        if self.topic_order.len() >= MAX_TOPICS {
+            return QueueReply::TooManyTopics;
         }
         self.queues.insert(topic.to_owned(), MessageQueue::new());
         self.topic_order.push(topic.to_owned());
@@ -153,9 +181,15 @@ impl QueueStateMachine {
         if topic.is_empty() || self.queues.contains_key(&topic) {
             return Err(format!("snapshot holds an empty or repeated topic {topic:?}"));
         }
+        self.queued_message_bytes += messages.iter().map(|message| message.len() as u64).sum::<u64>();
         self.topic_order.push(topic.clone());
         self.queues.insert(topic, messages);
         Ok(())
+    }
+
+    /// Bytes of every queued message, in every topic.
+    pub fn queued_message_bytes(&self) -> u64 {
+        self.queued_message_bytes
     }
 
     pub fn queue_length(&self, topic: &str) -> Option<usize> {
@@ -315,6 +349,65 @@ mod tests {
         first.last_index = 99;
         first.apply_in_session("d", 1, put("t", "d"));
         assert_eq!(clients(&first), ["d"], "the idle sessions expired by log index");
+    }
+
+    #[test]
+    fn queued_bytes_follow_every_put_and_get() {
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("a"));
+        replica.apply(&put_topic("b"));
+        replica.apply(&put("a", "four"));
+        replica.apply(&put("b", "ü"));
+        replica.apply(&put("b", ""));
+        assert_eq!(replica.queues.queued_message_bytes(), 4 + 2, "UTF-8 bytes, not characters");
+        replica.apply(&get("a"));
+        assert_eq!(replica.queues.queued_message_bytes(), 2);
+        replica.apply(&put("missing", "refused"));
+        replica.apply(&get("a"));
+        assert_eq!(replica.queues.queued_message_bytes(), 2, "refused commands change nothing");
+        replica.apply(&get("b"));
+        replica.apply(&get("b"));
+        assert_eq!(replica.queues.queued_message_bytes(), 0);
+    }
+
+    #[test]
+    fn a_put_beyond_the_queued_byte_limit_is_queue_full_until_messages_are_taken() {
+        let mut replica = Replica::default();
+        replica.apply(&put_topic("t"));
+        // As if 1 GiB less 10 bytes were queued in other messages: filling
+        // the real gigabyte would cost the test that much memory.
+        replica.queues.queued_message_bytes = MAX_QUEUED_MESSAGE_BYTES - 10;
+        assert_eq!(replica.apply(&put("t", "0123456789")), QueueReply::Done, "exactly at the limit");
+        assert_eq!(replica.apply(&put("t", "x")), QueueReply::QueueFull);
+        assert_eq!(replica.apply_in_session("c", 1, put("t", "y")), QueueReply::QueueFull);
+        assert_eq!(replica.apply_in_session("c", 1, put("t", "y")), QueueReply::QueueFull, "a retry: the same answer");
+        assert_eq!(replica.apply(&put("missing", "x")), QueueReply::Refused, "a missing topic is still plain refusal");
+        assert_eq!(replica.queues.queue_length("t"), Some(1));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("0123456789".into()));
+        assert_eq!(replica.apply_in_session("c", 2, put("t", "y")), QueueReply::Done, "room again after a get");
+        assert_eq!(replica.queues.queued_message_bytes(), MAX_QUEUED_MESSAGE_BYTES - 9);
+    }
+
+    #[test]
+    fn a_new_topic_beyond_the_topic_limit_is_refused() {
+        let mut replica = Replica::default();
+        for number in 0..MAX_TOPICS {
+            assert_eq!(replica.apply(&put_topic(&format!("topic-{number}"))), QueueReply::Done);
+        }
+        assert_eq!(replica.apply(&put_topic("one-too-many")), QueueReply::TooManyTopics);
+        assert_eq!(replica.apply(&put_topic("topic-0")), QueueReply::Refused, "an existing topic: plain refusal");
+        assert_eq!(replica.queues.topics().len(), MAX_TOPICS);
+        assert_eq!(replica.apply(&put("one-too-many", "m")), QueueReply::Refused, "it was not created");
+    }
+
+    #[test]
+    fn an_entry_with_a_topic_name_over_the_limit_is_refused_when_applied() {
+        let mut replica = Replica::default();
+        let longest = "n".repeat(MAX_TOPIC_NAME_BYTES);
+        assert_eq!(replica.apply(&put_topic(&longest)), QueueReply::Done);
+        let too_long = "n".repeat(MAX_TOPIC_NAME_BYTES + 1);
+        assert_eq!(replica.apply(&put_topic(&too_long)), QueueReply::TopicNameTooLong);
+        assert_eq!(replica.queues.topics(), [longest]);
     }
 
     /// The case that exposed the unbounded sessions: 100 clients each took

@@ -37,6 +37,10 @@ pub struct CoreConfig {
     /// that lags a little catches up from the log, not a whole snapshot
     /// (etcd's SnapshotCatchUpEntries).
     pub retained_entries_after_snapshot: u64,
+    /// Payload bytes those retained entries may hold at most (default
+    /// 16 MiB): without it, 4,096 large entries stayed in memory below every
+    /// snapshot, after the queues they filled were drained.
+    pub retained_bytes_after_snapshot: u64,
     /// A message whose term is more than this above ours is dropped
     /// (`Effect::MessageDropped`). Default 2^32. A term rises by one per
     /// election attempt, so a legitimate leader is this far above a member
@@ -68,6 +72,7 @@ impl CoreConfig {
             pre_vote: true,
             snapshot_chunk_bytes: 1 << 20,
             retained_entries_after_snapshot: 4096,
+            retained_bytes_after_snapshot: 16 << 20,
             max_term_jump: 1 << 32,
             max_snapshot_bytes: 1 << 30,
         }

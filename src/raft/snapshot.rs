@@ -43,13 +43,34 @@ impl RaftCore {
         if index > self.applied_index {
             return;
         }
-        let compact_through = index.saturating_sub(self.config.retained_entries_after_snapshot);
+        let compact_through = self.retained_tail_start(index);
         self.snapshot = Some(snapshot);
         if compact_through >= self.log.first_index() {
             let dropped = self.log.compact_through(compact_through);
             self.effects.push(Effect::CompactLog { through_index: compact_through });
             self.effects.push(Effect::ReleaseEntries(dropped));
         }
+    }
+
+    /// The highest index to compact through so that the entries kept up
+    /// to `index` are at most `retained_entries_after_snapshot` and hold at
+    /// most `retained_bytes_after_snapshot` of payload. Walks at most that
+    /// many entries back from `index`.
+    fn retained_tail_start(&self, index: LogIndex) -> LogIndex {
+        let lowest = index.saturating_sub(self.config.retained_entries_after_snapshot).max(self.log.first_index() - 1);
+        let mut compact_through = index;
+        let mut kept_bytes = 0u64;
+        while compact_through > lowest {
+            let Some(entry) = self.log.entry(compact_through) else {
+                break;
+            };
+            kept_bytes += entry.data.len() as u64;
+            if kept_bytes > self.config.retained_bytes_after_snapshot {
+                break;
+            }
+            compact_through -= 1;
+        }
+        compact_through
     }
 
     /// Send `peer` the next piece of the snapshot it is receiving. `force`

@@ -457,6 +457,47 @@ fn a_chunk_out_of_place_asks_the_leader_to_start_over() {
     assert_eq!(sends(&drain(&mut follower)), vec![(0, install_response(1, 4, 0, false))]);
 }
 
+/// A follower holding entries 1..=10 of 100 payload bytes each (entry 10
+/// holds `last_entry_bytes`), all committed, that saves a snapshot at 10;
+/// returns the CompactLog effects it emits.
+fn compaction_after_snapshot(retained_entries: u64, retained_bytes: u64, last_entry_bytes: usize) -> Vec<Effect> {
+    let config = CoreConfig {
+        retained_entries_after_snapshot: retained_entries,
+        retained_bytes_after_snapshot: retained_bytes,
+        ..classic_config(1, 3)
+    };
+    let entries: Vec<Entry> = (1..=10)
+        .map(|index| Entry { term: 1, index, data: vec![b'x'; if index == 10 { last_entry_bytes } else { 100 }] })
+        .collect();
+    let mut follower = RaftCore::new(config, HardState { current_term: 1, voted_for: None }, entries);
+    let commit_all = AppendEntries {
+        term: 1,
+        leader: 0,
+        prev_log_index: 10,
+        prev_log_term: 1,
+        entries: vec![],
+        leader_commit: 10,
+        read_round: 0,
+    };
+    deliver(&mut follower, 0, Message::AppendEntries(commit_all));
+    assert_eq!(follower.commit_index(), 10);
+    drain(&mut follower);
+    follower.step(Event::SnapshotSaved { snapshot: snapshot(10, 1, b"s") });
+    drain(&mut follower).into_iter().filter(|effect| matches!(effect, Effect::CompactLog { .. })).collect()
+}
+
+// Raft §7: the log is compacted below a snapshot, keeping a tail for
+// followers that lag a little; that tail is bounded in entries and in bytes.
+#[test]
+fn the_tail_kept_below_a_snapshot_is_bounded_in_entries_and_in_bytes() {
+    let compacted = |through_index| vec![Effect::CompactLog { through_index }];
+    assert_eq!(compaction_after_snapshot(4, 1 << 20, 100), compacted(6), "the entry count binds: 7..=10 kept");
+    assert_eq!(compaction_after_snapshot(4, 250, 100), compacted(8), "the bytes bind: 9 and 10 (200 bytes) kept");
+    assert_eq!(compaction_after_snapshot(4, 300, 100), compacted(7), "exactly at the byte bound: 8..=10 kept");
+    assert_eq!(compaction_after_snapshot(4, 250, 1000), compacted(10), "an entry above the bound alone is not kept");
+    assert_eq!(compaction_after_snapshot(20, 1 << 20, 100), vec![], "the whole log fits in the tail: nothing to drop");
+}
+
 // A snapshot ahead of what this core has committed (made before the core was
 // rebuilt from storage) is ignored, not trusted and not a crash.
 #[test]

@@ -15,6 +15,10 @@ reply the cluster no longer keeps (``reply_dropped``: large replies are
 dropped first when sessions exceed their memory bound) raises
 ``ReplyDropped``: the request was applied once, its answer is lost.
 
+The cluster's limits (docs/protocol.md, "Limits") raise ``QueueFull`` (the
+queues hold 1 GiB of messages: take some, then put again) and
+``TooManyTopics``; neither request was applied.
+
 Every request waits at most ``timeout_ms`` for a reply (``RCVTIMEO``, and
 ``LINGER`` 0 so closing never blocks), so a dead node costs a timeout, never
 a hang.
@@ -30,7 +34,16 @@ from typing import Any, Optional, Sequence
 
 import zmq
 
-__all__ = ["Client", "RaftMQError", "Indeterminate", "ReplyDropped", "request", "endpoints_from_config"]
+__all__ = [
+    "Client",
+    "RaftMQError",
+    "Indeterminate",
+    "ReplyDropped",
+    "QueueFull",
+    "TooManyTopics",
+    "request",
+    "endpoints_from_config",
+]
 
 #: Error codes after which the request may or may not have taken effect.
 INDETERMINATE_CODES = {"timeout", "leader_changed"}
@@ -53,6 +66,20 @@ class ReplyDropped(RaftMQError):
     """A retried write was applied by an earlier attempt, but the cluster no
     longer keeps its reply (for ``get_message``: the message it removed)."""
 
+
+class QueueFull(RaftMQError):
+    """``put_message`` was refused, not applied: the queues hold the most
+    message bytes the cluster allows. It succeeds again once messages are
+    taken (call ``put_message`` again: each call is a new request)."""
+
+
+class TooManyTopics(RaftMQError):
+    """``put_topic`` of a new topic was refused, not applied: the cluster
+    holds the most topics it allows."""
+
+
+#: Error codes of the cluster's limits, each with its exception.
+LIMIT_ERRORS = {"queue_full": QueueFull, "too_many_topics": TooManyTopics}
 
 _context = zmq.Context.instance()
 
@@ -168,6 +195,8 @@ class Client:
                 continue
             if reply.get("error") == "reply_dropped":
                 raise ReplyDropped(f"{payload.get('op')} was applied, but its reply is no longer kept", reply)
+            if reply.get("error") in LIMIT_ERRORS:
+                raise LIMIT_ERRORS[reply["error"]](f"{reply['error']}: {reply.get('detail')}", reply)
             if "error" in reply:
                 raise RaftMQError(f"{reply['error']}: {reply.get('detail')}", reply)
             self.leader = endpoint
