@@ -48,6 +48,11 @@ use crate::queue::{QueueReply, QueueStateMachine};
 use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, TransferError};
 use crate::storage::{DiskOperation, DiskReport, RecoveredState};
 
+/// Writes waiting for commit below which their age never makes a leader
+/// answer `busy` (see `overloaded`): a queue this short is a slow disk, not
+/// too many clients.
+const STANDING_QUEUE_WRITES: usize = 1024;
+
 /// Entries applied per turn at most; see `apply_committed`.
 const MAX_APPLIED_PER_TURN: LogIndex = 1024;
 
@@ -453,7 +458,8 @@ impl Shell {
     }
 
     /// Admission control on a leader: `busy` when more writes wait than
-    /// the limit, or when the oldest has waited half its deadline already.
+    /// the limit, or when at least `STANDING_QUEUE_WRITES` wait and the
+    /// oldest has waited half its deadline already.
     /// The second is the machine's own measure of its capacity (CoDel's
     /// idea): what cannot commit within the deadline is refused at once
     /// instead of timing out after it.
@@ -465,6 +471,11 @@ impl Shell {
         let waiting = self.pending.len();
         if waiting + arriving > limit {
             return Some(format!("{waiting} requests already wait for commit (limit {limit}); retry later"));
+        }
+        // A slow disk with a handful of writes waiting is not overload:
+        // refusing them would help nobody. Age counts only behind a queue.
+        if waiting < STANDING_QUEUE_WRITES {
+            return None;
         }
         let half_deadline = self.settings.request_deadline / 2;
         let oldest_deadline = self.pending.next_deadline()?;
