@@ -398,11 +398,16 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> RunStats {
     }
     cluster.network.heal();
     cluster.network.config = NetworkConfig::reliable();
+    // A node handing over on SIGTERM exits within an election timeout:
+    // let it, then bring every node back.
+    cluster.run_for(1000);
     for node in 0..nodes {
         cluster.restart(node);
     }
-    commit_everywhere(&mut cluster, command(u64::MAX), 60_000);
+    // Clients finish what they started and start nothing new, so a node
+    // that lags (one entry per message, say) can catch up.
     cluster.clients.draining = true;
+    commit_everywhere(&mut cluster, command(u64::MAX), 60_000);
     let finished = cluster.run_until(60_000, |c| c.clients.idle());
     cluster.assert_that(finished, "clients did not finish their last operations after healing");
     let leader = cluster.wait_for_leader(10_000);
