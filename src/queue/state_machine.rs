@@ -136,7 +136,11 @@ impl QueueStateMachine {
     }
 
     fn put_topic(&mut self, topic: &str) -> QueueReply {
-        assert!(!topic.is_empty(), "the protocol layer rejects empty topics");
+        // The protocol layer rejects empty topics, but a log entry comes from
+        // a peer or the disk: refuse it the same way on every replica.
+        if topic.is_empty() {
+            return QueueReply::Refused;
+        }
         if topic.len() > MAX_TOPIC_NAME_BYTES {
             return QueueReply::TopicNameTooLong;
         }
@@ -408,6 +412,15 @@ mod tests {
         let too_long = "n".repeat(MAX_TOPIC_NAME_BYTES + 1);
         assert_eq!(replica.apply(&put_topic(&too_long)), QueueReply::TopicNameTooLong);
         assert_eq!(replica.queues.topics(), [longest]);
+    }
+
+    // Issue 11: a log entry with an empty topic (from a forged or damaged
+    // entry; requests with one are refused when parsed) is refused, not a panic.
+    #[test]
+    fn an_entry_with_an_empty_topic_is_refused_when_applied() {
+        let mut replica = Replica::default();
+        assert_eq!(replica.apply(&put_topic("")), QueueReply::Refused);
+        assert!(replica.queues.topics().is_empty());
     }
 
     /// The case that exposed the unbounded sessions: 100 clients each took
