@@ -1,0 +1,20 @@
+// raftmq's copy of zmq-sys 0.12.0's build script. The published one builds
+// libzmq without CURVE (`with_libsodium(None)`); raftmq authenticates and
+// encrypts peer traffic with CURVE, so this one links libzmq against the
+// libsodium that `libsodium-sys-stable` compiles from its bundled source
+// (its build script exports DEP_SODIUM_INCLUDE and DEP_SODIUM_LIB).
+use std::env;
+
+pub fn configure() {
+    println!("cargo:rerun-if-changed=build/main.rs");
+    println!("cargo:rerun-if-env-changed=PROFILE");
+    let include = env::var("DEP_SODIUM_INCLUDE").expect("libsodium-sys-stable exports its include directory");
+    let lib = env::var("DEP_SODIUM_LIB").expect("libsodium-sys-stable exports its library directory");
+    zeromq_src::Build::new()
+        .with_libsodium(Some(zeromq_src::LibLocation::new(lib, include)))
+        .build();
+}
+
+fn main() {
+    configure()
+}
