@@ -1,16 +1,36 @@
 //! `config.json`: the cluster's address list. Node i serves clients on
-//! tcp://ip:port and peers on tcp://ip:internal_port.
+//! tcp://ip:port and peers on tcp://ip:internal_port. An entry may carry
+//! `public_key`, the node's CURVE public key (Z85, 40 characters): when
+//! every entry has one, peer traffic is authenticated and encrypted.
 
 use std::fmt;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+/// Characters of a CURVE key in Z85 (32 bytes).
+pub const Z85_KEY_CHARACTERS: usize = 40;
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NodeAddress {
+    /// An IPv4 address, or a host name resolved once when the config loads.
     pub ip: String,
     pub port: u16,
     pub internal_port: u16,
+    /// The node's CURVE public key in Z85, when peers authenticate.
+    #[serde(default)]
+    pub public_key: Option<String>,
+    /// `ip` resolved; what sockets bind and connect to.
+    #[serde(skip)]
+    pub resolved: Option<IpAddr>,
+}
+
+impl NodeAddress {
+    /// The address sockets use (`ip` resolved when the config was parsed).
+    pub fn address(&self) -> IpAddr {
+        self.resolved.expect("a parsed config has resolved every address")
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -49,34 +69,71 @@ impl ClusterConfig {
     }
 
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
-        let config: ClusterConfig =
+        let mut config: ClusterConfig =
             serde_json::from_str(text).map_err(|error| ConfigError(format!("invalid config: {error}")))?;
         config.validate()?;
         Ok(config)
     }
 
-    fn validate(&self) -> Result<(), ConfigError> {
+    fn validate(&mut self) -> Result<(), ConfigError> {
         if self.addresses.is_empty() {
             return Err(ConfigError("invalid config: \"addresses\" is empty".into()));
         }
         let mut endpoints = std::collections::HashSet::new();
-        for (index, address) in self.addresses.iter().enumerate() {
+        for (index, address) in self.addresses.iter_mut().enumerate() {
             if address.ip.trim().is_empty() {
                 return Err(ConfigError(format!("invalid config: address {index} has an empty \"ip\"")));
             }
             if address.port == 0 || address.internal_port == 0 {
                 return Err(ConfigError(format!("invalid config: address {index} has port 0")));
             }
+            let resolved = resolve(&address.ip, address.port)
+                .map_err(|detail| ConfigError(format!("invalid config: address {index}: {detail}")))?;
+            address.resolved = Some(resolved);
+            // Compared as addresses, so "localhost" and "127.0.0.1" clash.
             for port in [address.port, address.internal_port] {
-                if !endpoints.insert((address.ip.clone(), port)) {
+                if !endpoints.insert((resolved, port)) {
                     return Err(ConfigError(format!(
-                        "invalid config: {}:{port} is used twice (address {index})",
+                        "invalid config: {resolved}:{port} is used twice (address {index}, \"ip\" {:?})",
                         address.ip
                     )));
                 }
             }
         }
+        self.validate_public_keys()
+    }
+
+    /// Keys are all given or none: a cluster half on CURVE could not talk.
+    fn validate_public_keys(&self) -> Result<(), ConfigError> {
+        let (with_key, without_key): (Vec<usize>, Vec<usize>) =
+            (0..self.addresses.len()).partition(|&index| self.addresses[index].public_key.is_some());
+        if !with_key.is_empty() && !without_key.is_empty() {
+            return Err(ConfigError(format!(
+                "invalid config: \"public_key\" is given for node(s) {with_key:?} but not for {without_key:?}: \
+                 give every node a key (peers authenticate with CURVE) or none"
+            )));
+        }
+        let mut seen = std::collections::HashMap::new();
+        for (index, address) in self.addresses.iter().enumerate() {
+            let Some(key) = &address.public_key else { continue };
+            decode_z85_key(key).map_err(|detail| {
+                ConfigError(format!("invalid config: address {index} has a bad \"public_key\": {detail}"))
+            })?;
+            if let Some(other) = seen.insert(key.clone(), index) {
+                return Err(ConfigError(format!(
+                    "invalid config: nodes {other} and {index} have the same \"public_key\"; each node needs its own"
+                )));
+            }
+        }
         Ok(())
+    }
+
+    /// The members' CURVE public keys, by node index, when every node has one.
+    pub fn public_keys(&self) -> Option<Vec<[u8; 32]>> {
+        self.addresses
+            .iter()
+            .map(|address| address.public_key.as_deref().and_then(|key| decode_z85_key(key).ok()))
+            .collect()
     }
 
     pub fn node_count(&self) -> usize {
@@ -124,15 +181,68 @@ impl ClusterConfig {
         base.join("raftmq-data").join(format!("{}-node{index}", self.cluster_id()))
     }
 
+    /// Where clients reach node `index`, as the config writes it (a host
+    /// name stays a name: it is what a client elsewhere should use).
     pub fn client_endpoint(&self, index: usize) -> String {
         let address = &self.addresses[index];
         format!("tcp://{}:{}", address.ip, address.port)
     }
 
+    /// What node `index` binds its client socket to.
+    pub fn client_bind_endpoint(&self, index: usize) -> String {
+        let address = &self.addresses[index];
+        format!("tcp://{}:{}", address.address(), address.port)
+    }
+
+    /// Node `index`'s peer socket: what it binds and the others connect to.
     pub fn peer_endpoint(&self, index: usize) -> String {
         let address = &self.addresses[index];
-        format!("tcp://{}:{}", address.ip, address.internal_port)
+        format!("tcp://{}:{}", address.address(), address.internal_port)
     }
+}
+
+/// `ip` as an address: an IPv4 address as written, or a host name's first
+/// IPv4 address. (IPv6 would need the ZMQ_IPV6 option on every socket.)
+fn resolve(ip: &str, port: u16) -> Result<IpAddr, String> {
+    let address = match ip.parse::<IpAddr>() {
+        Ok(address) => address,
+        Err(_) => {
+            let candidates =
+                (ip, port).to_socket_addrs().map_err(|error| format!("cannot resolve host name {ip:?}: {error}"))?;
+            let mut addresses: Vec<IpAddr> = candidates.map(|socket| socket.ip()).collect();
+            addresses.sort_by_key(|address| address.is_ipv6());
+            addresses.first().copied().ok_or_else(|| format!("host name {ip:?} has no address"))?
+        }
+    };
+    if address.is_ipv6() {
+        return Err(format!("{ip:?} is an IPv6 address; raftmq listens on IPv4 only"));
+    }
+    Ok(address)
+}
+
+const Z85_ALPHABET: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+/// A CURVE key in Z85 text: exactly 40 characters, decoding to 32 bytes.
+pub fn decode_z85_key(text: &str) -> Result<[u8; 32], String> {
+    if text.len() != Z85_KEY_CHARACTERS {
+        return Err(format!("a CURVE key in Z85 has {Z85_KEY_CHARACTERS} characters, this one has {}", text.len()));
+    }
+    // Decoded here: libzmq's decoder accepts characters outside the
+    // alphabet and groups above 2^32 without a word.
+    let mut key = [0u8; 32];
+    for (group, chunk) in text.as_bytes().chunks(5).enumerate() {
+        let mut value: u64 = 0;
+        for &byte in chunk {
+            let digit = Z85_ALPHABET
+                .bytes()
+                .position(|candidate| candidate == byte)
+                .ok_or_else(|| format!("{:?} is not a Z85 character", char::from(byte)))?;
+            value = value * 85 + digit as u64;
+        }
+        let word = u32::try_from(value).map_err(|_| "not valid Z85 text (a group exceeds 32 bits)".to_string())?;
+        key[group * 4..group * 4 + 4].copy_from_slice(&word.to_be_bytes());
+    }
+    Ok(key)
 }
 
 #[cfg(test)]
@@ -168,6 +278,70 @@ mod tests {
         for (text, expected) in cases {
             let error = ClusterConfig::parse(text).unwrap_err();
             assert!(error.0.contains(expected), "{text}: {}", error.0);
+        }
+    }
+
+    #[test]
+    fn addresses_are_compared_as_addresses_and_host_names_resolve() {
+        let config = ClusterConfig::parse(
+            r#"{"addresses":[{"ip":"localhost","port":5550,"internal_port":6550},
+                             {"ip":"127.0.0.1","port":5551,"internal_port":6551}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.peer_endpoint(0), "tcp://127.0.0.1:6550");
+        assert_eq!(config.client_bind_endpoint(0), "tcp://127.0.0.1:5550");
+        assert_eq!(config.client_endpoint(0), "tcp://localhost:5550", "clients are told the name");
+        let clash = ClusterConfig::parse(
+            r#"{"addresses":[{"ip":"localhost","port":5550,"internal_port":6550},
+                             {"ip":"127.0.0.1","port":5550,"internal_port":6551}]}"#,
+        )
+        .unwrap_err();
+        assert!(clash.0.contains("127.0.0.1:5550 is used twice (address 1"), "{}", clash.0);
+        let unknown =
+            ClusterConfig::parse(r#"{"addresses":[{"ip":"no-such-host.invalid","port":5550,"internal_port":6550}]}"#)
+                .unwrap_err();
+        assert!(unknown.0.contains("address 0: cannot resolve host name \"no-such-host.invalid\""), "{}", unknown.0);
+        let six = ClusterConfig::parse(r#"{"addresses":[{"ip":"::1","port":5550,"internal_port":6550}]}"#).unwrap_err();
+        assert!(six.0.contains("IPv6"), "{}", six.0);
+    }
+
+    fn keyed_config(keys: [Option<String>; 2]) -> Result<ClusterConfig, ConfigError> {
+        let entries: Vec<String> = keys
+            .iter()
+            .enumerate()
+            .map(|(index, key)| {
+                let key = key.as_ref().map_or(String::new(), |key| format!(r#","public_key":{key:?}"#));
+                format!(r#"{{"ip":"127.0.0.1","port":{},"internal_port":{}{key}}}"#, 5550 + index, 6550 + index)
+            })
+            .collect();
+        ClusterConfig::parse(&format!(r#"{{"addresses":[{}]}}"#, entries.join(",")))
+    }
+
+    fn public_key() -> String {
+        let pair = zmq::CurveKeyPair::new().unwrap();
+        zmq::z85_encode(&pair.public_key).unwrap()
+    }
+
+    #[test]
+    fn public_keys_are_given_for_every_node_or_none() {
+        let (first, second) = (public_key(), public_key());
+        let config = keyed_config([Some(first.clone()), Some(second)]).unwrap();
+        let keys = config.public_keys().expect("every node has a key");
+        assert_eq!(zmq::z85_encode(&keys[0]).unwrap(), first);
+        assert_eq!(keyed_config([None, None]).unwrap().public_keys(), None);
+        let cases = [
+            ([Some(first.clone()), None], "given for node(s) [0] but not for [1]"),
+            ([Some(first.clone()), Some(first.clone())], "nodes 0 and 1 have the same \"public_key\""),
+            (
+                [Some(first.clone()), Some("short".into())],
+                "address 1 has a bad \"public_key\": a CURVE key in Z85 has 40",
+            ),
+            ([Some(first.clone()), Some("~".repeat(40))], "'~' is not a Z85 character"),
+            ([Some(first), Some("%".repeat(40))], "not valid Z85"),
+        ];
+        for (keys, expected) in cases {
+            let error = keyed_config(keys).unwrap_err();
+            assert!(error.0.contains(expected), "{}", error.0);
         }
     }
 

@@ -10,11 +10,13 @@ mod listener;
 mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
+pub mod peer_security;
 mod peer_senders;
 mod releaser;
 mod settings;
 mod snapshotter;
 mod thread_priority;
+mod zap_handler;
 
 use std::fmt;
 use std::sync::{Arc, Mutex};
@@ -36,9 +38,11 @@ use event_loop::{EventLoop, Wiring};
 use listener::start_listener;
 use network_faults::NetworkFaults;
 use peer_listener::{Admission, PeerListener};
+use peer_security::{peer_security, PeerSecurity};
 use peer_senders::PeerSenders;
 pub use settings::NodeSettings;
 use snapshotter::Snapshotter;
+use zap_handler::ZapHandler;
 
 #[derive(Debug)]
 pub enum NodeError {
@@ -63,6 +67,8 @@ impl std::error::Error for NodeError {}
 pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Result<(), NodeError> {
     settings.validate().map_err(NodeError::Config)?;
     config.check_index(index).map_err(NodeError::Config)?;
+    let security = peer_security(&config, index, settings.peer_key_file.as_deref(), settings.insecure_peers)
+        .map_err(NodeError::Config)?;
     file_limit::raise_open_file_limit();
     let context = zmq::Context::new();
     // Control-plane inputs never wait behind clients: they have a channel
@@ -92,16 +98,21 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let status = Arc::new(Mutex::new(StatusReport::starting()));
     let replies_endpoint = format!("inproc://raftmq-replies-{index}");
     let client_listener = ClientListener {
-        endpoint: config.client_endpoint(index),
+        endpoint: config.client_bind_endpoint(index),
         replies_endpoint: replies_endpoint.clone(),
         inputs: clients_sender,
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
     };
     start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
+    if let PeerSecurity::Curve(keys) = &security {
+        start_listener(ZapHandler { keys: keys.clone() }, context.clone()).map_err(NodeError::Startup)?;
+        info!("peers authenticate with CURVE; {} member keys admitted", keys.members.len());
+    }
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
         admission: Admission { cluster_id: config.cluster_hash(), me: index, node_count: config.node_count() },
+        security: security.clone(),
         inputs: control_sender.clone(),
         faults_file: settings.inject_network_faults.clone(),
     };
@@ -115,7 +126,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     forward_signals(control_sender)?;
 
     let faults = NetworkFaults::new(settings.inject_network_faults.clone(), config.node_count());
-    let peers = PeerSenders::connect(&context, &config, index, faults).map_err(NodeError::Startup)?;
+    let peers = PeerSenders::connect(&context, &config, index, &security, faults).map_err(NodeError::Startup)?;
     let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
     replies.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;

@@ -14,6 +14,7 @@ use log::warn;
 use super::listener::Listener;
 use super::network_faults::NetworkFaults;
 use super::peer_codec;
+use super::peer_security::{PeerSecurity, PEER_ZAP_DOMAIN};
 use crate::raft::{Message, NodeId};
 use crate::shell::Input;
 
@@ -23,6 +24,7 @@ const PEER_FRAME_LIMIT_BYTES: i64 = 16 << 20;
 pub struct PeerListener {
     pub endpoint: String,
     pub admission: Admission,
+    pub security: PeerSecurity,
     pub inputs: Sender<Input>,
     /// Testing only: the network fault switch's file.
     pub faults_file: Option<std::path::PathBuf>,
@@ -43,6 +45,12 @@ impl Listener for PeerListener {
         // adding entries at 1 MiB, a snapshot chunk is 1 MiB): a larger one
         // is refused by ZeroMQ before it is buffered.
         router.set_maxmsgsize(PEER_FRAME_LIMIT_BYTES).map_err(|e| e.to_string())?;
+        if let PeerSecurity::Curve(keys) = &self.security {
+            // The ZAP handler, bound before this socket, admits members only.
+            router.set_curve_server(true).map_err(|e| e.to_string())?;
+            router.set_curve_secretkey(&keys.secret_key).map_err(|e| e.to_string())?;
+            router.set_zap_domain(PEER_ZAP_DOMAIN).map_err(|e| e.to_string())?;
+        }
         router.bind(&self.endpoint).map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
         Ok(router)
     }
@@ -51,9 +59,17 @@ impl Listener for PeerListener {
         let mut faults = NetworkFaults::new(self.faults_file.clone(), self.admission.node_count);
         let mut warnings = DropWarnings::default();
         loop {
-            let frames = router.recv_multipart(0)?;
-            let Some(body) = frames.last() else { continue };
-            match self.admission.admit(body) {
+            let (body, authenticated) = receive_frame(router)?;
+            let admitted = match authenticated {
+                Authenticated::Node(node) => self.admission.admit_from(&body, node),
+                Authenticated::Nobody if matches!(self.security, PeerSecurity::Unauthenticated) => {
+                    self.admission.admit(&body)
+                }
+                Authenticated::Nobody => {
+                    Err((DropReason::UnknownSender, "a frame without a member's CURVE identity".into()))
+                }
+            };
+            match admitted {
                 Ok((from, _)) if faults.current().drops_from(from) => {}
                 Ok((from, message)) => {
                     if self.inputs.send(Input::Peer { from, message }).is_err() {
@@ -68,6 +84,26 @@ impl Listener for PeerListener {
             }
         }
     }
+}
+
+/// Whom ZAP authenticated a frame as.
+enum Authenticated {
+    Node(NodeId),
+    Nobody,
+}
+
+/// One peer frame (the last part of a message; the first is the routing
+/// id) and the node its connection authenticated as, if any.
+fn receive_frame(router: &zmq::Socket) -> Result<(zmq::Message, Authenticated), zmq::Error> {
+    let mut part = router.recv_msg(0)?;
+    while part.get_more() {
+        part = router.recv_msg(0)?;
+    }
+    let authenticated = match part.gets("User-Id").and_then(|user| user.parse::<NodeId>().ok()) {
+        Some(node) => Authenticated::Node(node),
+        None => Authenticated::Nobody,
+    };
+    Ok((part, authenticated))
 }
 
 /// Which frames a node accepts: those of its own cluster, from another node
@@ -98,6 +134,16 @@ impl DropReason {
 }
 
 impl Admission {
+    /// `admit`, for a frame whose connection CURVE authenticated as
+    /// member `node`: it may speak only for itself.
+    pub fn admit_from(&self, frame: &[u8], node: NodeId) -> Result<(NodeId, Message), (DropReason, String)> {
+        let (from, message) = self.admit(frame)?;
+        if from != node {
+            return Err((DropReason::UnknownSender, format!("node {node} (by its key) sent a frame as node {from}")));
+        }
+        Ok((from, message))
+    }
+
     pub fn admit(&self, frame: &[u8]) -> Result<(NodeId, Message), (DropReason, String)> {
         let (header, message) =
             peer_codec::decode(frame).map_err(|failure| (DropReason::Undecodable, failure.to_string()))?;

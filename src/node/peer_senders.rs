@@ -6,6 +6,7 @@ use log::debug;
 
 use super::network_faults::NetworkFaults;
 use super::peer_codec::{self, FrameHeader};
+use super::peer_security::PeerSecurity;
 use crate::config::ClusterConfig;
 use crate::raft::{Message, NodeId};
 
@@ -22,6 +23,7 @@ impl PeerSenders {
         context: &zmq::Context,
         config: &ClusterConfig,
         me: NodeId,
+        security: &PeerSecurity,
         faults: NetworkFaults,
     ) -> Result<PeerSenders, String> {
         let mut sockets = Vec::with_capacity(config.node_count());
@@ -40,6 +42,11 @@ impl PeerSenders {
                 socket.set_immediate(true)?;
                 socket.set_reconnect_ivl(20)?;
                 socket.set_reconnect_ivl_max(200)?;
+                if let PeerSecurity::Curve(keys) = security {
+                    socket.set_curve_serverkey(&keys.members[peer])?;
+                    socket.set_curve_publickey(&keys.public_key)?;
+                    socket.set_curve_secretkey(&keys.secret_key)?;
+                }
                 socket.connect(&endpoint)
             };
             configure().map_err(|e| format!("cannot connect to peer {peer} at {endpoint}: {e}"))?;

@@ -51,6 +51,14 @@ pub struct NodeSettings {
     /// fdatasync the log before acknowledging. `false` is unsafe and exists only to measure what durability costs.
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub fsync: bool,
+    /// The file holding this node's CURVE secret key (Z85, one line), as `raftmq-keygen` writes it.
+    /// Required when config.json gives every node a `public_key`.
+    #[arg(long, value_name = "FILE")]
+    pub peer_key_file: Option<PathBuf>,
+    /// Serve peers without authentication on a non-loopback address (config.json without
+    /// `public_key`s). Anyone who can reach the peer port can then speak for a member.
+    #[arg(long)]
+    pub insecure_peers: bool,
     /// Testing only: every disk write fails with ENOSPC while this file exists.
     #[arg(long, hide = true)]
     pub inject_disk_faults: Option<PathBuf>,

@@ -70,8 +70,23 @@ def send_puts(socket: zmq.Socket, topic: str, count: int) -> None:
         socket.send_multipart([b"", json.dumps(request).encode()])
 
 
+def keygen_binary() -> Path:
+    """raftmq-keygen, built beside the node binary."""
+    binary = node_binary().parent / "raftmq-keygen"
+    if not binary.exists():
+        subprocess.run(["cargo", "build", "--release", "--bin", "raftmq-keygen"], cwd=REPOSITORY, check=True)
+    return binary
+
+
+def make_key(secret_key_file: Path) -> str:
+    """A new CURVE key pair: the secret in ``secret_key_file``; returns the public key (Z85)."""
+    result = subprocess.run([str(keygen_binary()), str(secret_key_file)], capture_output=True, text=True, check=True)
+    return result.stdout.strip()
+
+
 class LocalCluster:
-    def __init__(self, directory: Path, size: int, extra_arguments: tuple[str, ...] = ()):
+    def __init__(self, directory: Path, size: int, extra_arguments: tuple[str, ...] = (), keyed: bool = False):
+        """``keyed``: every node gets a CURVE key pair (peers authenticate)."""
         self.directory = directory
         self.size = size
         self.extra_arguments = list(extra_arguments)
@@ -79,6 +94,10 @@ class LocalCluster:
         self.addresses = [
             {"ip": "127.0.0.1", "port": ports[2 * i], "internal_port": ports[2 * i + 1]} for i in range(size)
         ]
+        if keyed:
+            for index, address in enumerate(self.addresses):
+                address["public_key"] = make_key(self.key_file(index))
+            self.extra_arguments += ["--peer-key-file", str(directory / "node{index}.key")]
         self.config_path = directory / "config.json"
         self.config_path.write_text(json.dumps({"addresses": self.addresses}, indent=2))
         self.processes: list[Optional[subprocess.Popen]] = [None] * size
@@ -86,6 +105,9 @@ class LocalCluster:
 
     def endpoint(self, index: int) -> str:
         return f"tcp://127.0.0.1:{self.addresses[index]['port']}"
+
+    def key_file(self, index: int) -> Path:
+        return self.directory / f"node{index}.key"
 
     @property
     def endpoints(self) -> list[str]:
@@ -194,10 +216,10 @@ class LocalCluster:
 def make_cluster(tmp_path):
     clusters = []
 
-    def make(size: int, *extra_arguments: str, start: bool = True) -> LocalCluster:
+    def make(size: int, *extra_arguments: str, start: bool = True, keyed: bool = False) -> LocalCluster:
         directory = tmp_path / f"cluster-{len(clusters)}"
         directory.mkdir()
-        cluster = LocalCluster(directory, size, extra_arguments)
+        cluster = LocalCluster(directory, size, extra_arguments, keyed=keyed)
         clusters.append(cluster)
         if start:
             cluster.start_all()

@@ -235,6 +235,8 @@ pub use crate::ffi::{
     zmq_z85_encode,
     zmq_z85_decode,
     zmq_curve_keypair,
+    // raftmq: exported too, to check that a secret key matches a public one.
+    zmq_curve_public,
 };
 
 #[allow(non_camel_case_types)]

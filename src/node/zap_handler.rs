@@ -1,0 +1,156 @@
+//! The ZAP handler (ZeroMQ RFC 27): libzmq asks it, over
+//! inproc://zeromq.zap.01, whether a CURVE client that completed the
+//! handshake may connect. It admits only the cluster's members, and names
+//! each by its node index (the ZAP user id), which the peer listener checks
+//! against the sender a frame claims. It must be bound before the peer
+//! socket: a CURVE server with no ZAP handler admits every key.
+
+use std::time::{Duration, Instant};
+
+use log::warn;
+
+use super::listener::Listener;
+use super::peer_security::{CurveKeys, PEER_ZAP_DOMAIN};
+
+const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
+const ZAP_VERSION: &[u8] = b"1.0";
+
+pub struct ZapHandler {
+    pub keys: CurveKeys,
+}
+
+/// What a ZAP request gets: a status code, its text, and the user id.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ZapDecision {
+    pub status_code: &'static str,
+    pub status_text: String,
+    pub user_id: String,
+}
+
+impl ZapDecision {
+    fn refuse(status_code: &'static str, status_text: String) -> ZapDecision {
+        ZapDecision { status_code, status_text, user_id: String::new() }
+    }
+}
+
+impl Listener for ZapHandler {
+    type Sockets = zmq::Socket;
+
+    fn name(&self) -> &'static str {
+        "zap-handler"
+    }
+
+    fn bind(&self, context: &zmq::Context) -> Result<zmq::Socket, String> {
+        let socket = context.socket(zmq::REP).map_err(|e| e.to_string())?;
+        socket.set_linger(0).map_err(|e| e.to_string())?;
+        socket.bind(ZAP_ENDPOINT).map_err(|e| format!("cannot bind the ZAP handler at {ZAP_ENDPOINT}: {e}"))?;
+        Ok(socket)
+    }
+
+    fn serve(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
+        let mut last_warning: Option<Instant> = None;
+        let mut refused_since_warning = 0u64;
+        loop {
+            let request = socket.recv_multipart(0)?;
+            let request_id = request.get(1).cloned().unwrap_or_default();
+            let decision = self.decide(&request);
+            if decision.status_code != "200" {
+                refused_since_warning += 1;
+                if last_warning.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
+                    warn!("refused {refused_since_warning} peer connection(s); latest: {}", decision.status_text);
+                    last_warning = Some(Instant::now());
+                    refused_since_warning = 0;
+                }
+            }
+            let reply: [&[u8]; 6] = [
+                ZAP_VERSION,
+                &request_id,
+                decision.status_code.as_bytes(),
+                decision.status_text.as_bytes(),
+                decision.user_id.as_bytes(),
+                b"",
+            ];
+            socket.send_multipart(reply, 0)?;
+        }
+    }
+}
+
+impl ZapHandler {
+    /// RFC 27's request: version, request id, domain, address, identity,
+    /// mechanism, then the mechanism's credentials (CURVE: the client's
+    /// 32-byte public key).
+    pub fn decide(&self, request: &[Vec<u8>]) -> ZapDecision {
+        let [version, _request_id, domain, address, _identity, mechanism, credentials @ ..] = request else {
+            return ZapDecision::refuse("500", format!("malformed ZAP request of {} frame(s)", request.len()));
+        };
+        if version.as_slice() != ZAP_VERSION {
+            return ZapDecision::refuse("500", "unknown ZAP version".into());
+        }
+        let address = String::from_utf8_lossy(address);
+        if domain.as_slice() != PEER_ZAP_DOMAIN.as_bytes() || mechanism.as_slice() != b"CURVE" {
+            return ZapDecision::refuse(
+                "400",
+                format!(
+                    "{address}: domain {:?} with mechanism {:?} is not served",
+                    String::from_utf8_lossy(domain),
+                    String::from_utf8_lossy(mechanism)
+                ),
+            );
+        }
+        let Some(key) = credentials.first() else {
+            return ZapDecision::refuse("400", format!("{address}: no CURVE key"));
+        };
+        match self.keys.member_of(key) {
+            Some(node) => ZapDecision { status_code: "200", status_text: "OK".into(), user_id: node.to_string() },
+            None => ZapDecision::refuse(
+                "400",
+                format!("{address}: key {} is not a member's", zmq::z85_encode(key).unwrap_or_default()),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handler() -> (ZapHandler, Vec<[u8; 32]>) {
+        let pairs: Vec<zmq::CurveKeyPair> = (0..3).map(|_| zmq::CurveKeyPair::new().unwrap()).collect();
+        let members: Vec<[u8; 32]> = pairs.iter().map(|pair| pair.public_key).collect();
+        let keys = CurveKeys { secret_key: pairs[0].secret_key, public_key: members[0], members: members.clone() };
+        (ZapHandler { keys }, members)
+    }
+
+    fn request(domain: &str, mechanism: &str, key: &[u8]) -> Vec<Vec<u8>> {
+        [b"1.0".as_slice(), b"7", domain.as_bytes(), b"127.0.0.1", b"", mechanism.as_bytes(), key]
+            .iter()
+            .map(|frame| frame.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn a_members_key_is_admitted_as_its_node() {
+        let (handler, members) = handler();
+        let decision = handler.decide(&request(PEER_ZAP_DOMAIN, "CURVE", &members[2]));
+        assert_eq!((decision.status_code, decision.user_id.as_str()), ("200", "2"));
+    }
+
+    #[test]
+    fn strangers_other_domains_and_malformed_requests_are_refused() {
+        let (handler, members) = handler();
+        let stranger = zmq::CurveKeyPair::new().unwrap().public_key;
+        let cases = [
+            (request(PEER_ZAP_DOMAIN, "CURVE", &stranger), "400", "is not a member's"),
+            (request("other", "CURVE", &members[1]), "400", "is not served"),
+            (request(PEER_ZAP_DOMAIN, "PLAIN", b"user"), "400", "is not served"),
+            (request(PEER_ZAP_DOMAIN, "CURVE", b"")[..6].to_vec(), "400", "no CURVE key"),
+            (vec![b"1.0".to_vec()], "500", "malformed"),
+        ];
+        for (request, code, text) in cases {
+            let decision = handler.decide(&request);
+            assert_eq!(decision.status_code, code, "{}", decision.status_text);
+            assert!(decision.status_text.contains(text), "{}", decision.status_text);
+            assert!(decision.user_id.is_empty());
+        }
+    }
+}
