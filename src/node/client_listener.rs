@@ -58,7 +58,7 @@ impl Listener for ClientListener {
             let (requests_ready, replies_ready) = (items[0].is_readable(), items[1].is_readable());
             if requests_ready {
                 for _ in 0..BATCH {
-                    match router.recv_multipart(zmq::DONTWAIT) {
+                    match receive_frames(router) {
                         Ok(frames) => self.on_request(router, frames),
                         Err(zmq::Error::EAGAIN) => break,
                         Err(failure) => return Err(failure),
@@ -79,9 +79,9 @@ impl Listener for ClientListener {
 }
 
 impl ClientListener {
-    fn on_request(&self, router: &zmq::Socket, frames: Vec<Vec<u8>>) {
+    fn on_request(&self, router: &zmq::Socket, frames: Vec<zmq::Message>) {
         let (envelope, body) = split_envelope(frames);
-        let Some(body) = body else {
+        let Some(mut body) = body else {
             let reply = ReplyBody::error(ErrorCode::BadRequest, "a request is exactly one frame after the delimiter");
             return reply_now(router, &envelope, reply.encode(None));
         };
@@ -104,6 +104,13 @@ impl ClientListener {
                 self.forward(router, forwarded);
             }
             Operation::TransferLeader { to } => {
+                if !from_loopback(&mut body) {
+                    let reply = ReplyBody::error(
+                        ErrorCode::Forbidden,
+                        "transfer_leader is an admin operation: it is accepted only from this node's machine (loopback)",
+                    );
+                    return reply_now(router, &envelope, reply.encode(request.id.as_ref()));
+                }
                 self.forward(router, Input::Transfer(TransferRequest { envelope, id: request.id, to }));
             }
         }
@@ -140,16 +147,35 @@ fn client_frame_limit_bytes(max_request_bytes: usize) -> i64 {
     i64::try_from(max_request_bytes.saturating_mul(4)).unwrap_or(i64::MAX)
 }
 
+/// One whole message from the ROUTER, without waiting (EAGAIN when none).
+/// Frames stay ZeroMQ messages: the body is parsed where it lies, and its
+/// connection's properties (Peer-Address) can be read.
+fn receive_frames(router: &zmq::Socket) -> Result<Vec<zmq::Message>, zmq::Error> {
+    let mut frames = vec![router.recv_msg(zmq::DONTWAIT)?];
+    while frames.last().is_some_and(zmq::Message::get_more) {
+        frames.push(router.recv_msg(0)?);
+    }
+    Ok(frames)
+}
+
+/// Whether the client that sent `frame` is on this machine. Admin
+/// operations (moving leadership; membership later) are kept to it: any
+/// client elsewhere could otherwise keep the cluster without a leader.
+fn from_loopback(frame: &mut zmq::Message) -> bool {
+    let address = frame.gets("Peer-Address").and_then(|text| text.parse::<std::net::IpAddr>().ok());
+    address.is_some_and(|address| address.is_loopback())
+}
+
 /// Split ROUTER frames into the routing envelope (identity, and the empty
 /// delimiter REQ and well-behaved DEALER clients send) and the one body frame.
-fn split_envelope(mut frames: Vec<Vec<u8>>) -> (Envelope, Option<Vec<u8>>) {
-    let body_start = match frames.iter().skip(1).position(Vec::is_empty) {
+fn split_envelope<F: std::ops::Deref<Target = [u8]>>(mut frames: Vec<F>) -> (Envelope, Option<F>) {
+    let body_start = match frames.iter().skip(1).position(|frame| frame.is_empty()) {
         Some(delimiter) => delimiter + 2,
         None => 1.min(frames.len()),
     };
     let body_frames = frames.split_off(body_start);
     let body = if body_frames.len() == 1 { body_frames.into_iter().next() } else { None };
-    (frames, body)
+    (frames.iter().map(|frame| frame.to_vec()).collect(), body)
 }
 
 fn reply_now(router: &zmq::Socket, envelope: &Envelope, body: Vec<u8>) {
@@ -165,7 +191,24 @@ fn send_to_client<F: Into<zmq::Message>>(router: &zmq::Socket, frames: impl Into
 
 #[cfg(test)]
 mod tests {
-    use super::split_envelope;
+    use super::{from_loopback, split_envelope};
+
+    #[test]
+    fn admin_operations_are_for_clients_on_loopback_only() {
+        let context = zmq::Context::new();
+        let server = context.socket(zmq::ROUTER).unwrap();
+        server.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = server.get_last_endpoint().unwrap().unwrap();
+        let client = context.socket(zmq::DEALER).unwrap();
+        client.connect(&endpoint).unwrap();
+        client.send("hello", 0).unwrap();
+        let mut identity = server.recv_msg(0).unwrap();
+        let mut body = server.recv_msg(0).unwrap();
+        assert!(from_loopback(&mut body), "a frame over tcp://127.0.0.1 is from loopback");
+        assert!(from_loopback(&mut identity));
+        // A frame without a TCP peer address (inproc, or made here) is not.
+        assert!(!from_loopback(&mut zmq::Message::from("made here")));
+    }
 
     #[test]
     fn splits_req_and_dealer_envelopes() {

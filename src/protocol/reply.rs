@@ -19,6 +19,8 @@ pub enum ErrorCode {
     QueueFull,
     /// `MAX_TOPICS` exist: a `put_topic` of a new one refused.
     TooManyTopics,
+    /// An admin operation from a client not allowed to make it.
+    Forbidden,
 }
 
 impl ErrorCode {
@@ -33,6 +35,7 @@ impl ErrorCode {
             ErrorCode::StorageFailed => "storage_failed",
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::TooManyTopics => "too_many_topics",
+            ErrorCode::Forbidden => "forbidden",
         }
     }
 }
