@@ -5,9 +5,12 @@
 
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::{Sender, TrySendError};
-use log::debug;
+use std::time::Instant;
 
+use crossbeam_channel::{Sender, TrySendError};
+use log::{debug, warn};
+
+use super::connection_cap::{Admission, ConnectionCap};
 use super::listener::Listener;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
 use crate::shell::{shutting_down_reply, ClientCommand, Envelope, Input, TransferRequest};
@@ -22,10 +25,30 @@ pub struct ClientListener {
     pub inputs: Sender<Input>,
     pub status: Arc<Mutex<StatusReport>>,
     pub max_request_bytes: usize,
+    /// Client connections at most; see connection_cap.rs.
+    pub max_connections: usize,
+}
+
+/// The client socket, the replies from the event loop, and the client
+/// socket's monitor (connections accepted and closed).
+pub struct ClientSockets {
+    router: zmq::Socket,
+    replies: zmq::Socket,
+    monitor: zmq::Socket,
+}
+
+/// How long a connection may take to send ZeroMQ's greeting: a bare TCP
+/// connection that says nothing is closed after it, freeing its descriptor.
+const HANDSHAKE_TIMEOUT_MS: i32 = 5_000;
+
+fn monitored_events() -> i32 {
+    [zmq::SocketEvent::ACCEPTED, zmq::SocketEvent::ACCEPT_FAILED, zmq::SocketEvent::DISCONNECTED]
+        .into_iter()
+        .fold(0, |events, event| events | i32::from(event.to_raw()))
 }
 
 impl Listener for ClientListener {
-    type Sockets = (zmq::Socket, zmq::Socket);
+    type Sockets = ClientSockets;
 
     fn name(&self) -> &'static str {
         "client-listener"
@@ -35,9 +58,14 @@ impl Listener for ClientListener {
         super::thread_priority::CLIENT_LISTENER_NICENESS
     }
 
-    fn bind(&self, context: &zmq::Context) -> Result<(zmq::Socket, zmq::Socket), String> {
+    fn bind(&self, context: &zmq::Context) -> Result<ClientSockets, String> {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
+        router.set_handshake_ivl(HANDSHAKE_TIMEOUT_MS).map_err(|e| e.to_string())?;
+        let monitor_endpoint = format!("inproc://raftmq-client-connections-{}", self.endpoint);
+        router.monitor(&monitor_endpoint, monitored_events()).map_err(|e| e.to_string())?;
+        let monitor = context.socket(zmq::PAIR).map_err(|e| e.to_string())?;
+        monitor.connect(&monitor_endpoint).map_err(|e| e.to_string())?;
         router.set_sndhwm(100_000).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
         // A frame past this is refused by ZeroMQ before it is buffered
@@ -48,14 +76,23 @@ impl Listener for ClientListener {
         let replies = context.socket(zmq::PULL).map_err(|e| e.to_string())?;
         replies.set_rcvhwm(0).map_err(|e| e.to_string())?;
         replies.bind(&self.replies_endpoint).map_err(|e| format!("cannot bind {}: {e}", self.replies_endpoint))?;
-        Ok((router, replies))
+        Ok(ClientSockets { router, replies, monitor })
     }
 
-    fn serve(&self, (router, replies): &Self::Sockets) -> Result<(), zmq::Error> {
+    fn serve(&self, sockets: &ClientSockets) -> Result<(), zmq::Error> {
+        let ClientSockets { router, replies, monitor } = sockets;
+        let mut cap = ConnectionCap::new(self.max_connections);
         loop {
-            let mut items = [router.as_poll_item(zmq::POLLIN), replies.as_poll_item(zmq::POLLIN)];
+            let mut items = [
+                router.as_poll_item(zmq::POLLIN),
+                replies.as_poll_item(zmq::POLLIN),
+                monitor.as_poll_item(zmq::POLLIN),
+            ];
             zmq::poll(&mut items, -1)?;
             let (requests_ready, replies_ready) = (items[0].is_readable(), items[1].is_readable());
+            if items[2].is_readable() {
+                self.on_connection_events(monitor, &mut cap)?;
+            }
             if requests_ready {
                 for _ in 0..BATCH {
                     match receive_frames(router) {
@@ -79,6 +116,43 @@ impl Listener for ClientListener {
 }
 
 impl ClientListener {
+    /// Count connections from the monitor's events; refuse those past
+    /// the cap.
+    fn on_connection_events(&self, monitor: &zmq::Socket, cap: &mut ConnectionCap) -> Result<(), zmq::Error> {
+        loop {
+            let frames = match monitor.recv_multipart(zmq::DONTWAIT) {
+                Ok(frames) => frames,
+                Err(zmq::Error::EAGAIN) => return Ok(()),
+                Err(failure) => return Err(failure),
+            };
+            // The event frame: a 16-bit event id, then a 32-bit value
+            // (for ACCEPTED, the new connection's descriptor).
+            let Some(event) = frames.first().and_then(|frame| frame.get(..6)) else { continue };
+            let value = i32::from_ne_bytes([event[2], event[3], event[4], event[5]]);
+            match zmq::SocketEvent::from_raw(u16::from_ne_bytes([event[0], event[1]])) {
+                zmq::SocketEvent::ACCEPTED => self.on_accepted(cap, value),
+                zmq::SocketEvent::DISCONNECTED => cap.on_disconnected(),
+                zmq::SocketEvent::ACCEPT_FAILED => warn_at_most_once_a_second(&format!(
+                    "accepting a client connection failed: {} ({} connected)",
+                    std::io::Error::from_raw_os_error(value),
+                    cap.open_connections()
+                )),
+                _ => {}
+            }
+        }
+    }
+
+    fn on_accepted(&self, cap: &mut ConnectionCap, descriptor: i32) {
+        if cap.on_accepted() == Admission::Refuse {
+            refuse_connection(descriptor);
+            warn_at_most_once_a_second(&format!(
+                "{} client connections (the cap is {}): refusing new ones until some close",
+                cap.open_connections(),
+                self.max_connections
+            ));
+        }
+    }
+
     fn on_request(&self, router: &zmq::Socket, frames: Vec<zmq::Message>) {
         let (envelope, body) = split_envelope(frames);
         let Some(mut body) = body else {
@@ -137,6 +211,25 @@ impl ClientListener {
             _ => return,
         };
         reply_now(router, &envelope, reply.encode(id.as_ref()));
+    }
+}
+
+/// Shut down a connection past the cap. shutdown(2), not close: the
+/// descriptor stays libzmq's, which sees the connection end and frees it.
+fn refuse_connection(descriptor: i32) {
+    // SAFETY: shutdown only acts on the descriptor; an invalid one is EBADF.
+    unsafe {
+        libc::shutdown(descriptor, libc::SHUT_RDWR);
+    }
+}
+
+/// The connection warnings come in bursts; one line a second is enough.
+fn warn_at_most_once_a_second(line: &str) {
+    static LAST_WARNING: Mutex<Option<Instant>> = Mutex::new(None);
+    let mut last = LAST_WARNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
+        warn!("{line}");
+        *last = Some(Instant::now());
     }
 }
 

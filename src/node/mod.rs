@@ -3,6 +3,7 @@
 //! executes its outputs; the LogManager and snapshot threads do the disk.
 
 mod client_listener;
+mod connection_cap;
 mod data_directory;
 mod event_loop;
 mod file_limit;
@@ -69,7 +70,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     config.check_index(index).map_err(NodeError::Config)?;
     let security = peer_security(&config, index, settings.peer_key_file.as_deref(), settings.insecure_peers)
         .map_err(NodeError::Config)?;
-    file_limit::raise_open_file_limit();
+    let max_client_connections = client_connection_cap(file_limit::raise_open_file_limit(), config.node_count());
     let context = zmq::Context::new();
     // Control-plane inputs never wait behind clients: they have a channel
     // of their own, read first every turn. Clients get a bounded queue; a
@@ -103,6 +104,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         inputs: clients_sender,
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
+        max_connections: max_client_connections,
     };
     start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     if let PeerSecurity::Curve(keys) = &security {
@@ -147,6 +149,22 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     info!("node {index} stopped");
     Ok(())
 }
+
+/// Client connections at most: the open-file limit less what the node
+/// needs besides (connection_cap.rs says why a cap).
+fn client_connection_cap(open_file_limit: Option<u64>, node_count: usize) -> usize {
+    let reserved = connection_cap::reserved_descriptors(node_count);
+    let cap = match open_file_limit {
+        Some(limit) => limit.saturating_sub(reserved).max(MIN_CLIENT_CONNECTIONS),
+        None => DEFAULT_CLIENT_CONNECTIONS,
+    };
+    let cap = usize::try_from(cap).unwrap_or(usize::MAX);
+    info!("at most {cap} client connections at once");
+    cap
+}
+
+const MIN_CLIENT_CONNECTIONS: u64 = 16;
+const DEFAULT_CLIENT_CONNECTIONS: u64 = 1024;
 
 /// Client requests queued for the event loop at most; beyond it, `busy`.
 /// Enough for several turns of work, few enough that a queued request is
