@@ -52,7 +52,8 @@ use raftmq::storage::wal_recovery::{read_segment, read_segment_format_1, ReadLog
 use raftmq::storage::{
     chain_after_snapshot, write_operations, DiskOperation, MemoryStorage, RecoveredState, Storage, StorageError,
 };
-use rand::Rng;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 pub const SECTOR_BYTES: usize = 512;
 
@@ -265,9 +266,12 @@ pub fn power_loss(
     write_operations(storage, group).map_err(|error| error.to_string())?;
     let written = written && !file.pending.is_empty();
 
-    let (mut bytes, synced_length) = file.encode(written, rng.gen());
+    // The tear draws from a stream of its own, so that the run goes on the
+    // same way whichever rule reads it and however many sectors it spans.
+    let mut tear_rng = ChaCha8Rng::seed_from_u64(rng.gen());
+    let (mut bytes, synced_length) = file.encode(written, tear_rng.gen());
     if written {
-        tear(&mut bytes, synced_length, rng);
+        tear(&mut bytes, synced_length, &mut tear_rng);
     }
     let (recovered, torn) = file.recover(&bytes)?;
     let kept = file.kept_prefix(&recovered)?;
