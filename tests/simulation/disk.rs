@@ -270,13 +270,17 @@ pub fn power_loss(
     // same way whichever rule reads it and however many sectors it spans.
     let mut tear_rng = ChaCha8Rng::seed_from_u64(rng.gen());
     let (mut bytes, synced_length) = file.encode(written, tear_rng.gen());
+    let whole = bytes.clone();
     if written {
         tear(&mut bytes, synced_length, &mut tear_rng);
     }
     let (recovered, torn) = file.recover(&bytes)?;
     let kept = file.kept_prefix(&recovered)?;
-    if written && !torn && kept != file.pending.len() {
-        return Err(format!("recovery read a whole log yet kept {kept} of {} unsynced records", file.pending.len()));
+    if written && bytes == whole && kept != file.pending.len() {
+        return Err(format!(
+            "the unsynced write reached the disk whole, yet recovery kept {kept} of its {} records",
+            file.pending.len()
+        ));
     }
     let durable = storage.load().map_err(|error| error.to_string())?;
     *storage = rebuild(durable, recovered).map_err(|error| error.to_string())?;
