@@ -400,6 +400,7 @@ struct RunStats {
     writes_acknowledged: u64,
     storage_failures: u64,
     shutdowns: u64,
+    crashes_in_flight: u64,
     torn_tails: u64,
     torn_records_cut: u64,
 }
@@ -411,6 +412,7 @@ impl std::ops::AddAssign for RunStats {
         self.writes_acknowledged += other.writes_acknowledged;
         self.storage_failures += other.storage_failures;
         self.shutdowns += other.shutdowns;
+        self.crashes_in_flight += other.crashes_in_flight;
         self.torn_tails += other.torn_tails;
         self.torn_records_cut += other.torn_records_cut;
     }
@@ -479,6 +481,7 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> RunStats {
         writes_acknowledged: cluster.clients.writes_acknowledged,
         storage_failures: cluster.storage_failures,
         shutdowns: cluster.shutdowns,
+        crashes_in_flight: cluster.crashes_in_flight,
         torn_tails: cluster.torn_tails,
         torn_records_cut: cluster.torn_records_cut,
     }
@@ -545,12 +548,13 @@ fn sweep(nodes: usize, default_count: u64, offset: u64) -> RunStats {
     }
     eprintln!(
         "{nodes} nodes: {} snapshots installed, {} reads checked, {} writes acknowledged, {} storage failures, \
-         {} shutdowns, {} crashes with a torn unsynced write cut by recovery ({} records cut)",
+         {} shutdowns, {} crashes with writes in flight, {} of them torn and cut by recovery ({} records cut)",
         stats.snapshots_installed,
         stats.reads_checked,
         stats.writes_acknowledged,
         stats.storage_failures,
         stats.shutdowns,
+        stats.crashes_in_flight,
         stats.torn_tails,
         stats.torn_records_cut
     );

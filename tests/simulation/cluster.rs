@@ -121,8 +121,9 @@ pub struct Cluster {
     pub snapshots_installed: u64,
     pub storage_failures: u64,
     pub shutdowns: u64,
-    /// Crashes whose unsynced write reached the file torn, and recovery
-    /// cut; the records it cut from them.
+    /// Crashes with batches not reported durable; those whose write reached
+    /// the file torn, and recovery cut; the records it cut from them.
+    pub crashes_in_flight: u64,
     pub torn_tails: u64,
     pub torn_records_cut: u64,
     outputs: Vec<Output>,
@@ -146,6 +147,7 @@ impl Cluster {
             snapshots_installed: 0,
             storage_failures: 0,
             shutdowns: 0,
+            crashes_in_flight: 0,
             torn_tails: 0,
             torn_records_cut: 0,
             outputs: Vec::new(),
@@ -283,11 +285,11 @@ impl Cluster {
             .collect();
         let rule = self.options.wal_rule;
         match power_loss(&mut self.nodes[node].storage, batches, rule, &mut self.rng) {
-            Ok(loss) if loss.torn => {
-                self.torn_tails += 1;
+            Ok(loss) => {
+                self.crashes_in_flight += u64::from(loss.in_flight);
+                self.torn_tails += u64::from(loss.torn);
                 self.torn_records_cut += loss.records_cut as u64;
             }
-            Ok(_) => {}
             Err(problem) => self.fail(format!("node {node} cannot restart after a power loss: {problem}")),
         }
         self.go_down(node);

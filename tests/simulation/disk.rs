@@ -81,6 +81,8 @@ impl WalRule {
 /// What one power loss did to a node's log.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct PowerLoss {
+    /// Some batch was with the disk, not reported durable.
+    pub in_flight: bool,
     /// The pending batch reached the file and recovery cut a torn tail.
     pub torn: bool,
     /// Records of the pending batch that recovery did not keep, when torn.
@@ -285,7 +287,7 @@ pub fn power_loss(
     let durable = storage.load().map_err(|error| error.to_string())?;
     *storage = rebuild(durable, recovered).map_err(|error| error.to_string())?;
     let records_cut = if torn { file.pending.len() - kept } else { 0 };
-    Ok(PowerLoss { torn, records_cut })
+    Ok(PowerLoss { in_flight: true, torn, records_cut })
 }
 
 /// A `MemoryStorage` holding `durable`'s term, vote and snapshot, and of
