@@ -3,7 +3,9 @@
 //! Equal"): what a completed fsync covered stays as it was; a write not yet
 //! synced may persist as any subset of its 512-byte sectors, a sector that
 //! did not persist reads as zeros (the file grew but its new pages were
-//! never written), and the file's new size may itself be lost in part.
+//! never written) or as garbage (a reused block's old content, which some
+//! file systems expose after a crash), and the file's new size may itself
+//! be lost in part.
 //!
 //! The node's durable state lives in a `MemoryStorage` (what was synced).
 //! At a crash, the batches the shell handed to the disk and that were not
@@ -227,7 +229,11 @@ fn tear(bytes: &mut Vec<u8>, synced_length: usize, rng: &mut impl Rng) {
                 }
                 let start = (sector * SECTOR_BYTES).max(synced_length);
                 let end = ((sector + 1) * SECTOR_BYTES).min(bytes.len());
-                bytes[start..end].fill(0);
+                if rng.gen_range(0..4) == 0 {
+                    rng.fill(&mut bytes[start..end]); // a reused block's old content
+                } else {
+                    bytes[start..end].fill(0);
+                }
             }
         }
     }
