@@ -369,8 +369,8 @@ fn a_torn_unsynced_write_never_stops_a_node_but_the_format_1_rule_refused() {
                     let entries = storage.load().unwrap().entries;
                     let base = (write[0].index - 1) as usize;
                     let kept = entries.len().saturating_sub(base);
-                    let prefix =
-                        entries == synced || (entries[..base] == synced[..base] && entries[base..] == write[..kept]);
+                    let prefix = entries == synced
+                        || (entries.get(..base) == Some(&synced[..base]) && write.get(..kept) == entries.get(base..));
                     assert!(prefix, "{rule:?} seed {seed}: not the synced log plus a prefix of the write");
                 }
                 Err(problem) => {

@@ -256,6 +256,38 @@ pub fn power_loss(
     if batches.is_empty() {
         return Ok(PowerLoss::default());
     }
+    let (file, written) = run_until_the_power_goes(storage, batches, rule, rng)?;
+    // The tear draws from a stream of its own, so that the run goes on the
+    // same way whichever rule reads it and however many sectors it spans.
+    let mut tear_rng = ChaCha8Rng::seed_from_u64(rng.gen());
+    let (bytes, synced_length) = file.encode(written, tear_rng.gen());
+    let mut torn_bytes = bytes.clone();
+    if written {
+        tear(&mut torn_bytes, synced_length, &mut tear_rng);
+    }
+    let (recovered, torn) = file.recover(&torn_bytes)?;
+    let kept = file.kept_prefix(&recovered)?;
+    if written && torn_bytes == bytes && kept != file.pending.len() {
+        return Err(format!(
+            "the unsynced write reached the disk whole, yet recovery kept {kept} of its {} records",
+            file.pending.len()
+        ));
+    }
+    let durable = storage.load().map_err(|error| error.to_string())?;
+    *storage = rebuild(durable, recovered).map_err(|error| error.to_string())?;
+    let records_cut = if torn { file.pending.len() - kept } else { 0 };
+    Ok(PowerLoss { in_flight: true, torn, records_cut })
+}
+
+/// Execute on `storage` what the disk did before the power went: the
+/// groups it finished, then part of the group in flight. Returns the log
+/// file as the WAL holds it then, and whether the group's write was made.
+fn run_until_the_power_goes(
+    storage: &mut MemoryStorage,
+    batches: Vec<Vec<DiskOperation>>,
+    rule: WalRule,
+    rng: &mut impl Rng,
+) -> Result<(LogFile, bool), String> {
     let finished = rng.gen_range(0..batches.len());
     let mut batches = batches.into_iter();
     let synced: Vec<DiskOperation> = batches.by_ref().take(finished).flatten().collect();
@@ -273,27 +305,7 @@ pub fn power_loss(
     group.iter().for_each(|operation| file.on_operation(operation));
     write_operations(storage, group).map_err(|error| error.to_string())?;
     let written = written && !file.pending.is_empty();
-
-    // The tear draws from a stream of its own, so that the run goes on the
-    // same way whichever rule reads it and however many sectors it spans.
-    let mut tear_rng = ChaCha8Rng::seed_from_u64(rng.gen());
-    let (mut bytes, synced_length) = file.encode(written, tear_rng.gen());
-    let whole = bytes.clone();
-    if written {
-        tear(&mut bytes, synced_length, &mut tear_rng);
-    }
-    let (recovered, torn) = file.recover(&bytes)?;
-    let kept = file.kept_prefix(&recovered)?;
-    if written && bytes == whole && kept != file.pending.len() {
-        return Err(format!(
-            "the unsynced write reached the disk whole, yet recovery kept {kept} of its {} records",
-            file.pending.len()
-        ));
-    }
-    let durable = storage.load().map_err(|error| error.to_string())?;
-    *storage = rebuild(durable, recovered).map_err(|error| error.to_string())?;
-    let records_cut = if torn { file.pending.len() - kept } else { 0 };
-    Ok(PowerLoss { in_flight: true, torn, records_cut })
+    Ok((file, written))
 }
 
 /// A `MemoryStorage` holding `durable`'s term, vote and snapshot, and of
