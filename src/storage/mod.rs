@@ -8,8 +8,12 @@ mod log_manager;
 mod memory;
 mod snapshot_file;
 mod wal;
-mod wal_format;
-mod wal_recovery;
+/// Public for the simulator's disk, which frames and reads its torn writes
+/// with the real encoding and recovery rule; not an API.
+#[doc(hidden)]
+pub mod wal_format;
+#[doc(hidden)]
+pub mod wal_recovery;
 
 pub use error::StorageError;
 pub use fault::FaultInjectingStorage;

@@ -7,9 +7,10 @@
 //! it has inputs or a deadline is due, runs one turn exactly as the node's
 //! event loop does: `on_input` for each, `end_turn`, then its outputs are
 //! executed. The disk is asynchronous, as the LogManager is: batches become
-//! durable after a random sync delay, and a crash keeps only what was
-//! synced plus, at random, a prefix of what was being written. Storage can
-//! fail and recover; nodes can crash, restart, and exit on SIGTERM.
+//! durable after a random sync delay, and a crash keeps what was synced
+//! plus what the real WAL recovery keeps of the write in flight, torn by
+//! sector (disk.rs). Storage can fail and recover; nodes can crash,
+//! restart, and exit on SIGTERM.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -24,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use super::clients::{node_endpoint, Clients};
+use super::disk::{power_loss, WalRule};
 use super::invariants::{Checker, PrefixHashes};
 use super::network::{Network, NetworkConfig};
 
@@ -50,6 +52,8 @@ pub struct SimOptions {
     /// Simulated clients sending requests throughout.
     pub clients: usize,
     pub request_deadline_ms: u64,
+    /// The recovery rule that reads a log after a crash.
+    pub wal_rule: WalRule,
 }
 
 impl SimOptions {
@@ -71,6 +75,7 @@ impl SimOptions {
             max_sync_ms: 4,
             clients: 0,
             request_deadline_ms: 500,
+            wal_rule: WalRule::from_environment(),
         }
     }
 }
@@ -116,6 +121,11 @@ pub struct Cluster {
     pub snapshots_installed: u64,
     pub storage_failures: u64,
     pub shutdowns: u64,
+    /// Crashes with batches not reported durable; those whose write reached
+    /// the file torn, and recovery cut; the records it cut from them.
+    pub crashes_in_flight: u64,
+    pub torn_tails: u64,
+    pub torn_records_cut: u64,
     outputs: Vec<Output>,
     /// SIM_TRACE_FROM_MS=<ms>: print every output from that simulated time on.
     trace_from_ms: Option<u64>,
@@ -137,6 +147,9 @@ impl Cluster {
             snapshots_installed: 0,
             storage_failures: 0,
             shutdowns: 0,
+            crashes_in_flight: 0,
+            torn_tails: 0,
+            torn_records_cut: 0,
             outputs: Vec::new(),
             trace_from_ms: std::env::var("SIM_TRACE_FROM_MS").ok().and_then(|from| from.parse().ok()),
         };
@@ -257,22 +270,28 @@ impl Cluster {
         }
     }
 
-    /// Stop a node as kill -9 would: what its disk had not synced is lost,
-    /// except a random prefix that reached the platter before the crash
-    /// (a WAL keeps a prefix of its records, never a later one alone).
+    /// Stop a node as a power loss would: what its disk had synced stays;
+    /// of the write in flight, the real WAL recovery decides what a
+    /// sector-torn copy of it keeps (disk.rs).
     pub fn crash(&mut self, node: NodeId) {
         if !self.is_up(node) {
             return;
         }
         let epoch = self.nodes[node].disk_epoch;
-        let pending: Vec<DiskOperation> = std::mem::take(&mut self.nodes[node].unsynced)
+        let batches: Vec<Vec<DiskOperation>> = std::mem::take(&mut self.nodes[node].unsynced)
             .into_iter()
             .filter(|(batch_epoch, _, _)| *batch_epoch == epoch)
-            .flat_map(|(_, _, operations)| operations)
+            .map(|(_, _, operations)| operations)
             .collect();
-        let survivors = self.rng.gen_range(0..=pending.len());
-        let outcome = write_operations(&mut self.nodes[node].storage, pending.into_iter().take(survivors));
-        self.check(outcome.map(|_| ()).map_err(|error| error.to_string()));
+        let rule = self.options.wal_rule;
+        match power_loss(&mut self.nodes[node].storage, batches, rule, &mut self.rng) {
+            Ok(loss) => {
+                self.crashes_in_flight += u64::from(loss.in_flight);
+                self.torn_tails += u64::from(loss.torn);
+                self.torn_records_cut += loss.records_cut as u64;
+            }
+            Err(problem) => self.fail(format!("node {node} cannot restart after a power loss: {problem}")),
+        }
         self.go_down(node);
     }
 
