@@ -156,10 +156,30 @@ impl RaftCore {
         let total_bytes = request.total_bytes;
         let received_bytes = self.receive_chunk(request);
         let complete = received_bytes == total_bytes;
+        if complete && !self.received_snapshot_passes_its_check() {
+            // Holding nothing now: the leader sends it again from byte 0.
+            self.drop_message(from, "a snapshot that fails its check; asking for it again");
+            self.respond_snapshot(from, last_index, 0, false);
+            return;
+        }
         if complete {
             self.install_received_snapshot();
         }
         self.respond_snapshot(from, last_index, received_bytes, complete);
+    }
+
+    /// Whether the snapshot received whole passes `snapshot_check`; one
+    /// that does not is discarded.
+    fn received_snapshot_passes_its_check(&mut self) -> bool {
+        let check = self.config.snapshot_check;
+        let RoleState::Follower(follower) = &mut self.role else {
+            return true;
+        };
+        let passes = follower.incoming_snapshot.as_ref().is_none_or(|incoming| check(&incoming.data).is_ok());
+        if !passes {
+            follower.incoming_snapshot = None;
+        }
+        passes
     }
 
     /// Add a chunk to the snapshot being received; returns the bytes held.

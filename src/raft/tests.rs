@@ -447,6 +447,29 @@ fn follower_discards_a_log_that_conflicts_with_the_installed_snapshot() {
     assert_eq!((follower.log().last_index(), follower.log().last_term(), follower.snapshot_index()), (3, 2, 3));
 }
 
+// A snapshot that arrives whole but fails the state machine's check is
+// not installed: the follower discards it and asks for it from byte 0.
+#[test]
+fn a_snapshot_that_fails_its_check_is_asked_for_again_not_installed() {
+    let mut config = CoreConfig::new(1, 3);
+    config.snapshot_check = |image| if image.starts_with(b"ok") { Ok(()) } else { Err("bad image".into()) };
+    let mut follower = RaftCore::new(config, HardState::default(), Vec::new());
+    let damaged = snapshot(3, 1, b"xxyz");
+    deliver(&mut follower, 0, install(1, 0, &damaged, 0, 2));
+    assert_eq!(sends(&drain(&mut follower)), vec![(0, install_response(1, 3, 2, false))]);
+    deliver(&mut follower, 0, install(1, 0, &damaged, 2, 2));
+    let effects = drain(&mut follower);
+    assert!(!effects.iter().any(|effect| matches!(effect, Effect::InstallSnapshot { .. })), "{effects:?}");
+    assert!(effects.iter().any(|effect| matches!(effect, Effect::MessageDropped { from: 0, .. })));
+    assert_eq!(sends(&effects), vec![(0, install_response(1, 3, 0, false))], "asks again from byte 0");
+    assert_eq!((follower.snapshot_index(), follower.commit_index()), (0, 0));
+    let good = snapshot(3, 1, b"okyz");
+    deliver(&mut follower, 0, install(1, 0, &good, 0, 4));
+    let effects = drain(&mut follower);
+    assert!(effects.contains(&Effect::InstallSnapshot { snapshot: good, log_kept: false }));
+    assert_eq!(sends(&effects), vec![(0, install_response(1, 3, 4, true))]);
+}
+
 // A chunk that does not continue what the follower holds asks the leader
 // to start over rather than leave a hole in the snapshot.
 #[test]

@@ -95,3 +95,23 @@ def test_timeout_now_from_a_follower_moves_no_leadership(make_cluster):
     time.sleep(0.5)
     status = cluster.status(leader)
     assert status["role"] == "Leader" and status["term"] == term, status
+
+
+def test_a_snapshot_that_fails_its_check_is_refused_not_fatal(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    follower = (leader + 1) % 3
+    garbage = b"not a queue snapshot image " * 40
+    # "From the leader", whole in one chunk: the follower used to install it
+    # and exit 70 on finding it unreadable.
+    send_frames(cluster, follower, [peer_frame.install_snapshot(ours, leader, term, last_index=1000, last_term=term,
+                                                                offset=0, total_bytes=len(garbage), data=garbage)])
+    time.sleep(0.5)
+    assert cluster.processes[follower].poll() is None, "the follower exited"
+    status = cluster.status(follower)
+    assert status["role"] == "Follower" and status["term"] == term and status["commit_index"] < 1000, status
+    assert cluster.client().put_topic("after-garbage-snapshot")
+    assert cluster.wait_until(lambda: cluster.status(follower)["last_applied"] == cluster.status(leader)["last_applied"])
+    log = (cluster.directory / f"node-{follower}.log").read_text()
+    assert "a snapshot that fails its check" in log, log[-2000:]
