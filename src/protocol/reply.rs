@@ -21,6 +21,9 @@ pub enum ErrorCode {
     TooManyTopics,
     /// An admin operation from a client not allowed to make it.
     Forbidden,
+    /// A request that would open a session while the sessions are full of
+    /// recently used ones.
+    TooManySessions,
 }
 
 impl ErrorCode {
@@ -36,6 +39,7 @@ impl ErrorCode {
             ErrorCode::QueueFull => "queue_full",
             ErrorCode::TooManyTopics => "too_many_topics",
             ErrorCode::Forbidden => "forbidden",
+            ErrorCode::TooManySessions => "too_many_sessions",
         }
     }
 }
@@ -191,6 +195,12 @@ fn queue_refusal(reply: &QueueReply) -> Option<(&'static str, String)> {
         QueueReply::TopicNameTooLong => Some((
             ErrorCode::BadRequest.as_str(),
             format!("field \"topic\" must be at most {MAX_TOPIC_NAME_BYTES} bytes"),
+        )),
+        QueueReply::TooManySessions => Some((
+            ErrorCode::TooManySessions.as_str(),
+            "the cluster keeps a session for each of its recent clients and has no room for a new one; \
+             retry later (sessions of clients gone quiet make room)"
+                .into(),
         )),
         QueueReply::Done | QueueReply::Refused | QueueReply::Topics(_) | QueueReply::Message(_) => None,
     }

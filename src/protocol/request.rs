@@ -4,10 +4,7 @@
 use serde_json::{Map, Value};
 
 use super::reply::ErrorCode;
-use crate::queue::{Command, Session, MAX_TOPIC_NAME_BYTES};
-
-/// Longest client_id accepted: sessions live in every replica's memory.
-pub const MAX_CLIENT_ID_BYTES: usize = 256;
+use crate::queue::{Command, Session, MAX_CLIENT_ID_BYTES, MAX_TOPIC_NAME_BYTES};
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {

@@ -13,3 +13,7 @@ pub const MAX_TOPICS: usize = 10_000;
 /// Most message bytes (UTF-8, summed over every topic's queue) a cluster
 /// holds; `put_message` beyond it is refused until messages are taken.
 pub const MAX_QUEUED_MESSAGE_BYTES: u64 = 1 << 30;
+
+/// Longest client_id accepted (checked when a request is parsed): sessions
+/// live in every replica's memory.
+pub const MAX_CLIENT_ID_BYTES: usize = 256;

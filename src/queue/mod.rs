@@ -8,6 +8,6 @@ mod snapshot;
 mod state_machine;
 
 pub use command::{Command, DecodeError, Session, SessionCommand};
-pub use limits::{MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
+pub use limits::{MAX_CLIENT_ID_BYTES, MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
 pub use session::{SessionCheck, SessionLimits, SessionRecord, SessionTable};
 pub use state_machine::{MessageQueue, QueueReply, QueueStateMachine};

@@ -11,6 +11,14 @@
 //! replies larger than `SMALL_REPLY_BYTES` are dropped first (the session
 //! keeps its seq, and a retry gets `ReplyDropped`, never a second apply);
 //! only if that is not enough do whole sessions go.
+//!
+//! A session used within the last `SessionLimits::protected_entries`
+//! entries is never dropped to make room: a flood of requests under fresh
+//! client ids would otherwise push out a live client's session, and that
+//! client's retry would be applied a second time. When every session that
+//! could go is that recent, a request that would open a new session is
+//! refused instead (`TooManySessions`, not applied), until older sessions
+//! age out of the window.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -32,6 +40,9 @@ pub struct SessionLimits {
     /// image (`session_bytes`), which is also what they cost in memory
     /// apart from the maps' own overhead.
     pub max_bytes: usize,
+    /// A session used within this many entries is not dropped to make
+    /// room for others (the module docs say why).
+    pub protected_entries: u64,
 }
 
 impl Default for SessionLimits {
@@ -41,7 +52,10 @@ impl Default for SessionLimits {
         // the latest reply of 100,000 clients whose replies are small (a
         // uuid client id and an acknowledgement take 53 bytes), or sixteen
         // 1 MiB messages besides them.
-        SessionLimits { max_sessions: 100_000, idle_entries: 1 << 24, max_bytes: 16 << 20 }
+        // 2^20 entries protect a session for about 20 s at full load, and
+        // longer at any lighter one: far longer than a client takes to
+        // retry after a lost reply.
+        SessionLimits { max_sessions: 100_000, idle_entries: 1 << 24, max_bytes: 16 << 20, protected_entries: 1 << 20 }
     }
 }
 
@@ -49,6 +63,12 @@ impl Default for SessionLimits {
 /// image) are kept as long as their session: acknowledgements, refusals and
 /// short messages. Larger ones may be dropped to respect `max_bytes`.
 pub const SMALL_REPLY_BYTES: usize = 64;
+
+/// The most a new session for `client_id` can add that dropping large
+/// replies could not take back: its id and a small reply.
+fn new_session_bytes(client_id: &str) -> usize {
+    4 + client_id.len() + 8 + 8 + 1 + SMALL_REPLY_BYTES
+}
 
 /// A session's size in the snapshot image: client id (u32 length and bytes),
 /// seq, last use, and the reply (a tag and its payload).
@@ -64,6 +84,7 @@ pub fn reply_payload_bytes(reply: &QueueReply) -> usize {
         | QueueReply::ReplyDropped
         | QueueReply::QueueFull
         | QueueReply::TooManyTopics
+        | QueueReply::TooManySessions
         | QueueReply::TopicNameTooLong => 0,
         QueueReply::Stale { .. } => 8,
         QueueReply::Message(message) => 4 + message.len(),
@@ -107,6 +128,9 @@ pub struct SessionTable {
     large_replies_by_last_use: BTreeMap<EntryIndex, Arc<str>>,
     /// The sum of `session_bytes` over every session.
     bytes: usize,
+    /// The part of `bytes` that large replies take, which dropping them
+    /// would free.
+    droppable_bytes: usize,
 }
 
 impl SessionTable {
@@ -116,6 +140,27 @@ impl SessionTable {
             "a session table that keeps nothing cannot deduplicate"
         );
         SessionTable { limits, ..SessionTable::default() }
+    }
+
+    /// Whether a request at entry `index` may open a session for a client
+    /// that has none: yes while there is room, or while the least recently
+    /// used session is old enough to give its place.
+    pub fn admits_new_session(&self, client_id: &str, index: EntryIndex) -> bool {
+        let Some((&least_recent, _)) = self.by_last_use.first_key_value() else {
+            return true; // an empty table has room for one, whatever its size
+        };
+        let kept_bytes = self.bytes - self.droppable_bytes;
+        let full = self.by_client.len() >= self.limits.max_sessions
+            || kept_bytes + new_session_bytes(client_id) > self.limits.max_bytes;
+        !full || !self.is_protected(least_recent, index)
+    }
+
+    fn is_protected(&self, last_used: EntryIndex, index: EntryIndex) -> bool {
+        index.saturating_sub(last_used) <= self.limits.protected_entries
+    }
+
+    pub fn contains(&self, client_id: &str) -> bool {
+        self.by_client.contains_key(client_id)
     }
 
     pub fn check(&self, client_id: &str, seq: u64) -> SessionCheck {
@@ -146,10 +191,15 @@ impl SessionTable {
     /// the least recently used beyond the count limit; then, while the
     /// sessions take more than `max_bytes`, the least recently used large
     /// replies, and as a last resort whole sessions.
+    /// Recent sessions (`protected_entries`) are never dropped for room:
+    /// the table may then stay above its limits until they age, which new
+    /// sessions cannot make worse (`admits_new_session` refuses them).
     pub fn expire(&mut self, index: EntryIndex) {
         while let Some((&last_used, _)) = self.by_last_use.first_key_value() {
             let idle = index.saturating_sub(last_used) > self.limits.idle_entries;
-            if !idle && self.by_client.len() <= self.limits.max_sessions {
+            let over = self.by_client.len() > self.limits.max_sessions;
+            let may_go_for_room = over && !self.is_protected(last_used, index);
+            if !idle && !may_go_for_room {
                 break;
             }
             self.drop_least_recently_used();
@@ -157,7 +207,10 @@ impl SessionTable {
         while self.bytes > self.limits.max_bytes {
             match self.large_replies_by_last_use.first_key_value() {
                 Some((_, client)) => self.drop_reply(client.clone()),
-                None => self.drop_least_recently_used(),
+                None => match self.by_last_use.first_key_value() {
+                    Some((&last_used, _)) if !self.is_protected(last_used, index) => self.drop_least_recently_used(),
+                    _ => break,
+                },
             }
         }
         assert_eq!(self.by_client.len(), self.by_last_use.len(), "the two indexes of sessions agree");
@@ -179,6 +232,7 @@ impl SessionTable {
     fn insert(&mut self, client: Arc<str>, record: SessionRecord) {
         self.bytes += session_bytes(&client, &record.reply);
         if is_droppable(&record.reply) {
+            self.droppable_bytes += reply_payload_bytes(&record.reply);
             self.large_replies_by_last_use.insert(record.last_used_index, client.clone());
         }
         self.by_last_use.insert(record.last_used_index, client.clone());
@@ -191,6 +245,9 @@ impl SessionTable {
         self.by_last_use.remove(&record.last_used_index);
         self.large_replies_by_last_use.remove(&record.last_used_index);
         self.bytes -= session_bytes(client, &record.reply);
+        if is_droppable(&record.reply) {
+            self.droppable_bytes -= reply_payload_bytes(&record.reply);
+        }
         record
     }
 
@@ -228,11 +285,52 @@ mod tests {
     use super::*;
 
     fn table(max_sessions: usize, idle_entries: u64) -> SessionTable {
-        SessionTable::with_limits(SessionLimits { max_sessions, idle_entries, ..SessionLimits::default() })
+        SessionTable::with_limits(SessionLimits {
+            max_sessions,
+            idle_entries,
+            protected_entries: 0,
+            ..SessionLimits::default()
+        })
+    }
+
+    fn protected_table(max_sessions: usize, protected_entries: u64) -> SessionTable {
+        SessionTable::with_limits(SessionLimits { max_sessions, protected_entries, ..SessionLimits::default() })
+    }
+
+    // The attack of issue 11: requests under fresh client ids used to push a
+    // live client's session out, and its retry was then applied twice.
+    #[test]
+    fn a_recently_used_session_is_never_pushed_out_by_new_ones() {
+        let mut sessions = protected_table(3, 100);
+        sessions.record("victim", 7, QueueReply::Done, 1);
+        sessions.record("a", 1, QueueReply::Done, 2);
+        sessions.record("b", 1, QueueReply::Done, 3);
+        for index in 4..50 {
+            assert!(!sessions.admits_new_session("fresh", index), "full of sessions used within 100 entries");
+            sessions.expire(index);
+        }
+        assert_eq!(sessions.check("victim", 7), SessionCheck::Duplicate(QueueReply::Done));
+        assert!(sessions.admits_new_session("new", 102), "the victim's session is 101 entries old: it may go");
+        sessions.record("new", 1, QueueReply::Done, 102);
+        sessions.expire(102);
+        assert_eq!(sessions.len(), 3);
+        assert_eq!(sessions.check("victim", 7), SessionCheck::New, "the least recently used went");
+    }
+
+    #[test]
+    fn large_replies_that_could_be_dropped_do_not_keep_new_sessions_out() {
+        // "reader" takes 931 bytes, 904 of them its reply; "writer" 27 more.
+        let mut sessions = SessionTable::with_limits(SessionLimits { max_bytes: 940, ..SessionLimits::default() });
+        sessions.record("reader", 1, message(900), 1);
+        assert!(sessions.admits_new_session("writer", 2), "the 900-byte reply can be dropped to make room");
+        sessions.record("writer", 1, QueueReply::Done, 2);
+        sessions.expire(2);
+        assert_eq!(sessions.check("reader", 1), SessionCheck::Duplicate(QueueReply::ReplyDropped));
+        assert_eq!(sessions.check("writer", 1), SessionCheck::Duplicate(QueueReply::Done));
     }
 
     fn table_of_bytes(max_bytes: usize) -> SessionTable {
-        SessionTable::with_limits(SessionLimits { max_bytes, ..SessionLimits::default() })
+        SessionTable::with_limits(SessionLimits { max_bytes, protected_entries: 0, ..SessionLimits::default() })
     }
 
     fn message(bytes: usize) -> QueueReply {

@@ -29,6 +29,9 @@ const REPLY_DROPPED: u8 = 5;
 const REPLY_QUEUE_FULL: u8 = 6;
 const REPLY_TOO_MANY_TOPICS: u8 = 7;
 const REPLY_TOPIC_NAME_TOO_LONG: u8 = 8;
+/// Never kept by a session (the request opened none), so never written;
+/// read for completeness.
+const REPLY_TOO_MANY_SESSIONS: u8 = 9;
 
 /// A string has no limit of its own: it is bounded by the image, which the
 /// reader checks before taking it.
@@ -153,6 +156,7 @@ fn put_reply(writer: &mut Writer<'_>, reply: &QueueReply) {
         QueueReply::QueueFull => writer.u8(REPLY_QUEUE_FULL),
         QueueReply::TooManyTopics => writer.u8(REPLY_TOO_MANY_TOPICS),
         QueueReply::TopicNameTooLong => writer.u8(REPLY_TOPIC_NAME_TOO_LONG),
+        QueueReply::TooManySessions => writer.u8(REPLY_TOO_MANY_SESSIONS),
     }
 }
 
@@ -174,6 +178,7 @@ fn read_reply(reader: &mut Reader<'_>, version: u8) -> Result<QueueReply, String
         REPLY_QUEUE_FULL if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::QueueFull,
         REPLY_TOO_MANY_TOPICS if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::TooManyTopics,
         REPLY_TOPIC_NAME_TOO_LONG if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::TopicNameTooLong,
+        REPLY_TOO_MANY_SESSIONS if version > VERSION_WITHOUT_LIMIT_REPLIES => QueueReply::TooManySessions,
         other => return Err(format!("an unknown reply tag {other} in a version {version} image")),
     })
 }
@@ -250,7 +255,7 @@ mod tests {
 
     #[test]
     fn a_dropped_reply_survives_a_snapshot() {
-        let limits = SessionLimits { max_bytes: 200, ..SessionLimits::default() };
+        let limits = SessionLimits { max_bytes: 200, protected_entries: 0, ..SessionLimits::default() };
         let mut machine = QueueStateMachine::with_session_limits(limits);
         machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
         machine
@@ -301,7 +306,7 @@ mod tests {
 
     #[test]
     fn a_dropped_reply_in_a_version_two_image_is_refused() {
-        let limits = SessionLimits { max_bytes: 30, ..SessionLimits::default() };
+        let limits = SessionLimits { max_bytes: 30, protected_entries: 0, ..SessionLimits::default() };
         let mut machine = QueueStateMachine::with_session_limits(limits);
         machine.apply_entry(1, &entry(None, 0, Command::PutTopic { topic: "t".into() })).unwrap();
         machine

@@ -31,6 +31,10 @@ pub enum QueueReply {
     /// `put_topic` of a name longer than `MAX_TOPIC_NAME_BYTES`; requests
     /// are checked when parsed, so only an entry made otherwise gets it.
     TopicNameTooLong,
+    /// A request that would open a session while every session that could
+    /// make room for it was used too recently (see session.rs). Not
+    /// applied, and no session is opened.
+    TooManySessions,
 }
 
 /// One topic's messages, oldest first; cheap to clone (see `queues`).
@@ -93,6 +97,11 @@ impl QueueStateMachine {
 
     fn execute_once(&mut self, client_id: &str, seq: u64, command: &Command, index: EntryIndex) -> QueueReply {
         match self.sessions.check(client_id, seq) {
+            SessionCheck::New
+                if !self.sessions.contains(client_id) && !self.sessions.admits_new_session(client_id, index) =>
+            {
+                QueueReply::TooManySessions
+            }
             SessionCheck::New => {
                 let reply = self.execute(command);
                 self.sessions.record(client_id, seq, reply.clone(), index);
@@ -335,8 +344,27 @@ mod tests {
     }
 
     #[test]
+    fn a_new_session_that_would_push_out_a_recent_one_is_refused_and_not_applied() {
+        let limits = SessionLimits { max_sessions: 2, protected_entries: 1000, ..SessionLimits::default() };
+        let mut replica = Replica::with_session_limits(limits);
+        assert_eq!(replica.apply(&put_topic("t")), QueueReply::Done);
+        assert_eq!(replica.apply_in_session("victim", 1, put("t", "once")), QueueReply::Done);
+        assert_eq!(replica.apply_in_session("other", 1, put("t", "x")), QueueReply::Done);
+        for number in 0..100 {
+            let fresh = format!("fresh-{number}");
+            assert_eq!(replica.apply_in_session(&fresh, 1, put("t", "flood")), QueueReply::TooManySessions);
+        }
+        assert_eq!(replica.apply_in_session("victim", 1, put("t", "once")), QueueReply::Done, "still a duplicate");
+        assert_eq!(replica.apply_in_session("victim", 1, get("t")), QueueReply::Done);
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("once".into()));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Message("x".into()));
+        assert_eq!(replica.apply(&get("t")), QueueReply::Refused, "no flood message was applied, nor a second once");
+    }
+
+    #[test]
     fn sessions_expire_at_the_same_entry_on_every_replica() {
-        let limits = SessionLimits { max_sessions: 2, idle_entries: 10, ..SessionLimits::default() };
+        let limits =
+            SessionLimits { max_sessions: 2, idle_entries: 10, protected_entries: 0, ..SessionLimits::default() };
         let (mut first, mut second) = (Replica::with_session_limits(limits), Replica::with_session_limits(limits));
         for replica in [&mut first, &mut second] {
             replica.apply(&put_topic("t"));

@@ -78,8 +78,14 @@ class TooManyTopics(RaftMQError):
     holds the most topics it allows."""
 
 
+class TooManySessions(RaftMQError):
+    """A first request under a new ``client_id`` was refused, not applied:
+    the cluster keeps a session per recent client and has no room for a new
+    one until older sessions go quiet. Retry later."""
+
+
 #: Error codes of the cluster's limits, each with its exception.
-LIMIT_ERRORS = {"queue_full": QueueFull, "too_many_topics": TooManyTopics}
+LIMIT_ERRORS = {"queue_full": QueueFull, "too_many_topics": TooManyTopics, "too_many_sessions": TooManySessions}
 
 _context = zmq.Context.instance()
 
