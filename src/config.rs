@@ -33,9 +33,23 @@ impl NodeAddress {
     }
 }
 
+/// A client allowed on the client port when it requires CURVE.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ClientKey {
+    /// The client's CURVE public key in Z85.
+    pub public_key: String,
+    /// Whether it may make admin operations (`transfer_leader`).
+    #[serde(default)]
+    pub admin: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ClusterConfig {
     pub addresses: Vec<NodeAddress>,
+    /// When given, the client port requires CURVE and admits these keys
+    /// only (docs/security.md); admin operations need an admin key.
+    #[serde(default)]
+    pub clients: Vec<ClientKey>,
     /// The canonical directory of the file this config was loaded from
     /// (None when parsed from text): default data directories live there,
     /// so they do not depend on the working directory.
@@ -125,7 +139,36 @@ impl ClusterConfig {
                 )));
             }
         }
+        self.validate_client_keys(with_key.is_empty())
+    }
+
+    fn validate_client_keys(&self, nodes_without_keys: bool) -> Result<(), ConfigError> {
+        if !self.clients.is_empty() && nodes_without_keys {
+            return Err(ConfigError(
+                "invalid config: \"clients\" needs every node to have a \"public_key\": the client port's CURVE \
+                 uses the node's key pair"
+                    .into(),
+            ));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (index, client) in self.clients.iter().enumerate() {
+            decode_z85_key(&client.public_key).map_err(|detail| {
+                ConfigError(format!("invalid config: client {index} has a bad \"public_key\": {detail}"))
+            })?;
+            if !seen.insert(client.public_key.as_str()) {
+                return Err(ConfigError(format!("invalid config: client {index}'s \"public_key\" is listed twice")));
+            }
+        }
         Ok(())
+    }
+
+    /// The clients' keys and whether each is an admin's; empty when the
+    /// client port is open to all.
+    pub fn client_keys(&self) -> Vec<([u8; 32], bool)> {
+        self.clients
+            .iter()
+            .filter_map(|client| decode_z85_key(&client.public_key).ok().map(|key| (key, client.admin)))
+            .collect()
     }
 
     /// The members' CURVE public keys, by node index, when every node has one.
@@ -343,6 +386,30 @@ mod tests {
             let error = keyed_config(keys).unwrap_err();
             assert!(error.0.contains(expected), "{}", error.0);
         }
+    }
+
+    #[test]
+    fn client_keys_need_node_keys_and_are_listed_once() {
+        let (first, second, client) = (public_key(), public_key(), public_key());
+        let with_clients = |nodes: &str, clients: &str| {
+            ClusterConfig::parse(&format!(
+                r#"{{"addresses":[{{"ip":"127.0.0.1","port":5550,"internal_port":6550{nodes}}}],"clients":[{clients}]}}"#
+            ))
+        };
+        let keyed = format!(r#","public_key":{first:?}"#);
+        let config =
+            with_clients(&keyed, &format!(r#"{{"public_key":{client:?},"admin":true}},{{"public_key":{second:?}}}"#))
+                .unwrap();
+        let keys = config.client_keys();
+        assert_eq!(keys.len(), 2);
+        assert!(keys[0].1 && !keys[1].1, "admin is given or false");
+        let unkeyed = with_clients("", &format!(r#"{{"public_key":{client:?}}}"#)).unwrap_err();
+        assert!(unkeyed.0.contains("needs every node to have a \"public_key\""), "{}", unkeyed.0);
+        let twice =
+            with_clients(&keyed, &format!(r#"{{"public_key":{client:?}}},{{"public_key":{client:?}}}"#)).unwrap_err();
+        assert!(twice.0.contains("client 1's \"public_key\" is listed twice"), "{}", twice.0);
+        let bad = with_clients(&keyed, r#"{"public_key":"short"}"#).unwrap_err();
+        assert!(bad.0.contains("client 0 has a bad \"public_key\""), "{}", bad.0);
     }
 
     #[test]

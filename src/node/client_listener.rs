@@ -12,6 +12,8 @@ use log::{debug, warn};
 
 use super::connection_cap::{Admission, ConnectionCap};
 use super::listener::Listener;
+use super::peer_security::{CurveKeys, CLIENT_ZAP_DOMAIN};
+use super::zap_handler::ADMIN_USER;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
 use crate::shell::{shutting_down_reply, ClientCommand, Envelope, Input, TransferRequest};
 
@@ -27,6 +29,9 @@ pub struct ClientListener {
     pub max_request_bytes: usize,
     /// Client connections at most; see connection_cap.rs.
     pub max_connections: usize,
+    /// When config.json lists `clients`: this node's key pair, for the
+    /// client port's CURVE (the ZAP handler admits the listed keys only).
+    pub curve: Option<CurveKeys>,
 }
 
 /// The client socket, the replies from the event loop, and the client
@@ -62,6 +67,11 @@ impl Listener for ClientListener {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_handshake_ivl(HANDSHAKE_TIMEOUT_MS).map_err(|e| e.to_string())?;
+        if let Some(keys) = &self.curve {
+            router.set_curve_server(true).map_err(|e| e.to_string())?;
+            router.set_curve_secretkey(&keys.secret_key).map_err(|e| e.to_string())?;
+            router.set_zap_domain(CLIENT_ZAP_DOMAIN).map_err(|e| e.to_string())?;
+        }
         let monitor_endpoint = format!("inproc://raftmq-client-connections-{}", self.endpoint);
         router.monitor(&monitor_endpoint, monitored_events()).map_err(|e| e.to_string())?;
         let monitor = context.socket(zmq::PAIR).map_err(|e| e.to_string())?;
@@ -142,6 +152,15 @@ impl ClientListener {
         }
     }
 
+    /// Admin operations: with client CURVE, for admin keys only; without,
+    /// for clients on this machine only.
+    fn may_administer(&self, frame: &mut zmq::Message) -> bool {
+        match self.curve {
+            Some(_) => frame.gets("User-Id") == Some(ADMIN_USER),
+            None => from_loopback(frame),
+        }
+    }
+
     fn on_accepted(&self, cap: &mut ConnectionCap, descriptor: i32) {
         if cap.on_accepted() == Admission::Refuse {
             refuse_connection(descriptor);
@@ -178,11 +197,13 @@ impl ClientListener {
                 self.forward(router, forwarded);
             }
             Operation::TransferLeader { to } => {
-                if !from_loopback(&mut body) {
-                    let reply = ReplyBody::error(
-                        ErrorCode::Forbidden,
-                        "transfer_leader is an admin operation: it is accepted only from this node's machine (loopback)",
-                    );
+                if !self.may_administer(&mut body) {
+                    let detail = if self.curve.is_some() {
+                        "transfer_leader is an admin operation: it needs a client key marked admin in config.json"
+                    } else {
+                        "transfer_leader is an admin operation: it is accepted only from this node's machine (loopback)"
+                    };
+                    let reply = ReplyBody::error(ErrorCode::Forbidden, detail);
                     return reply_now(router, &envelope, reply.encode(request.id.as_ref()));
                 }
                 self.forward(router, Input::Transfer(TransferRequest { envelope, id: request.id, to }));

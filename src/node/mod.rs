@@ -105,12 +105,18 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
         max_connections: max_client_connections,
+        curve: client_curve(&config, &security),
     };
-    start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     if let PeerSecurity::Curve(keys) = &security {
-        start_listener(ZapHandler { keys: keys.clone() }, context.clone()).map_err(NodeError::Startup)?;
+        // Before either socket it guards is bound.
+        let clients = config.client_keys();
+        start_listener(ZapHandler { keys: keys.clone(), clients }, context.clone()).map_err(NodeError::Startup)?;
         info!("peers authenticate with CURVE; {} member keys admitted", keys.members.len());
+        if !config.clients.is_empty() {
+            info!("clients authenticate with CURVE; {} client keys admitted", config.clients.len());
+        }
     }
+    start_listener(client_listener, context.clone()).map_err(NodeError::Startup)?;
     let peer_listener = PeerListener {
         endpoint: config.peer_endpoint(index),
         admission: Admission { cluster_id: config.cluster_hash(), me: index, node_count: config.node_count() },
@@ -148,6 +154,15 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     event_loop.run();
     info!("node {index} stopped");
     Ok(())
+}
+
+/// The client port's CURVE keys: the node's own, when config.json lists
+/// `clients` (which it allows only with node keys).
+fn client_curve(config: &ClusterConfig, security: &PeerSecurity) -> Option<peer_security::CurveKeys> {
+    match security {
+        PeerSecurity::Curve(keys) if !config.clients.is_empty() => Some(keys.clone()),
+        _ => None,
+    }
 }
 
 /// Client connections at most: the open-file limit less what the node

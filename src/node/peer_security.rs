@@ -15,8 +15,10 @@ use log::warn;
 use crate::config::{decode_z85_key, ClusterConfig, ConfigError, Z85_KEY_CHARACTERS};
 use crate::raft::NodeId;
 
-/// The ZAP domain of the peer socket; the ZAP handler serves only it.
+/// The ZAP domain of the peer socket.
 pub const PEER_ZAP_DOMAIN: &str = "raftmq-peers";
+/// The ZAP domain of the client socket, when config.json lists `clients`.
+pub const CLIENT_ZAP_DOMAIN: &str = "raftmq-clients";
 
 /// How this node's peer sockets are secured.
 #[derive(Debug, Clone, PartialEq, Eq)]

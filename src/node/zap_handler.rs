@@ -1,23 +1,33 @@
 //! The ZAP handler (ZeroMQ RFC 27): libzmq asks it, over
 //! inproc://zeromq.zap.01, whether a CURVE client that completed the
-//! handshake may connect. It admits only the cluster's members, and names
-//! each by its node index (the ZAP user id), which the peer listener checks
-//! against the sender a frame claims. It must be bound before the peer
-//! socket: a CURVE server with no ZAP handler admits every key.
+//! handshake may connect. On the peer port it admits only the cluster's
+//! members, and names each by its node index (the ZAP user id), which the
+//! peer listener checks against the sender a frame claims. On the client
+//! port, when config.json lists `clients`, it admits only their keys, named
+//! "admin" or "client". It must be bound before the sockets it guards: a
+//! CURVE server with no ZAP handler admits every key.
 
 use std::time::{Duration, Instant};
 
 use log::warn;
 
 use super::listener::Listener;
-use super::peer_security::{CurveKeys, PEER_ZAP_DOMAIN};
+use super::peer_security::{CurveKeys, CLIENT_ZAP_DOMAIN, PEER_ZAP_DOMAIN};
 
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 const ZAP_VERSION: &[u8] = b"1.0";
 
 pub struct ZapHandler {
     pub keys: CurveKeys,
+    /// The clients admitted on the client port, and whether each is an
+    /// admin's; empty when the client port does not use CURVE.
+    pub clients: Vec<([u8; 32], bool)>,
 }
+
+/// The ZAP user id of a client whose key is marked admin.
+pub const ADMIN_USER: &str = "admin";
+/// The ZAP user id of the other listed clients.
+pub const CLIENT_USER: &str = "client";
 
 /// What a ZAP request gets: a status code, its text, and the user id.
 #[derive(Debug, PartialEq, Eq)]
@@ -87,6 +97,9 @@ impl ZapHandler {
             return ZapDecision::refuse("500", "unknown ZAP version".into());
         }
         let address = String::from_utf8_lossy(address);
+        if domain.as_slice() == CLIENT_ZAP_DOMAIN.as_bytes() && mechanism.as_slice() == b"CURVE" {
+            return self.decide_client(&address, credentials.first());
+        }
         if domain.as_slice() != PEER_ZAP_DOMAIN.as_bytes() || mechanism.as_slice() != b"CURVE" {
             return ZapDecision::refuse(
                 "400",
@@ -110,6 +123,25 @@ impl ZapHandler {
     }
 }
 
+impl ZapHandler {
+    fn decide_client(&self, address: &str, key: Option<&Vec<u8>>) -> ZapDecision {
+        let Some(key) = key else {
+            return ZapDecision::refuse("400", format!("client {address}: no CURVE key"));
+        };
+        match self.clients.iter().find(|(client, _)| client.as_slice() == key.as_slice()) {
+            Some((_, admin)) => ZapDecision {
+                status_code: "200",
+                status_text: "OK".into(),
+                user_id: if *admin { ADMIN_USER } else { CLIENT_USER }.into(),
+            },
+            None => ZapDecision::refuse(
+                "400",
+                format!("client {address}: key {} is not listed", zmq::z85_encode(key).unwrap_or_default()),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,7 +150,7 @@ mod tests {
         let pairs: Vec<zmq::CurveKeyPair> = (0..3).map(|_| zmq::CurveKeyPair::new().unwrap()).collect();
         let members: Vec<[u8; 32]> = pairs.iter().map(|pair| pair.public_key).collect();
         let keys = CurveKeys { secret_key: pairs[0].secret_key, public_key: members[0], members: members.clone() };
-        (ZapHandler { keys }, members)
+        (ZapHandler { keys, clients: Vec::new() }, members)
     }
 
     fn request(domain: &str, mechanism: &str, key: &[u8]) -> Vec<Vec<u8>> {
@@ -133,6 +165,20 @@ mod tests {
         let (handler, members) = handler();
         let decision = handler.decide(&request(PEER_ZAP_DOMAIN, "CURVE", &members[2]));
         assert_eq!((decision.status_code, decision.user_id.as_str()), ("200", "2"));
+    }
+
+    #[test]
+    fn listed_clients_are_admitted_as_admin_or_client_and_members_are_not_clients() {
+        let (mut handler, members) = handler();
+        let [admin, plain, stranger] = [(); 3].map(|_| zmq::CurveKeyPair::new().unwrap().public_key);
+        handler.clients = vec![(admin, true), (plain, false)];
+        let user = |key: &[u8]| handler.decide(&request(CLIENT_ZAP_DOMAIN, "CURVE", key));
+        assert_eq!((user(&admin).status_code, user(&admin).user_id), ("200", ADMIN_USER.to_string()));
+        assert_eq!((user(&plain).status_code, user(&plain).user_id), ("200", CLIENT_USER.to_string()));
+        assert_eq!(user(&stranger).status_code, "400");
+        assert_eq!(user(&members[1]).status_code, "400", "a member's key is not a client's");
+        let as_peer = handler.decide(&request(PEER_ZAP_DOMAIN, "CURVE", &admin));
+        assert_eq!(as_peer.status_code, "400", "a client's key is not a member's");
     }
 
     #[test]

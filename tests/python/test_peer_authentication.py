@@ -9,6 +9,7 @@ import stat
 import subprocess
 import time
 
+import pytest
 import zmq
 
 import peer_frame
@@ -149,3 +150,42 @@ def test_keygen_writes_a_private_key_once_and_keys_a_whole_config(tmp_path):
     assert len(set(keys)) == 3 and all(len(key) == 40 for key in keys)
     assert keyed["addresses"][2]["note"] == "n2", "other fields are kept"
     assert all((tmp_path / "keys" / f"node{i}.key").exists() for i in range(3))
+
+
+def keyed_clients(cluster, tmp_path) -> tuple[tuple[str, str], tuple[str, str]]:
+    """List an admin client and a plain client in the cluster's config."""
+    admin_public, admin_secret = (key.decode() for key in zmq.curve_keypair())
+    plain_public, plain_secret = (key.decode() for key in zmq.curve_keypair())
+    config = {"addresses": cluster.addresses,
+              "clients": [{"public_key": admin_public, "admin": True}, {"public_key": plain_public}]}
+    cluster.config_path.write_text(json.dumps(config))
+    return (admin_public, admin_secret), (plain_public, plain_secret)
+
+
+def test_listed_clients_only_and_admin_operations_for_admin_keys(make_cluster, tmp_path):
+    from raftmq_client import Client, RaftMQError, request as plain_request
+    cluster = make_cluster(3, keyed=True, start=False)
+    admin, plain = keyed_clients(cluster, tmp_path)
+    cluster.start_all()
+    client = Client.from_config(str(cluster.config_path), client_key=plain)
+    assert client.put_topic("curve-clients")
+    assert client.put_message("curve-clients", "hello")
+    leader = client.leader
+    assert leader is not None
+    # Without CURVE, or with a key that is not listed: no answer at all.
+    assert plain_request(leader, {"op": "status"}, 500) is None
+    stranger = tuple(key.decode() for key in zmq.curve_keypair())
+    assert Client.from_config(str(cluster.config_path), client_key=stranger, give_up_after_s=1.0).find_leader() is None
+    # transfer_leader needs the admin key, loopback or not.
+    target = next(index for index in range(3) if cluster.endpoint(index) != leader)
+    with pytest.raises(RaftMQError, match="forbidden: transfer_leader is an admin operation: it needs a client key"):
+        client.call({"op": "transfer_leader", "to": target})
+    admin_client = Client.from_config(str(cluster.config_path), client_key=admin)
+    assert admin_client.call({"op": "transfer_leader", "to": target}).get("success"), "the admin key may"
+    target_endpoint = cluster.endpoint(target)
+    assert cluster.wait_until(lambda: (admin_client.status(target_endpoint) or {}).get("role") == "Leader",
+                              timeout_s=5.0)
+    assert admin_client.get_message("curve-clients") == "hello"
+    logs = "".join(node_log(cluster, node) for node in range(3))
+    assert "clients authenticate with CURVE; 2 client keys admitted" in logs
+    assert "is not listed" in logs

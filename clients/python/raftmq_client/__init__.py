@@ -30,7 +30,7 @@ import itertools
 import json
 import time
 import uuid
-from typing import Any, Optional, Sequence
+from typing import Any, NamedTuple, Optional, Sequence
 
 import zmq
 
@@ -90,10 +90,20 @@ LIMIT_ERRORS = {"queue_full": QueueFull, "too_many_topics": TooManyTopics, "too_
 _context = zmq.Context.instance()
 
 
-def request(endpoint: str, payload: Any, timeout_ms: int = 1000) -> Optional[dict]:
+class CurveKeys(NamedTuple):
+    """A client's CURVE key pair (Z85) and the node's public key, for a
+    cluster whose config.json lists ``clients`` (docs/security.md)."""
+
+    public_key: str
+    secret_key: str
+    server_key: str
+
+
+def request(endpoint: str, payload: Any, timeout_ms: int = 1000, curve: Optional[CurveKeys] = None) -> Optional[dict]:
     """Send one request on a fresh REQ socket; the reply, or None on timeout.
 
     ``payload`` is a dict (sent as JSON), or str/bytes sent as they are.
+    ``curve``: connect with CURVE, for a client port that requires it.
     """
     if isinstance(payload, dict):
         frame = json.dumps(payload).encode()
@@ -105,6 +115,10 @@ def request(endpoint: str, payload: Any, timeout_ms: int = 1000) -> Optional[dic
     socket.setsockopt(zmq.LINGER, 0)
     socket.setsockopt(zmq.RCVTIMEO, timeout_ms)
     socket.setsockopt(zmq.SNDTIMEO, timeout_ms)
+    if curve is not None:
+        socket.curve_publickey = curve.public_key.encode()
+        socket.curve_secretkey = curve.secret_key.encode()
+        socket.curve_serverkey = curve.server_key.encode()
     try:
         socket.connect(endpoint)
         socket.send(frame)
@@ -130,9 +144,18 @@ class Client:
         timeout_ms: int = 1000,
         give_up_after_s: float = 5.0,
         exactly_once: bool = True,
+        client_key: Optional[tuple[str, str]] = None,
+        server_keys: Optional[dict[str, str]] = None,
     ):
+        """``client_key``: this client's (public, secret) CURVE keys and
+        ``server_keys``: each endpoint's node public key, for a cluster whose
+        client port requires CURVE; ``from_config`` fills ``server_keys``."""
         if not endpoints:
             raise ValueError("a client needs at least one node endpoint")
+        if client_key is not None and not server_keys:
+            raise ValueError("a CURVE client needs the nodes' public keys (server_keys)")
+        self.client_key = client_key
+        self.server_keys = dict(server_keys or {})
         self.endpoints = list(endpoints)
         self.timeout_ms = timeout_ms
         self.give_up_after_s = give_up_after_s
@@ -142,10 +165,24 @@ class Client:
 
     @classmethod
     def from_config(cls, path: str, **options: Any) -> "Client":
+        with open(path, encoding="utf-8") as config_file:
+            addresses = json.load(config_file)["addresses"]
+        server_keys = {f"tcp://{a['ip']}:{a['port']}": a["public_key"] for a in addresses if "public_key" in a}
+        if options.get("client_key") is not None:
+            options.setdefault("server_keys", server_keys)
         return cls(endpoints_from_config(path), **options)
 
+    def curve_for(self, endpoint: str) -> Optional[CurveKeys]:
+        """The CURVE keys for ``endpoint``, when this client uses CURVE."""
+        if self.client_key is None:
+            return None
+        server_key = self.server_keys.get(endpoint)
+        if server_key is None:
+            raise RaftMQError(f"no public key known for {endpoint}")
+        return CurveKeys(self.client_key[0], self.client_key[1], server_key)
+
     def status(self, endpoint: str) -> Optional[dict]:
-        return request(endpoint, {"op": "status"}, self.timeout_ms)
+        return request(endpoint, {"op": "status"}, self.timeout_ms, self.curve_for(endpoint))
 
     def find_leader(self) -> Optional[str]:
         for endpoint in self.endpoints:
@@ -179,7 +216,7 @@ class Client:
                 candidates = iter(self.endpoints)
                 time.sleep(0.05)
                 continue
-            reply = request(endpoint, payload, self.timeout_ms)
+            reply = request(endpoint, payload, self.timeout_ms, self.curve_for(endpoint))
             last_reply = reply
             if reply is None or reply.get("error") in INDETERMINATE_CODES:
                 self.leader = None
