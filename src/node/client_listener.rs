@@ -46,6 +46,13 @@ pub struct ClientSockets {
 /// connection that says nothing is closed after it, freeing its descriptor.
 const HANDSHAKE_TIMEOUT_MS: i32 = 5_000;
 
+/// ZMTP heartbeats: a PING every 2 s, and a connection that sends nothing
+/// for 10 s is closed. An honest client's ZeroMQ answers PINGs by itself;
+/// one stalled halfway through a frame cannot, so the frame it holds
+/// buffered (up to four times the request limit) is freed.
+const HEARTBEAT_INTERVAL_MS: i32 = 2_000;
+const HEARTBEAT_TIMEOUT_MS: i32 = 10_000;
+
 fn monitored_events() -> i32 {
     [zmq::SocketEvent::ACCEPTED, zmq::SocketEvent::ACCEPT_FAILED, zmq::SocketEvent::DISCONNECTED]
         .into_iter()
@@ -67,6 +74,8 @@ impl Listener for ClientListener {
         let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_handshake_ivl(HANDSHAKE_TIMEOUT_MS).map_err(|e| e.to_string())?;
+        router.set_heartbeat_ivl(HEARTBEAT_INTERVAL_MS).map_err(|e| e.to_string())?;
+        router.set_heartbeat_timeout(HEARTBEAT_TIMEOUT_MS).map_err(|e| e.to_string())?;
         if let Some(keys) = &self.curve {
             router.set_curve_server(true).map_err(|e| e.to_string())?;
             router.set_curve_secretkey(&keys.secret_key).map_err(|e| e.to_string())?;

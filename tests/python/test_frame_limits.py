@@ -49,3 +49,43 @@ def test_a_request_a_little_too_large_is_answered_too_large(make_cluster):
     socket.send_multipart([b"", json.dumps(request).encode()])
     reply = json.loads(socket.recv_multipart()[-1])
     assert reply["error"] == "too_large", reply
+
+
+def zmtp_dealer_handshake(connection) -> None:
+    """Speak ZMTP 3.1 as a DEALER with the NULL mechanism, by hand: greeting
+    (signature, version 3.1, "NULL", as-server 0, filler), then READY."""
+    connection.sendall(b"\xff" + b"\x00" * 8 + b"\x7f" + b"\x03\x01" + b"NULL".ljust(20, b"\x00") + b"\x00" * 32)
+    greeting = b""
+    while len(greeting) < 64:
+        chunk = connection.recv(64 - len(greeting))
+        assert chunk, "the node closed the connection during the greeting"
+        greeting += chunk
+    ready = b"\x05READY" + b"\x0bSocket-Type" + (6).to_bytes(4, "big") + b"DEALER"
+    connection.sendall(b"\x04" + bytes([len(ready)]) + ready)
+
+
+def test_a_client_stalled_halfway_through_a_frame_is_disconnected(make_cluster):
+    import socket
+    cluster = make_cluster(1)
+    assert cluster.wait_until(lambda: (cluster.status(0) or {}).get("role") == "Leader")
+    port = cluster.addresses[0]["port"]
+    connection = socket.create_connection(("127.0.0.1", port), timeout=30)
+    zmtp_dealer_handshake(connection)
+    # A long frame of 1 MiB announced, 1,000 bytes of it sent, then silence
+    # (and no answer to the node's heartbeats: we are mid-frame).
+    connection.sendall(b"\x02" + (1 << 20).to_bytes(8, "big") + b"x" * 1000)
+    started = time.monotonic()
+    closed = False
+    while time.monotonic() - started < 30:
+        try:
+            data = connection.recv(4096)
+        except TimeoutError:
+            break
+        if not data:
+            closed = True
+            break
+    elapsed = time.monotonic() - started
+    connection.close()
+    assert closed, "the stalled connection was kept"
+    assert elapsed >= 5, f"closed after {elapsed:.1f} s: too soon for a heartbeat timeout (10 s)"
+    assert cluster.status(0)["role"] == "Leader"
