@@ -102,6 +102,10 @@ def test_a_start_with_an_address_of_another_machine_leaves_no_data_directory(tmp
     cluster = LocalCluster(tmp_path, 1)
     cluster.addresses[0]["ip"] = "192.0.2.1"  # TEST-NET-1: never an address of this machine
     cluster.config_path.write_text(json.dumps({"addresses": cluster.addresses}))
-    failed = run_to_exit(cluster)
+    # Past the refusal of unauthenticated peers off loopback, to the bind.
+    failed = run_to_exit(cluster, "--insecure-peers")
     assert failed.returncode != 0 and "cannot bind" in failed.stderr, failed.stderr
+    assert not (tmp_path / "raftmq-data").exists()
+    refused = run_to_exit(cluster)
+    assert refused.returncode != 0 and "refusing to serve peers unauthenticated" in refused.stderr, refused.stderr
     assert not (tmp_path / "raftmq-data").exists()
