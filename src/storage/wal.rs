@@ -138,6 +138,11 @@ pub struct WalStorage {
     /// like `Position::segment`) and the active one's length.
     synced_segment_count: usize,
     synced_length: u64,
+    /// The active segment holds records past the log's end (a conflicting
+    /// append reached into written bytes): until a batch that replaces them
+    /// is written, it must not be closed, or they would be read back before
+    /// the next segment's first index.
+    replaced_records: bool,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
 }
@@ -180,6 +185,7 @@ impl WalStorage {
             pending: Vec::new(),
             synced_segment_count: 0,
             synced_length: 0,
+            replaced_records: false,
             recovered: None,
         };
         let mut entries = storage.recover_segments(format.is_none())?;
@@ -491,6 +497,7 @@ impl WalStorage {
         segment.length += pending.len() as u64;
         self.pending = pending;
         self.pending.clear();
+        self.replaced_records = false;
         Ok(())
     }
 
@@ -510,6 +517,7 @@ impl WalStorage {
         } else {
             self.pending.clear();
             self.remove_segments_after(position.segment - self.segment_base + 1)?;
+            self.replaced_records = true;
         }
         self.positions.truncate((index - self.log_start) as usize);
         Ok(())
@@ -536,7 +544,8 @@ impl WalStorage {
     fn rotate_if_full(&mut self, next_index: LogIndex) -> Result<(), StorageError> {
         let segment = self.segments.last().expect("active segment");
         let full = segment.length + self.pending.len() as u64 >= self.options.segment_bytes;
-        if full && segment.first_index < next_index {
+        let replacing = self.replaced_records && self.pending.is_empty();
+        if full && segment.first_index < next_index && !replacing {
             self.write_pending()?;
             let segment = self.active();
             segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
@@ -636,6 +645,7 @@ impl Storage for WalStorage {
     /// snapshot; then start an empty segment after `index`.
     fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.pending.clear();
+        self.replaced_records = false;
         // The snapshot, durable before this, covers `index`; no segment
         // may be claimed while they are all removed.
         self.lower_mark(index, 0)?;
