@@ -56,7 +56,8 @@ pub fn check_terms(directory: &Path, state: &RecoveredState) -> Result<(), Stora
             format!("the snapshot through index {} is of term {}", snapshot.last_index, snapshot.last_term),
         )
     });
-    let Some((term, evidence)) = from_log.into_iter().chain(from_snapshot).max_by_key(|(term, _)| *term) else {
+    // On a tie the log, which is later, is named.
+    let Some((term, evidence)) = from_snapshot.into_iter().chain(from_log).max_by_key(|(term, _)| *term) else {
         return Ok(());
     };
     if term <= state.hard_state.current_term {

@@ -143,6 +143,9 @@ pub struct WalStorage {
     /// is written, it must not be closed, or they would be read back before
     /// the next segment's first index.
     replaced_records: bool,
+    /// Segments wholly below the snapshot, found by the last read of the
+    /// log and not yet removed.
+    below_snapshot: Vec<PathBuf>,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
 }
@@ -159,8 +162,6 @@ impl WalStorage {
             Some(identity) => check_identity(directory, identity)?,
             None => false,
         };
-        remove_temporary_snapshots(directory)?;
-        remove_temporary_segments(directory)?;
         let format = read_format_version(directory)?;
         let snapshot = read_snapshot(directory)?;
         let stored = read_hard_state(directory)?;
@@ -186,14 +187,19 @@ impl WalStorage {
             synced_segment_count: 0,
             synced_length: 0,
             replaced_records: false,
+            below_snapshot: Vec::new(),
             recovered: None,
         };
         let mut entries = storage.recover_segments(format.is_none())?;
+        storage.check_mark()?;
+        // Checked: from here on, open may change the directory.
+        storage.remove_segments_below_snapshot()?;
+        remove_temporary_snapshots(directory)?;
+        remove_temporary_segments(directory)?;
         if format.is_none() {
             storage.upgrade_format(&entries)?;
             entries = storage.recover_segments(false)?;
         }
-        storage.check_mark()?;
         let (entries, must_reset) = chain_after_snapshot(storage.snapshot.as_ref(), entries);
         let snapshot_index = storage.snapshot_index();
         if must_reset || storage.segments.is_empty() || storage.last_index() < snapshot_index {
@@ -301,7 +307,7 @@ impl WalStorage {
         self.segments.clear();
         self.pending.clear();
         let mut paths = list_segments(&self.directory)?;
-        self.remove_segments_below_snapshot(&mut paths)?;
+        self.skip_segments_below_snapshot(&mut paths)?;
         let mut log = ReadLog::starting_at(paths.first().map_or(1, |(first_index, _)| *first_index));
         let count = paths.len();
         for (number, (first_index, path)) in paths.into_iter().enumerate() {
@@ -400,10 +406,12 @@ impl WalStorage {
         Ok(())
     }
 
-    /// Remove the segments that lie wholly below the snapshot: every one
+    /// Set aside the segments that lie wholly below the snapshot: every one
     /// before the last that starts at or below the snapshot's next index.
-    /// A crash during compaction may leave any pattern of them.
-    fn remove_segments_below_snapshot(&self, paths: &mut Vec<(LogIndex, PathBuf)>) -> Result<(), StorageError> {
+    /// A crash during compaction may leave any pattern of them. They are
+    /// removed once the log has passed its checks (a refused start changes
+    /// nothing).
+    fn skip_segments_below_snapshot(&mut self, paths: &mut Vec<(LogIndex, PathBuf)>) -> Result<(), StorageError> {
         let next_after_snapshot = self.snapshot.as_ref().map_or(1, |snapshot| snapshot.last_index + 1);
         let Some(base) = paths.iter().rposition(|(first_index, _)| *first_index <= next_after_snapshot) else {
             if let (Some((first_index, segment)), None) = (paths.first(), &self.snapshot) {
@@ -423,14 +431,20 @@ impl WalStorage {
             }
             return Ok(());
         };
-        if base == 0 {
+        self.below_snapshot = paths.drain(..base).map(|(_, path)| path).collect();
+        Ok(())
+    }
+
+    fn remove_segments_below_snapshot(&mut self) -> Result<(), StorageError> {
+        if self.below_snapshot.is_empty() {
             return Ok(());
         }
-        for (_, path) in paths.drain(..base) {
+        let count = self.below_snapshot.len();
+        for path in std::mem::take(&mut self.below_snapshot) {
             fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
         }
         sync_directory(&self.directory)?;
-        warn!("{}: removed {base} segments below the snapshot that a compaction left", self.directory.display());
+        warn!("{}: removed {count} segments below the snapshot that a compaction left", self.directory.display());
         Ok(())
     }
 
@@ -567,6 +581,7 @@ impl Storage for WalStorage {
             None => {
                 self.sync()?;
                 let entries = self.recover_segments(false)?;
+                self.remove_segments_below_snapshot()?;
                 chain_after_snapshot(self.snapshot.as_ref(), entries).0
             }
         };
