@@ -641,3 +641,34 @@ fn a_conflicting_append_below_the_mark_never_leaves_a_state_that_is_refused() {
         assert!(old_prefix || new_suffix, "{context}: recovered {} entries", entries.len());
     }
 }
+
+// The first term a node stores: hard_state is replaced, then IDENTITY gains
+// the line that says the directory holds it (a directory that later lacks
+// hard_state is refused as wiped). A cut at any step opens: without
+// hard_state the claim was never made, so the node is still new.
+#[test]
+fn a_cut_while_the_first_term_is_stored_and_claimed_never_leaves_a_refused_state() {
+    let identity = WalOptions { identity: Some("raftmq cluster 00ff node 2".into()), ..options(1 << 20) };
+    let directory = TempDirectory::new();
+    let mut wal = WalStorage::open(&directory.0, identity.clone()).unwrap();
+    let before = capture(&directory.0);
+    let stored = HardState { current_term: 1, voted_for: Some(2) };
+    wal.save_hard_state(stored).unwrap();
+    drop(wal);
+    let after = capture(&directory.0);
+    assert_ne!(before["IDENTITY"], after["IDENTITY"], "the directory is claimed");
+    let mut hard_state_written = before.clone();
+    hard_state_written.insert("hard_state".into(), after["hard_state"].clone());
+    let mut states = replacement_states(&before, &hard_state_written, "hard_state", "hard_state.tmp", 80);
+    states.extend(replacement_states(&hard_state_written, &after, "IDENTITY", "IDENTITY.tmp", 81));
+    for (number, state) in states.iter().enumerate() {
+        restore(&directory.0, state);
+        let context = format!("first term stored and claimed, crash state {number} of {}", states.len());
+        let mut wal = WalStorage::open(&directory.0, identity.clone())
+            .unwrap_or_else(|error| panic!("{context}: open refused: {error}"));
+        let recovered = wal.load().unwrap().hard_state;
+        assert!(recovered == HardState::default() || recovered == stored, "{context}: {recovered:?}");
+        drop(wal);
+        assert!(WalStorage::open(&directory.0, identity.clone()).is_ok(), "{context}: reopen");
+    }
+}
