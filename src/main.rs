@@ -34,7 +34,7 @@ fn main() -> ExitCode {
         }
         Err(error) => {
             eprintln!("raftmq-node: error: {error}");
-            ExitCode::FAILURE
+            ExitCode::from(error.exit_code())
         }
     }
 }

@@ -364,3 +364,30 @@ fn discard_unsynced_cuts_bytes_a_failed_write_left_behind() {
     drop(wal);
     assert_eq!(open(&directory.0).load().unwrap().entries, vec![entry(1, 1)]);
 }
+
+// Raft §5.3: a conflicting append that reaches into the middle of a closed
+// (full) segment writes its batch there, after the records it replaces,
+// before any new segment starts. Closing the segment first left the
+// replaced records to be read back before the next segment's first index,
+// and the next open refused the log as missing a segment.
+#[test]
+fn a_conflicting_append_into_a_full_segment_is_read_back_after_a_restart() {
+    let directory = TempDirectory::new();
+    let options = WalOptions { segment_bytes: 600, ..WalOptions::default() };
+    let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
+    for index in 1..=20 {
+        wal.append_entries(&[Entry { term: 1, index, data: vec![7; 120] }]).unwrap();
+        wal.sync().unwrap();
+    }
+    let names = |directory: &Path| -> Vec<String> {
+        segment_files(directory).iter().map(|path| path.file_name().unwrap().to_str().unwrap().to_string()).collect()
+    };
+    assert!(names(&directory.0).contains(&"00000000000000000005.wal".to_string()), "{:?}", names(&directory.0));
+    let replacing: Vec<Entry> = (6..=9).map(|index| Entry { term: 2, index, data: vec![1; 120] }).collect();
+    wal.append_entries(&replacing).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let entries = WalStorage::open(&directory.0, options).unwrap().load().unwrap().entries;
+    let terms: Vec<(u64, u64)> = entries.iter().map(|entry| (entry.index, entry.term)).collect();
+    assert_eq!(terms, (1..=9).map(|index| (index, if index < 6 { 1 } else { 2 })).collect::<Vec<_>>());
+}

@@ -357,7 +357,8 @@ fn a_torn_conflicting_append_leaves_the_old_suffix_or_a_prefix_of_the_new() {
 }
 
 // A full segment is synced, the next one created (header synced, then the
-// directory), and the rest of the write goes there: cut at every step.
+// directory), hard_state replaced to record both (the log's durable mark),
+// and the rest of the write goes there: cut at every step.
 #[test]
 fn a_cut_during_segment_rotation_keeps_the_synced_log_and_a_prefix() {
     let segment_bytes = 3000;
@@ -371,9 +372,13 @@ fn a_cut_during_segment_rotation_keeps_the_synced_log_and_a_prefix() {
     wal.sync().unwrap();
     drop(wal);
     let written = capture(&directory.0);
-    let new_segments: Vec<&String> = rotated.keys().filter(|name| !before_append.contains_key(*name)).collect();
+    let new_segments: Vec<&String> =
+        rotated.keys().filter(|name| name.ends_with(".wal") && !before_append.contains_key(*name)).collect();
     assert_eq!(new_segments.len(), 1, "the append rotated once");
-    let mut old_segment_synced = rotated.clone();
+    assert!(!before_append.contains_key("hard_state") && rotated.contains_key("hard_state"), "the mark is written");
+    let mut segment_created = rotated.clone();
+    segment_created.remove("hard_state");
+    let mut old_segment_synced = segment_created.clone();
     old_segment_synced.remove(new_segments[0]);
     // Entries the rotation synced into the old segment.
     let in_old_segment = {
@@ -391,11 +396,16 @@ fn a_cut_during_segment_rotation_keeps_the_synced_log_and_a_prefix() {
     assert!(in_old_segment > 0 && in_old_segment < batch.len(), "{in_old_segment}");
     let phases = [
         ("rotation: the full segment's last write", &before_append, &old_segment_synced, 0),
-        ("rotation: creating the next segment", &old_segment_synced, &rotated, in_old_segment),
+        ("rotation: creating the next segment", &old_segment_synced, &segment_created, in_old_segment),
+        ("rotation: recording the mark", &segment_created, &rotated, in_old_segment),
         ("rotation: the next segment's first write", &rotated, &written, in_old_segment),
     ];
     for (seed, (name, before, after, at_least)) in phases.into_iter().enumerate() {
-        let states = crash_states(before, after, 10 + seed as u64);
+        let states = if name == "rotation: recording the mark" {
+            replacement_states(before, after, "hard_state", "hard_state.tmp", 10 + seed as u64)
+        } else {
+            crash_states(before, after, 10 + seed as u64)
+        };
         let expected = Expected {
             log: &log,
             batch: &batch,
@@ -494,8 +504,10 @@ fn a_cut_while_a_written_snapshot_is_adopted_leaves_the_old_or_the_new() {
 }
 
 // Raft Figure 13: an installed snapshot the log does not continue replaces
-// the whole log. Segments are removed newest first, each removal synced,
-// then an empty segment is created after the snapshot: cut at every step.
+// the whole log. The log's durable mark is lowered to the snapshot first
+// (hard_state replaced), then segments are removed newest first, each
+// removal synced, then an empty segment is created after the snapshot: cut
+// at every step.
 #[test]
 fn a_cut_while_an_installed_snapshot_resets_the_log_leaves_no_stale_entries() {
     let segment_bytes = 600;
@@ -509,9 +521,12 @@ fn a_cut_while_an_installed_snapshot_resets_the_log_leaves_no_stale_entries() {
     wal.reset_log(15).unwrap();
     drop(wal);
     let reset = capture(&directory.0);
-    let mut states = Vec::new();
-    let mut remaining = saved.clone();
-    let mut old_segments: Vec<String> = saved.keys().filter(|name| name.ends_with(".wal")).cloned().collect();
+    assert_ne!(saved["hard_state"], reset["hard_state"], "the mark is lowered");
+    let mut lowered = saved.clone();
+    lowered.insert("hard_state".into(), reset["hard_state"].clone());
+    let mut states = replacement_states(&saved, &lowered, "hard_state", "hard_state.tmp", 49);
+    let mut remaining = lowered;
+    let mut old_segments: Vec<String> = remaining.keys().filter(|name| name.ends_with(".wal")).cloned().collect();
     while let Some(newest) = old_segments.pop() {
         states.extend(crash_states(
             &remaining,
@@ -569,4 +584,91 @@ fn a_batch_frame_inside_client_data_does_not_make_a_tear_look_like_damage() {
     };
     let (_, logs) = check_states(&directory.0, &states, 1 << 20, &expected, "a batch frame inside client data");
     assert_eq!(logs, 4, "every prefix of the three entries is what some tear leaves");
+}
+
+// Raft §5.3 again, reaching back into an older segment below the log's
+// durable mark (hard_state records the synced log and its last segment):
+// the mark is lowered first (hard_state replaced), then the later segments
+// are removed newest first, each removal synced, then the new suffix is
+// written. No state a cut leaves is taken for a log that lost synced
+// records: each opens, with a prefix of the old log that still holds the
+// entries before the conflict, or those entries and a prefix of the new
+// suffix.
+#[test]
+fn a_conflicting_append_below_the_mark_never_leaves_a_state_that_is_refused() {
+    let segment_bytes = 600;
+    let directory = TempDirectory::new();
+    let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
+    let history: Vec<Vec<Entry>> = (1..=20).map(|index| entries(index..=index, 1, 120)).collect();
+    let log = write_synced(&mut wal, &history);
+    let hard_state = HardState { current_term: 3, voted_for: Some(0) };
+    wal.save_hard_state(hard_state).unwrap(); // records the mark: synced through 20
+    let marked = capture(&directory.0);
+    // Index 6 is in the middle of a closed segment (5 to 8).
+    let batch = entries(6..=6, 3, 120);
+    let kept = 5;
+    wal.append_entries(&batch).unwrap();
+    wal.sync().unwrap();
+    drop(wal);
+    let written = capture(&directory.0);
+    assert_ne!(marked["hard_state"], written["hard_state"], "the mark is lowered");
+    let mut lowered = marked.clone();
+    lowered.insert("hard_state".into(), written["hard_state"].clone());
+    let mut states = replacement_states(&marked, &lowered, "hard_state", "hard_state.tmp", 70);
+    let mut remaining = lowered;
+    let later: Vec<String> =
+        remaining.keys().filter(|name| name.ends_with(".wal") && !written.contains_key(*name)).cloned().collect();
+    assert!(later.len() >= 2, "the append removes later segments: {later:?}");
+    for newest in later.iter().rev() {
+        let mut next = remaining.clone();
+        next.remove(newest);
+        states.extend(crash_states(&remaining, &next, 71));
+        remaining = next;
+    }
+    states.extend(crash_states(&remaining, &written, 72));
+    for (number, state) in states.iter().enumerate() {
+        restore(&directory.0, state);
+        let context = format!("conflicting append below the mark, crash state {number} of {}", states.len());
+        let mut wal = WalStorage::open(&directory.0, options(segment_bytes))
+            .unwrap_or_else(|error| panic!("{context}: open refused: {error}"));
+        let recovered = wal.load().unwrap();
+        assert_eq!(recovered.hard_state, hard_state, "{context}");
+        let entries = recovered.entries;
+        let old_prefix = entries.len() >= kept && entries[..] == log[..entries.len()];
+        let new_suffix = entries.len() > kept
+            && entries[..kept] == log[..kept]
+            && batch.get(..entries.len() - kept) == Some(&entries[kept..]);
+        assert!(old_prefix || new_suffix, "{context}: recovered {} entries", entries.len());
+    }
+}
+
+// The first term a node stores: hard_state is replaced, then IDENTITY gains
+// the line that says the directory holds it (a directory that later lacks
+// hard_state is refused as wiped). A cut at any step opens: without
+// hard_state the claim was never made, so the node is still new.
+#[test]
+fn a_cut_while_the_first_term_is_stored_and_claimed_never_leaves_a_refused_state() {
+    let identity = WalOptions { identity: Some("raftmq cluster 00ff node 2".into()), ..options(1 << 20) };
+    let directory = TempDirectory::new();
+    let mut wal = WalStorage::open(&directory.0, identity.clone()).unwrap();
+    let before = capture(&directory.0);
+    let stored = HardState { current_term: 1, voted_for: Some(2) };
+    wal.save_hard_state(stored).unwrap();
+    drop(wal);
+    let after = capture(&directory.0);
+    assert_ne!(before["IDENTITY"], after["IDENTITY"], "the directory is claimed");
+    let mut hard_state_written = before.clone();
+    hard_state_written.insert("hard_state".into(), after["hard_state"].clone());
+    let mut states = replacement_states(&before, &hard_state_written, "hard_state", "hard_state.tmp", 80);
+    states.extend(replacement_states(&hard_state_written, &after, "IDENTITY", "IDENTITY.tmp", 81));
+    for (number, state) in states.iter().enumerate() {
+        restore(&directory.0, state);
+        let context = format!("first term stored and claimed, crash state {number} of {}", states.len());
+        let mut wal = WalStorage::open(&directory.0, identity.clone())
+            .unwrap_or_else(|error| panic!("{context}: open refused: {error}"));
+        let recovered = wal.load().unwrap().hard_state;
+        assert!(recovered == HardState::default() || recovered == stored, "{context}: {recovered:?}");
+        drop(wal);
+        assert!(WalStorage::open(&directory.0, identity.clone()).is_ok(), "{context}: reopen");
+    }
 }

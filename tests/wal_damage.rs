@@ -147,7 +147,12 @@ fn a_missing_first_segment_is_refused() {
     let segments = write_segmented(&directory.0, 30, 400);
     fs::remove_file(&segments[0]).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
-    assert!(error.contains("missing log segment") && error.contains("the snapshot ends at index 0"), "{error}");
+    let expected = format!(
+        "snapshot is missing, but the log starts at index 5 in {}: the entries before it are gone (with the \
+         snapshot, or with the first log segments); refusing to start",
+        segments[1].display()
+    );
+    assert!(error.contains(&expected), "{error}");
 }
 
 // Each segment was synced whole before the next one was created: damage at

@@ -64,6 +64,17 @@ impl fmt::Display for NodeError {
 
 impl std::error::Error for NodeError {}
 
+impl NodeError {
+    /// The process's exit status: `DATA_EXIT_CODE` when the data directory's
+    /// content is refused (docs/storage.md), else 1.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            NodeError::Storage(error) if error.is_damaged_data() => crate::storage::DATA_EXIT_CODE,
+            _ => 1,
+        }
+    }
+}
+
 /// Start node `index` of `config` and serve until SIGTERM or SIGINT.
 pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Result<(), NodeError> {
     settings.validate().map_err(NodeError::Config)?;
@@ -83,6 +94,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
     cleanup.storage_opened();
     let recovered = storage.load().map_err(NodeError::Storage)?;
+    crate::storage::check_terms(&directory, &recovered).map_err(NodeError::Storage)?;
     let disk_bytes = storage.disk_bytes();
     let queue = match &recovered.snapshot {
         Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data)

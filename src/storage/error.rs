@@ -12,6 +12,11 @@ use crate::raft::LogIndex;
 
 const PREFIX: &str = "storage error: ";
 
+/// The exit status of a node that refuses its data directory's content
+/// (sysexits' EX_DATAERR): told apart from a bad option or a busy port (1)
+/// and from a bug (70, or 101 for a panic).
+pub const DATA_EXIT_CODE: u8 = 65;
+
 #[derive(Debug, Error)]
 pub enum StorageError {
     /// A file system call failed; `source.kind()` says how (ENOSPC is
@@ -64,6 +69,32 @@ pub enum StorageError {
     /// The stored snapshot is intact but the state machine cannot read it.
     #[error("storage error: the snapshot cannot be restored: {problem}")]
     UnreadableSnapshot { problem: String },
+    /// The node's term and vote are gone (the file is missing, or older than
+    /// the log), while the directory shows it had them.
+    #[error(
+        "storage error: {} {found}, but {evidence}: this node's term and vote are lost, and starting without them \
+         could let it vote twice in one term; refusing to start (put the original file back, or see \
+         docs/storage.md, \"A node that lost its data\")",
+        .path.display()
+    )]
+    LostHardState { path: PathBuf, found: String, evidence: String },
+    /// The log was compacted past index 1, but there is no snapshot.
+    #[error(
+        "storage error: {} is missing, but the log starts at index {first_index} in {}: the entries before it are \
+         gone (with the snapshot, or with the first log segments); refusing to start (put the lost files back, or see \
+         docs/storage.md, \"A node that lost its data\")",
+        .path.display(),
+        .segment.display()
+    )]
+    MissingSnapshot { path: PathBuf, first_index: LogIndex, segment: PathBuf },
+    /// The log ends before what `hard_state` records as synced: records or
+    /// segments that were durable are gone (a lost file, a copy cut short).
+    #[error(
+        "storage error: the log in {} lost synced records: {what}; refusing to start (put the lost files back, or \
+         see docs/storage.md, \"A node that lost its data\")",
+        .directory.display()
+    )]
+    LogCutShort { directory: PathBuf, what: String },
     /// A full disk, injected by `FaultInjectingStorage` for process tests.
     #[error(
         "storage error: cannot {operation}: No space left on device (os error 28; injected while {} exists)",
@@ -78,6 +109,22 @@ impl StorageError {
     pub fn detail(&self) -> String {
         let text = self.to_string();
         text.strip_prefix(PREFIX).map(str::to_string).unwrap_or(text)
+    }
+
+    /// The data directory's content is damaged or incomplete: the node must
+    /// not start on it, and only an operator can say what to do. The node
+    /// exits with `DATA_EXIT_CODE` for these (docs/storage.md).
+    pub fn is_damaged_data(&self) -> bool {
+        matches!(
+            self,
+            StorageError::CorruptLog { .. }
+                | StorageError::CorruptFile { .. }
+                | StorageError::MissingSegment { .. }
+                | StorageError::LogAfterSnapshot { .. }
+                | StorageError::LostHardState { .. }
+                | StorageError::MissingSnapshot { .. }
+                | StorageError::LogCutShort { .. }
+        )
     }
 
     /// How the operating system call failed, for the failures that are one.

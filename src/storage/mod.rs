@@ -4,7 +4,10 @@
 
 mod error;
 mod fault;
+mod hard_state_file;
+mod identity_file;
 mod log_manager;
+mod lost_state;
 mod memory;
 mod snapshot_file;
 mod wal;
@@ -15,9 +18,11 @@ pub mod wal_format;
 #[doc(hidden)]
 pub mod wal_recovery;
 
-pub use error::StorageError;
+pub use error::{StorageError, DATA_EXIT_CODE};
 pub use fault::FaultInjectingStorage;
+pub use hard_state_file::HARD_STATE_FILE;
 pub use log_manager::{write_operations, DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen, Written};
+pub use lost_state::check_terms;
 pub use memory::MemoryStorage;
 pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};

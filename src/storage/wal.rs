@@ -8,9 +8,12 @@
 //!   then writes `FORMAT`. A higher number is refused.
 //! - `hard_state`: term and vote, replaced atomically (temp file, fsync,
 //!   rename, fsync of the directory). Small and rarely written, so it never
-//!   waits behind a long log write.
+//!   waits behind a long log write. It also records the log's durable
+//!   high-water mark (hard_state_file), rewritten on each segment rotation.
 //! - `IDENTITY`: which cluster and node the directory belongs to; a node of
-//!   another cluster or index is refused (etcd's cluster token).
+//!   another cluster or index is refused (etcd's cluster token). Once
+//!   `hard_state` exists it says so, and a directory that lost `hard_state`
+//!   is refused (identity_file, lost_state).
 //! - `snapshot`: the latest snapshot, replaced atomically (see snapshot_file).
 //! - `<first index, 20 digits>.wal`: log segments. A segment starts with a
 //!   header (`"RMQW" | u8 version 2 | 3 zero bytes | u64 first index | u64
@@ -46,8 +49,10 @@
 //! indexes the file names promise). Segments that lie wholly below the
 //! snapshot are removed, whatever pattern of them a crash during compaction
 //! left. The residual ambiguity: damage to the last batch of the last
-//! segment after it was synced looks exactly like a torn write and is cut;
-//! no single-copy format can tell them apart (docs/storage.md).
+//! segment after it was synced looks exactly like a torn write and is cut,
+//! unless the durable mark in `hard_state` covers that batch; then, as for
+//! a log that ends before the mark (a lost segment, a copy cut at a record
+//! boundary), `open` refuses (docs/storage.md).
 
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
@@ -55,9 +60,11 @@ use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 
+use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_BYTES};
+use super::identity_file::{check_identity, claim_state};
+use super::lost_state::{check_log_reaches_mark, wiped};
 use super::snapshot_file::{
-    adopt_snapshot, io_error, read_snapshot, remove_temporary_snapshots, replace_file_atomically, sync_directory,
-    write_snapshot,
+    adopt_snapshot, io_error, read_snapshot, remove_temporary_snapshots, sync_directory, write_snapshot, SNAPSHOT_FILE,
 };
 pub use super::wal_format::RECORD_OVERHEAD_BYTES;
 use super::wal_format::{
@@ -68,9 +75,6 @@ use super::wal_recovery::{read_segment, read_segment_format_1, Damage, Position,
 use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
-const HARD_STATE_MAGIC: &[u8; 4] = b"RMQH";
-const HARD_STATE_VERSION: u8 = 1;
-const HARD_STATE_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
 const SPACE_PROBE_BYTES: usize = 1 << 20;
 /// A segment being rewritten in the current format, before its rename.
 const TEMPORARY_SEGMENT_SUFFIX: &str = ".wal.tmp";
@@ -112,6 +116,13 @@ pub struct WalStorage {
     options: WalOptions,
     _lock: File,
     hard_state: HardState,
+    /// The log's durable high-water mark as `hard_state` stores it.
+    mark: LogMark,
+    /// The log (or snapshot) holds every index up to this one durably, as
+    /// far as this process knows: what the next mark may claim.
+    durable_index: LogIndex,
+    /// `IDENTITY` says this directory holds the node's term and vote.
+    state_claimed: bool,
     snapshot: Option<Snapshot>,
     snapshot_bytes: u64,
     segments: Vec<Segment>,
@@ -127,6 +138,14 @@ pub struct WalStorage {
     /// like `Position::segment`) and the active one's length.
     synced_segment_count: usize,
     synced_length: u64,
+    /// The active segment holds records past the log's end (a conflicting
+    /// append reached into written bytes): until a batch that replaces them
+    /// is written, it must not be closed, or they would be read back before
+    /// the next segment's first index.
+    replaced_records: bool,
+    /// Segments wholly below the snapshot, found by the last read of the
+    /// log and not yet removed.
+    below_snapshot: Vec<PathBuf>,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
 }
@@ -139,18 +158,25 @@ impl WalStorage {
         let lock_path = directory.join("LOCK");
         let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
         lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
-        if let Some(identity) = &options.identity {
-            check_identity(directory, identity)?;
-        }
-        remove_temporary_snapshots(directory)?;
-        remove_temporary_segments(directory)?;
+        let state_claimed = match &options.identity {
+            Some(identity) => check_identity(directory, identity)?,
+            None => false,
+        };
         let format = read_format_version(directory)?;
         let snapshot = read_snapshot(directory)?;
+        let stored = read_hard_state(directory)?;
+        if stored.is_none() && state_claimed {
+            return Err(wiped(directory));
+        }
+        let (hard_state, mark) = stored.unwrap_or_default();
         let mut storage = WalStorage {
             directory: directory.to_path_buf(),
             options,
             _lock: lock,
-            hard_state: read_hard_state(&directory.join("hard_state"))?,
+            hard_state,
+            mark,
+            durable_index: mark.durable_index,
+            state_claimed,
             snapshot_bytes: snapshot.as_ref().map_or(0, |(_, bytes)| *bytes),
             snapshot: snapshot.map(|(snapshot, _)| snapshot),
             segments: Vec::new(),
@@ -160,15 +186,22 @@ impl WalStorage {
             pending: Vec::new(),
             synced_segment_count: 0,
             synced_length: 0,
+            replaced_records: false,
+            below_snapshot: Vec::new(),
             recovered: None,
         };
         let mut entries = storage.recover_segments(format.is_none())?;
+        storage.check_mark()?;
+        // Checked: from here on, open may change the directory.
+        storage.remove_segments_below_snapshot()?;
+        remove_temporary_snapshots(directory)?;
+        remove_temporary_segments(directory)?;
         if format.is_none() {
             storage.upgrade_format(&entries)?;
             entries = storage.recover_segments(false)?;
         }
         let (entries, must_reset) = chain_after_snapshot(storage.snapshot.as_ref(), entries);
-        let snapshot_index = storage.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
+        let snapshot_index = storage.snapshot_index();
         if must_reset || storage.segments.is_empty() || storage.last_index() < snapshot_index {
             if must_reset {
                 warn!(
@@ -182,9 +215,72 @@ impl WalStorage {
         if !storage.pending.is_empty() {
             storage.sync()?; // the intact prefix of a torn batch, framed again
         }
-        storage.mark_synced();
+        storage.make_recovered_log_durable()?;
+        if stored.is_some() {
+            storage.claim_state()?;
+        }
         storage.recovered = Some(entries);
         Ok(storage)
+    }
+
+    fn snapshot_index(&self) -> LogIndex {
+        self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index)
+    }
+
+    /// The log read back must reach what the stored mark records as synced.
+    fn check_mark(&self) -> Result<(), StorageError> {
+        let covered_index = self.last_index().max(self.snapshot_index());
+        let last_segment = self.segments.last().map(|segment| (segment.first_index, segment.path.as_path()));
+        check_log_reaches_mark(&self.directory, self.mark, covered_index, last_segment)
+    }
+
+    /// What was read may sit in the page cache only (a process killed before
+    /// its sync): make it durable, so that the next mark may claim it. Every
+    /// segment but the last was synced whole when the next one was created.
+    fn make_recovered_log_durable(&mut self) -> Result<(), StorageError> {
+        let segment = self.active();
+        segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
+        sync_directory(&self.directory)?;
+        self.mark_synced();
+        self.durable_index = self.last_index().max(self.snapshot_index());
+        Ok(())
+    }
+
+    /// The mark the log supports now: what this process knows durable, and
+    /// the last segment (created durably: header, then directory, synced).
+    fn current_mark(&self) -> LogMark {
+        let last_segment = self.segments.last().map_or(0, |segment| segment.first_index);
+        LogMark { durable_index: self.durable_index, last_segment }
+    }
+
+    /// Store the term and vote with the current mark.
+    fn write_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
+        let mark = self.current_mark();
+        write_hard_state(&self.directory, hard_state, mark)?;
+        self.hard_state = hard_state;
+        self.mark = mark;
+        self.claim_state()
+    }
+
+    /// Before the log shrinks below the stored mark (a conflicting append,
+    /// a reset after a snapshot install), lower the mark durably.
+    fn lower_mark(&mut self, durable_index: LogIndex, last_segment: LogIndex) -> Result<(), StorageError> {
+        self.durable_index = self.durable_index.min(durable_index);
+        let lowered = self.mark.lowered_to(durable_index, last_segment);
+        if lowered != self.mark {
+            write_hard_state(&self.directory, self.hard_state, lowered)?;
+            self.mark = lowered;
+        }
+        Ok(())
+    }
+
+    /// Once `hard_state` is durable, `IDENTITY` says the directory holds it.
+    fn claim_state(&mut self) -> Result<(), StorageError> {
+        if let (Some(identity), false) = (&self.options.identity, self.state_claimed) {
+            claim_state(&self.directory, identity)?;
+            self.state_claimed = true;
+        }
+        Ok(())
     }
 
     fn last_index(&self) -> LogIndex {
@@ -211,7 +307,7 @@ impl WalStorage {
         self.segments.clear();
         self.pending.clear();
         let mut paths = list_segments(&self.directory)?;
-        self.remove_segments_below_snapshot(&mut paths)?;
+        self.skip_segments_below_snapshot(&mut paths)?;
         let mut log = ReadLog::starting_at(paths.first().map_or(1, |(first_index, _)| *first_index));
         let count = paths.len();
         for (number, (first_index, path)) in paths.into_iter().enumerate() {
@@ -232,10 +328,19 @@ impl WalStorage {
             let length = match end {
                 SegmentEnd::Whole => bytes.len() as u64,
                 SegmentEnd::Torn { offset, kept, problem } => {
+                    self.check_cut_keeps_mark(log.next_index() - 1, &path, offset, &problem)?;
                     self.cut_torn_write(&path, offset, bytes.len() as u64, &kept, &problem)?;
                     offset
                 }
                 SegmentEnd::NeverCreated { problem } => {
+                    if self.mark.last_segment >= first_index {
+                        let what = format!(
+                            "the header of {} is damaged ({problem}), but hard_state records that this segment was \
+                             created",
+                            path.display()
+                        );
+                        return Err(StorageError::LogCutShort { directory: self.directory.clone(), what });
+                    }
                     warn!("{}: removed a segment whose creation a crash interrupted ({problem})", path.display());
                     fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
                     sync_directory(&self.directory)?;
@@ -248,6 +353,29 @@ impl WalStorage {
         self.log_start = log.first_index;
         self.positions = log.positions;
         Ok(log.entries)
+    }
+
+    /// A damaged last write is a tear only if it was never synced: the log
+    /// without it must still reach the stored mark. (Without a mark that
+    /// covers it, damage to a synced last batch looks like a tear: see the
+    /// module docs.)
+    fn check_cut_keeps_mark(
+        &self,
+        last_kept_index: LogIndex,
+        path: &Path,
+        offset: u64,
+        problem: &str,
+    ) -> Result<(), StorageError> {
+        let durable_index = self.mark.durable_index;
+        if last_kept_index.max(self.snapshot_index()) >= durable_index {
+            return Ok(());
+        }
+        let what = format!(
+            "the last write in {} at offset {offset} is damaged ({problem}), but hard_state records that the log was \
+             synced through index {durable_index}: synced data was damaged",
+            path.display()
+        );
+        Err(StorageError::LogCutShort { directory: self.directory.clone(), what })
     }
 
     /// Cut the torn last write off `path` at `offset`, durably, and queue
@@ -278,12 +406,22 @@ impl WalStorage {
         Ok(())
     }
 
-    /// Remove the segments that lie wholly below the snapshot: every one
+    /// Set aside the segments that lie wholly below the snapshot: every one
     /// before the last that starts at or below the snapshot's next index.
-    /// A crash during compaction may leave any pattern of them.
-    fn remove_segments_below_snapshot(&self, paths: &mut Vec<(LogIndex, PathBuf)>) -> Result<(), StorageError> {
+    /// A crash during compaction may leave any pattern of them. They are
+    /// removed once the log has passed its checks (a refused start changes
+    /// nothing).
+    fn skip_segments_below_snapshot(&mut self, paths: &mut Vec<(LogIndex, PathBuf)>) -> Result<(), StorageError> {
         let next_after_snapshot = self.snapshot.as_ref().map_or(1, |snapshot| snapshot.last_index + 1);
         let Some(base) = paths.iter().rposition(|(first_index, _)| *first_index <= next_after_snapshot) else {
+            if let (Some((first_index, segment)), None) = (paths.first(), &self.snapshot) {
+                let path = self.directory.join(SNAPSHOT_FILE);
+                return Err(StorageError::MissingSnapshot {
+                    path,
+                    first_index: *first_index,
+                    segment: segment.clone(),
+                });
+            }
             if let Some((first_index, path)) = paths.first() {
                 return Err(StorageError::LogAfterSnapshot {
                     path: path.clone(),
@@ -293,14 +431,20 @@ impl WalStorage {
             }
             return Ok(());
         };
-        if base == 0 {
+        self.below_snapshot = paths.drain(..base).map(|(_, path)| path).collect();
+        Ok(())
+    }
+
+    fn remove_segments_below_snapshot(&mut self) -> Result<(), StorageError> {
+        if self.below_snapshot.is_empty() {
             return Ok(());
         }
-        for (_, path) in paths.drain(..base) {
+        let count = self.below_snapshot.len();
+        for path in std::mem::take(&mut self.below_snapshot) {
             fs::remove_file(&path).map_err(|e| io_error("remove", &path, e))?;
         }
         sync_directory(&self.directory)?;
-        warn!("{}: removed {base} segments below the snapshot that a compaction left", self.directory.display());
+        warn!("{}: removed {count} segments below the snapshot that a compaction left", self.directory.display());
         Ok(())
     }
 
@@ -367,6 +511,7 @@ impl WalStorage {
         segment.length += pending.len() as u64;
         self.pending = pending;
         self.pending.clear();
+        self.replaced_records = false;
         Ok(())
     }
 
@@ -376,6 +521,8 @@ impl WalStorage {
     fn truncate_from(&mut self, index: LogIndex) -> Result<(), StorageError> {
         assert!(index >= self.log_start && index <= self.last_index(), "truncating outside the log");
         let position = self.position(index);
+        let kept_segment = &self.segments[position.segment - self.segment_base];
+        self.lower_mark(index - 1, kept_segment.first_index)?;
         let active_number = self.segment_base + self.segments.len() - 1;
         let active_length = self.segments.last().expect("active segment").length;
         if position.segment == active_number && position.offset >= active_length {
@@ -384,6 +531,7 @@ impl WalStorage {
         } else {
             self.pending.clear();
             self.remove_segments_after(position.segment - self.segment_base + 1)?;
+            self.replaced_records = true;
         }
         self.positions.truncate((index - self.log_start) as usize);
         Ok(())
@@ -410,12 +558,17 @@ impl WalStorage {
     fn rotate_if_full(&mut self, next_index: LogIndex) -> Result<(), StorageError> {
         let segment = self.segments.last().expect("active segment");
         let full = segment.length + self.pending.len() as u64 >= self.options.segment_bytes;
-        if full && segment.first_index < next_index {
+        let replacing = self.replaced_records && self.pending.is_empty();
+        if full && segment.first_index < next_index && !replacing {
             self.write_pending()?;
             let segment = self.active();
             segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
+            self.durable_index = next_index - 1;
             self.start_segment(next_index)?;
             self.mark_synced();
+            // Once per segment, not per batch: the mark now claims the
+            // closed segment's records and the new segment's existence.
+            self.write_hard_state(self.hard_state)?;
         }
         Ok(())
     }
@@ -428,6 +581,7 @@ impl Storage for WalStorage {
             None => {
                 self.sync()?;
                 let entries = self.recover_segments(false)?;
+                self.remove_segments_below_snapshot()?;
                 chain_after_snapshot(self.snapshot.as_ref(), entries).0
             }
         };
@@ -436,9 +590,7 @@ impl Storage for WalStorage {
 
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError> {
         assert!(hard_state.current_term >= self.hard_state.current_term, "stored term must not go back");
-        write_hard_state(&self.directory, hard_state)?;
-        self.hard_state = hard_state;
-        Ok(())
+        self.write_hard_state(hard_state)
     }
 
     fn append_entries(&mut self, entries: &[Entry]) -> Result<(), StorageError> {
@@ -508,6 +660,11 @@ impl Storage for WalStorage {
     /// snapshot; then start an empty segment after `index`.
     fn reset_log(&mut self, index: LogIndex) -> Result<(), StorageError> {
         self.pending.clear();
+        self.replaced_records = false;
+        // The snapshot, durable before this, covers `index`; no segment
+        // may be claimed while they are all removed.
+        self.lower_mark(index, 0)?;
+        self.durable_index = index;
         self.remove_segments_after(0)?;
         self.positions.clear();
         self.log_start = index + 1;
@@ -524,6 +681,9 @@ impl Storage for WalStorage {
             segment.file.sync_data().map_err(|e| io_error("sync", &segment.path, e))?;
         }
         self.mark_synced();
+        if fsync {
+            self.durable_index = self.last_index().max(self.snapshot_index());
+        }
         Ok(())
     }
 
@@ -597,69 +757,10 @@ fn remove_temporary_segments(directory: &Path) -> Result<(), StorageError> {
     Ok(())
 }
 
-/// The directory belongs to the cluster and node named by `identity`, or is
-/// new and is claimed for them.
-fn check_identity(directory: &Path, identity: &str) -> Result<(), StorageError> {
-    let path = directory.join("IDENTITY");
-    match fs::read_to_string(&path) {
-        Ok(found) if found.trim() == identity.trim() => Ok(()),
-        Ok(found) => Err(StorageError::IdentityMismatch {
-            directory: directory.to_path_buf(),
-            found: found.trim().to_string(),
-            expected: identity.trim().to_string(),
-        }),
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            replace_file_atomically(directory, "IDENTITY", format!("{}\n", identity.trim()).as_bytes())
-        }
-        Err(error) => Err(io_error("read", &path, error)),
-    }
-}
-
 fn segment_first_index(path: &Path) -> Result<LogIndex, StorageError> {
     path.file_stem()
         .and_then(|stem| stem.to_str())
         .and_then(|stem| stem.parse().ok())
         .filter(|&index| index >= 1)
         .ok_or_else(|| StorageError::SegmentName { path: path.to_path_buf() })
-}
-
-fn encode_hard_state(hard_state: HardState) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HARD_STATE_BYTES);
-    bytes.extend_from_slice(HARD_STATE_MAGIC);
-    bytes.push(HARD_STATE_VERSION);
-    bytes.extend_from_slice(&hard_state.current_term.to_le_bytes());
-    bytes.push(u8::from(hard_state.voted_for.is_some()));
-    let vote = hard_state.voted_for.map_or(0, |node| u32::try_from(node).expect("node ids fit in u32"));
-    bytes.extend_from_slice(&vote.to_le_bytes());
-    let checksum = crc32c::crc32c(&bytes);
-    bytes.extend_from_slice(&checksum.to_le_bytes());
-    bytes
-}
-
-fn write_hard_state(directory: &Path, hard_state: HardState) -> Result<(), StorageError> {
-    replace_file_atomically(directory, "hard_state", &encode_hard_state(hard_state))
-}
-
-fn read_hard_state(path: &Path) -> Result<HardState, StorageError> {
-    let bytes = match fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(HardState::default()),
-        Err(error) => return Err(io_error("read", path, error)),
-    };
-    let corrupt = |why: &str| StorageError::CorruptFile { path: path.to_path_buf(), what: why.to_string() };
-    if bytes.len() != HARD_STATE_BYTES || &bytes[0..4] != HARD_STATE_MAGIC || bytes[4] != HARD_STATE_VERSION {
-        return Err(corrupt("wrong size, magic or version"));
-    }
-    let (body, checksum) = bytes.split_at(HARD_STATE_BYTES - 4);
-    if crc32c::crc32c(body) != u32::from_le_bytes(checksum.try_into().expect("4 bytes")) {
-        return Err(corrupt("checksum mismatch"));
-    }
-    let current_term = u64::from_le_bytes(body[5..13].try_into().expect("8 bytes"));
-    let vote = u32::from_le_bytes(body[14..18].try_into().expect("4 bytes")) as usize;
-    let voted_for = match body[13] {
-        0 => None,
-        1 => Some(vote),
-        _ => return Err(corrupt("bad vote flag")),
-    };
-    Ok(HardState { current_term, voted_for })
 }
