@@ -115,3 +115,24 @@ def test_a_snapshot_that_fails_its_check_is_refused_not_fatal(make_cluster):
     assert cluster.wait_until(lambda: cluster.status(follower)["last_applied"] == cluster.status(leader)["last_applied"])
     log = (cluster.directory / f"node-{follower}.log").read_text()
     assert "a snapshot that fails its check" in log, log[-2000:]
+
+
+def test_a_snapshot_announcing_a_terabyte_is_dropped(make_cluster):
+    cluster = make_cluster(3)
+    leader, term = leader_and_term(cluster)
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    follower = (leader + 1) % 3
+    # 2^40 bytes announced, a small first chunk sent: a follower used to
+    # grow its memory toward the announced size.
+    chunk = b"x" * 1024
+    frames = [peer_frame.install_snapshot(ours, leader, term, last_index=1000, last_term=term,
+                                          offset=offset, total_bytes=2**40, data=chunk)
+              for offset in range(0, 64 * len(chunk), len(chunk))]
+    send_frames(cluster, follower, frames)
+    time.sleep(0.5)
+    assert cluster.processes[follower].poll() is None, "the follower exited"
+    status = cluster.status(follower)
+    assert status["role"] == "Follower" and status["term"] == term, status
+    log = (cluster.directory / f"node-{follower}.log").read_text()
+    assert "snapshot larger than CoreConfig::max_snapshot_bytes" in log, log[-2000:]
+    assert cluster.client().put_topic("after-terabyte-snapshot")
