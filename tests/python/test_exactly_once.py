@@ -66,3 +66,34 @@ def test_retries_after_a_leader_crash_apply_each_request_once(make_cluster):
         assert reply == {"success": True}, request
     messages = drain(cluster, new_leader, "crash")
     assert sorted(messages, key=lambda m: int(m[1:])) == [f"m{number}" for number in range(40)]
+
+
+FLOOD_SESSIONS = 101_000  # past the 100,000 sessions a cluster keeps
+FLOOD_WINDOW = 2_000
+
+
+def test_a_flood_of_fresh_client_ids_cannot_make_a_retry_apply_twice(make_cluster):
+    """Issue 11: 100,000 cheap requests under fresh client ids used to push
+    a live client's session out, and its retry was applied a second time."""
+    cluster = make_cluster(3)
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    assert cluster.ask(leader, {"op": "put_topic", "topic": "t"}) == {"success": True}
+    put = session({"op": "put_message", "topic": "t", "message": "once"}, "victim", 1)
+    assert cluster.ask(leader, put) == {"success": True}
+    socket = dealer(cluster.endpoint(leader), timeout_ms=30_000)
+    counts: dict[str, int] = {}
+    sent = received = 0
+    while received < FLOOD_SESSIONS:
+        while sent < FLOOD_SESSIONS and sent - received < FLOOD_WINDOW:
+            flood = session({"op": "put_topic", "topic": "t"}, f"flood-{sent}", 1)
+            socket.send_multipart([b"", json.dumps(flood).encode()])
+            sent += 1
+        reply = json.loads(socket.recv_multipart()[-1])
+        outcome = "success" if reply.get("success") else reply.get("error", json.dumps(reply))
+        counts[outcome] = counts.get(outcome, 0) + 1
+        received += 1
+    socket.close()
+    assert cluster.ask(leader, put) == {"success": True}, "the retry is answered from the victim's session"
+    assert drain(cluster, leader, "t") == ["once"], "applied exactly once"
+    assert counts.get("too_many_sessions", 0) > 0, counts
