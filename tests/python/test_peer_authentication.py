@@ -6,6 +6,7 @@ test_forged_frames.py come to nothing before any frame is decoded."""
 import json
 import os
 import stat
+import struct
 import subprocess
 import time
 
@@ -13,7 +14,7 @@ import pytest
 import zmq
 
 import peer_frame
-from conftest import keygen_binary, make_key, node_binary
+from conftest import dealer, keygen_binary, make_key, node_binary
 
 FAR_TERM_JUMP = 1000
 
@@ -189,3 +190,64 @@ def test_listed_clients_only_and_admin_operations_for_admin_keys(make_cluster, t
     logs = "".join(node_log(cluster, node) for node in range(3))
     assert "clients authenticate with CURVE; 2 client keys admitted" in logs
     assert "is not listed" in logs
+
+
+def outsiders(cluster, node: int) -> list:
+    """Sockets to ``node``'s peer port from outside the membership: plain
+    TCP, and CURVE with a stranger's key."""
+    stranger_public, stranger_secret = zmq.curve_keypair()
+    return [peer_socket(cluster, node), peer_socket(cluster, node, stranger_secret, stranger_public)]
+
+
+def test_a_forged_entry_at_the_next_index_is_never_taken(make_cluster):
+    # Without keys, such an entry "from the leader" made a follower skip the
+    # real entry at that index, and an acknowledged put was lost after a
+    # leadership transfer to it.
+    cluster = make_cluster(3, keyed=True)
+    leader, term = leader_and_term(cluster)
+    client = cluster.client()
+    assert client.put_topic("real-1")
+    follower = (leader + 1) % 3
+    assert cluster.wait_until(lambda: cluster.status(follower)["commit_index"] == cluster.status(leader)["commit_index"])
+    last = cluster.status(follower)["commit_index"]
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    command = b"\x01" + struct.pack("<I", 6) + b"forged"
+    forged = peer_frame.append_entries(ours, leader, term=term, prev_log_index=last, prev_log_term=term,
+                                       leader_commit=last + 1, entries=[(term, command)])
+    sockets = outsiders(cluster, follower)
+    for socket in sockets:
+        socket.send(forged)
+    time.sleep(0.5)
+    for socket in sockets:
+        socket.close()
+    assert client.put_topic("real-2")
+    assert cluster.wait_until(lambda: len({cluster.status(node)["state_digest"] for node in range(3)}) == 1)
+    assert "forged" not in client.get_topics()
+    assert {"real-1", "real-2"} <= set(client.get_topics())
+
+
+def test_forged_acknowledgements_cannot_commit_for_a_lone_leader(make_cluster):
+    # Without keys, acknowledgements "from" dead followers let a lone leader
+    # acknowledge puts that were lost at failover.
+    cluster = make_cluster(3, keyed=True)
+    leader, term = leader_and_term(cluster)
+    commit_before = cluster.status(leader)["commit_index"]
+    ours = peer_frame.cluster_hash(cluster.addresses)
+    for node in range(3):
+        if node != leader:
+            cluster.kill(node)
+    socket = dealer(cluster.endpoint(leader), timeout_ms=3000)
+    socket.send_multipart([b"", json.dumps({"op": "put_topic", "topic": "lone"}).encode()])
+    sockets = outsiders(cluster, leader)
+    for index in range(commit_before + 1, commit_before + 4):
+        for follower in range(3):
+            if follower != leader:
+                for outsider in sockets:
+                    outsider.send(peer_frame.append_entries_response(ours, follower, term, True, index))
+    reply = json.loads(socket.recv_multipart()[-1])
+    socket.close()
+    for outsider in sockets:
+        outsider.close()
+    assert not reply.get("success"), reply
+    status = cluster.status(leader)
+    assert status["commit_index"] == commit_before, status
