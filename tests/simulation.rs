@@ -6,6 +6,7 @@
 mod simulation {
     pub mod clients;
     pub mod cluster;
+    pub mod confused;
     pub mod disk;
     pub mod invariants;
     pub mod network;
@@ -403,6 +404,8 @@ struct RunStats {
     crashes_in_flight: u64,
     torn_tails: u64,
     torn_records_cut: u64,
+    confused_delivered: u64,
+    confused_dropped: u64,
 }
 
 impl std::ops::AddAssign for RunStats {
@@ -415,6 +418,8 @@ impl std::ops::AddAssign for RunStats {
         self.crashes_in_flight += other.crashes_in_flight;
         self.torn_tails += other.torn_tails;
         self.torn_records_cut += other.torn_records_cut;
+        self.confused_delivered += other.confused_delivered;
+        self.confused_dropped += other.confused_dropped;
     }
 }
 
@@ -484,6 +489,8 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64) -> RunStats {
         crashes_in_flight: cluster.crashes_in_flight,
         torn_tails: cluster.torn_tails,
         torn_records_cut: cluster.torn_records_cut,
+        confused_delivered: cluster.confused_delivered,
+        confused_dropped: cluster.confused_dropped_so_far(),
     }
 }
 
@@ -548,7 +555,8 @@ fn sweep(nodes: usize, default_count: u64, offset: u64) -> RunStats {
     }
     eprintln!(
         "{nodes} nodes: {} snapshots installed, {} reads checked, {} writes acknowledged, {} storage failures, \
-         {} shutdowns, {} crashes with writes in flight, {} of them torn and cut by recovery ({} records cut)",
+         {} shutdowns, {} crashes with writes in flight, {} of them torn and cut by recovery ({} records cut), \
+         {} confused messages delivered ({} dropped as untrustworthy)",
         stats.snapshots_installed,
         stats.reads_checked,
         stats.writes_acknowledged,
@@ -556,7 +564,9 @@ fn sweep(nodes: usize, default_count: u64, offset: u64) -> RunStats {
         stats.shutdowns,
         stats.crashes_in_flight,
         stats.torn_tails,
-        stats.torn_records_cut
+        stats.torn_records_cut,
+        stats.confused_delivered,
+        stats.confused_dropped
     );
     stats
 }
@@ -572,6 +582,7 @@ fn assert_exercised(stats: &RunStats, seed_count: usize) {
     assert!(stats.storage_failures > 0, "no seed failed a node's storage");
     assert!(stats.shutdowns > 0, "no seed shut a node down");
     assert!(stats.torn_tails > 0, "no crash tore an unsynced write");
+    assert!(stats.confused_dropped > 0, "no node dropped a confused message");
 }
 
 #[test]

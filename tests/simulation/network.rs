@@ -18,6 +18,8 @@ pub struct NetworkConfig {
     /// that retransmits after a partition heals delivers them late).
     pub stale_per_mille: u32,
     pub stale_delay_ms: u64,
+    /// Messages also delivered as a confused copy (confused.rs).
+    pub confused_per_mille: u32,
 }
 
 impl NetworkConfig {
@@ -29,6 +31,7 @@ impl NetworkConfig {
             max_delay_ms: 3,
             stale_per_mille: 0,
             stale_delay_ms: 0,
+            confused_per_mille: 0,
         }
     }
 
@@ -40,6 +43,7 @@ impl NetworkConfig {
             max_delay_ms: 25,
             stale_per_mille: 5,
             stale_delay_ms: 3000,
+            confused_per_mille: 5,
         }
     }
 }
@@ -50,6 +54,16 @@ struct InFlight {
     from: NodeId,
     to: NodeId,
     message: Message,
+    /// A confused copy (confused.rs), not what the sender sent.
+    confused: bool,
+}
+
+/// A message due for delivery.
+pub struct Delivery {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub message: Message,
+    pub confused: bool,
 }
 
 impl PartialEq for InFlight {
@@ -77,16 +91,25 @@ pub struct Network {
     cut: HashSet<(NodeId, NodeId)>,
     sequence: u64,
     pub delivered: u64,
+    node_count: usize,
 }
 
 impl Network {
-    pub fn new(config: NetworkConfig) -> Network {
-        Network { config, queue: BinaryHeap::new(), cut: HashSet::new(), sequence: 0, delivered: 0 }
+    pub fn new(config: NetworkConfig, node_count: usize) -> Network {
+        Network { config, queue: BinaryHeap::new(), cut: HashSet::new(), sequence: 0, delivered: 0, node_count }
     }
 
     pub fn send(&mut self, rng: &mut ChaCha8Rng, now_ms: u64, from: NodeId, to: NodeId, message: Message) {
         if rng.gen_range(0..1000) < self.config.drop_per_mille {
             return;
+        }
+        if rng.gen_range(0..1000) < self.config.confused_per_mille {
+            let confused = super::confused::confuse(rng, from, self.node_count, &message);
+            let delay_ms = rng.gen_range(self.config.min_delay_ms..=self.config.max_delay_ms);
+            self.sequence += 1;
+            let sequence = self.sequence;
+            let deliver_at_ms = now_ms + delay_ms;
+            self.queue.push(InFlight { deliver_at_ms, sequence, from, to, message: confused, confused: true });
         }
         let copies = if rng.gen_range(0..1000) < self.config.duplicate_per_mille { 2 } else { 1 };
         for _ in 0..copies {
@@ -103,18 +126,19 @@ impl Network {
                 from,
                 to,
                 message: message.clone(),
+                confused: false,
             });
         }
     }
 
     /// Messages due by `now_ms` whose link is not cut at delivery time.
-    pub fn due(&mut self, now_ms: u64) -> Vec<(NodeId, NodeId, Message)> {
+    pub fn due(&mut self, now_ms: u64) -> Vec<Delivery> {
         let mut due = Vec::new();
         while self.queue.peek().is_some_and(|head| head.deliver_at_ms <= now_ms) {
-            let in_flight = self.queue.pop().expect("peeked");
-            if !self.cut.contains(&(in_flight.from, in_flight.to)) {
+            let InFlight { from, to, message, confused, .. } = self.queue.pop().expect("peeked");
+            if !self.cut.contains(&(from, to)) {
                 self.delivered += 1;
-                due.push((in_flight.from, in_flight.to, in_flight.message));
+                due.push(Delivery { from, to, message, confused });
             }
         }
         due
