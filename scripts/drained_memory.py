@@ -21,13 +21,6 @@ REPOSITORY = Path(__file__).resolve().parents[1]
 IN_FLIGHT = 16
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def pipeline(socket, requests: list[dict]) -> None:
     """Every request on the DEALER, at most IN_FLIGHT waiting; each must succeed."""
     sent = answered = 0
@@ -51,6 +44,7 @@ def main() -> None:
         os.environ["RAFTMQ_NODE"] = str(options.node.resolve())
     sys.path.insert(0, str(REPOSITORY / "tests" / "python"))
     from conftest import LocalCluster, dealer  # noqa: E402 (imports pytest and zmq: after --help)
+    from process_memory import rss_mb  # noqa: E402 (in tests/python, beside conftest)
 
     with tempfile.TemporaryDirectory() as directory:
         cluster = LocalCluster(Path(directory), 1)

@@ -19,13 +19,6 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[1]
 
 
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--clients", type=int, default=100)
@@ -48,6 +41,8 @@ def main() -> None:
 
 
 def run(cluster, options) -> None:
+    from process_memory import rss_mb  # in tests/python, which main put on sys.path
+
     leader = cluster.find_leader_course_style()
     if leader is None:
         raise SystemExit("no leader was elected")

@@ -3,68 +3,32 @@
 //! snapshots, compaction, an interrupted install, identity, and the cut
 //! back to the last good sync after a failure.
 
+mod support;
+
 use std::fs::{self, OpenOptions};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 use std::sync::Arc;
 
 use raftmq::raft::{Entry, HardState, Snapshot};
 use raftmq::storage::{Storage, WalOptions, WalStorage};
-
-/// A fresh directory under the system temp dir, removed when dropped.
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    fn new() -> TempDirectory {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("raftmq-wal-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let path = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::temp_directory::TempDirectory;
+use support::wal_directory::{append_each_synced, open, segment_files};
+use support::wal_layout::SEGMENT_HEADER_BYTES;
 
 fn entry(index: u64, term: u64) -> Entry {
     Entry { term, index, data: format!("entry {index} of term {term}").into_bytes() }
-}
-
-fn open(directory: &Path) -> WalStorage {
-    WalStorage::open(directory, WalOptions::default()).expect("opens")
-}
-
-fn segment_files(directory: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(directory)
-        .unwrap()
-        .map(|item| item.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "wal"))
-        .collect();
-    files.sort();
-    files
 }
 
 /// Write entries 1..=count (term 1), each synced on its own (one batch
 /// each, so every record but the last is followed by a later write), then
 /// close.
 fn write_log(directory: &Path, count: u64) {
-    let mut wal = open(directory);
-    for index in 1..=count {
-        wal.append_entries(&[entry(index, 1)]).unwrap();
-        wal.sync().unwrap();
-    }
+    append_each_synced(&mut open(directory), (1..=count).map(|index| entry(index, 1)));
 }
-
-/// Bytes before the first batch of a segment: its header.
-const SEGMENT_HEADER_BYTES: usize = 28;
 
 #[test]
 fn entries_and_hard_state_survive_reopen() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
         wal.save_hard_state(HardState { current_term: 3, voted_for: Some(2) }).unwrap();
@@ -85,7 +49,7 @@ fn entries_and_hard_state_survive_reopen() {
 
 #[test]
 fn conflicting_append_replaces_the_suffix_on_disk() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
         wal.append_entries(&(1..=5).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
@@ -99,7 +63,7 @@ fn conflicting_append_replaces_the_suffix_on_disk() {
 
 #[test]
 fn gap_is_an_error() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let mut wal = open(&directory.0);
     let error = wal.append_entries(&[entry(2, 1)]).unwrap_err();
     assert!(error.detail().contains("outside the stored log"), "{}", error.detail());
@@ -107,10 +71,10 @@ fn gap_is_an_error() {
 
 #[test]
 fn torn_last_record_is_cut_at_every_byte_offset() {
-    let reference = TempDirectory::new();
+    let reference = TempDirectory::new("wal");
     write_log(&reference.0, 2);
     let two_records = fs::metadata(&segment_files(&reference.0)[0]).unwrap().len();
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let full = fs::read(&segment).unwrap();
@@ -130,7 +94,7 @@ fn torn_last_record_is_cut_at_every_byte_offset() {
 
 #[test]
 fn last_record_with_bad_checksum_or_zero_tail_is_torn() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
@@ -143,7 +107,7 @@ fn last_record_with_bad_checksum_or_zero_tail_is_torn() {
 
 #[test]
 fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
@@ -159,7 +123,7 @@ fn corrupt_record_before_the_tail_refuses_to_start_naming_file_and_offset() {
 
 #[test]
 fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     write_log(&directory.0, 3);
     let segment = segment_files(&directory.0)[0].clone();
     let mut bytes = fs::read(&segment).unwrap();
@@ -174,7 +138,7 @@ fn corrupt_length_field_is_not_mistaken_for_a_torn_tail() {
 
 #[test]
 fn segments_rotate_and_truncation_removes_later_segments() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let options = WalOptions { segment_bytes: 100, ..WalOptions::default() };
     {
         let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
@@ -196,7 +160,7 @@ fn segments_rotate_and_truncation_removes_later_segments() {
 
 #[test]
 fn a_directory_is_used_by_one_process_at_a_time() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let _first = open(&directory.0);
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("locked");
     assert!(error.detail().contains("in use"), "{}", error.detail());
@@ -204,7 +168,7 @@ fn a_directory_is_used_by_one_process_at_a_time() {
 
 #[test]
 fn corrupt_hard_state_refuses_to_start() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
         wal.save_hard_state(HardState { current_term: 7, voted_for: None }).unwrap();
@@ -230,7 +194,7 @@ fn snapshot(last_index: u64, last_term: u64) -> Snapshot {
 // entries after the snapshot.
 #[test]
 fn snapshot_and_compaction_survive_reopen() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
         wal.append_entries(&(1..=30).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
@@ -253,7 +217,7 @@ fn snapshot_and_compaction_survive_reopen() {
 // continue replaces the whole log; appends continue after the snapshot.
 #[test]
 fn reset_after_an_installed_snapshot_starts_the_log_after_it() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
         wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
@@ -272,7 +236,7 @@ fn reset_after_an_installed_snapshot_starts_the_log_after_it() {
 // (none can be committed), and the log restarts after the snapshot.
 #[test]
 fn an_interrupted_install_leaves_no_stale_entries() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
         wal.append_entries(&(1..=10).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
@@ -290,7 +254,7 @@ fn an_interrupted_install_leaves_no_stale_entries() {
 
 #[test]
 fn a_corrupt_snapshot_refuses_to_start() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
         wal.save_snapshot(&snapshot(5, 1)).unwrap();
@@ -307,7 +271,7 @@ fn a_corrupt_snapshot_refuses_to_start() {
 // etcd's cluster token: a directory written by another cluster or node is refused.
 #[test]
 fn a_directory_of_another_cluster_or_node_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let identity = |text: &str| WalOptions { identity: Some(text.into()), ..WalOptions::default() };
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
     drop(WalStorage::open(&directory.0, identity("raftmq cluster aa node 0")).unwrap());
@@ -319,7 +283,7 @@ fn a_directory_of_another_cluster_or_node_is_refused() {
 // may be read back as durable: it is cut off.
 #[test]
 fn discard_unsynced_cuts_back_to_the_last_good_sync() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let mut wal = open(&directory.0);
     wal.append_entries(&(1..=3).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
     wal.sync().unwrap();
@@ -334,7 +298,7 @@ fn discard_unsynced_cuts_back_to_the_last_good_sync() {
 // active segment's unsynced records are what a discard removes.
 #[test]
 fn discard_unsynced_keeps_segments_that_rotation_synced() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let mut wal = WalStorage::open(&directory.0, small_segments()).unwrap();
     wal.append_entries(&(1..=20).map(|index| entry(index, 1)).collect::<Vec<_>>()).unwrap();
     wal.discard_unsynced().unwrap();
@@ -348,7 +312,7 @@ fn discard_unsynced_keeps_segments_that_rotation_synced() {
 // they are cut too, even whole records, since none of them was synced.
 #[test]
 fn discard_unsynced_cuts_bytes_a_failed_write_left_behind() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let mut wal = open(&directory.0);
     wal.append_entries(&[entry(1, 1)]).unwrap();
     wal.sync().unwrap();
@@ -372,7 +336,7 @@ fn discard_unsynced_cuts_bytes_a_failed_write_left_behind() {
 // and the next open refused the log as missing a segment.
 #[test]
 fn a_conflicting_append_into_a_full_segment_is_read_back_after_a_restart() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("wal");
     let options = WalOptions { segment_bytes: 600, ..WalOptions::default() };
     let mut wal = WalStorage::open(&directory.0, options.clone()).unwrap();
     for index in 1..=20 {

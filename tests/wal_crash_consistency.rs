@@ -13,67 +13,23 @@
 //! plus a prefix of the unsynced write, every record is byte-identical to
 //! what was written, and the log takes writes again.
 
-use std::collections::BTreeMap;
-use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+mod support;
+
+use std::path::Path;
 use std::sync::Arc;
 
 use raftmq::raft::{Entry, HardState, Snapshot};
 use raftmq::storage::{write_snapshot_temporary, Storage, WalOptions, WalStorage};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
+use support::temp_directory::TempDirectory;
+use support::wal_directory::{files, restore, Files};
+use support::wal_layout::SECTOR_BYTES;
 
-const SECTOR_BYTES: usize = 512;
 /// Units of tearing (sectors, file sizes, file existences) up to which every
 /// combination is tried; beyond, `SAMPLED_STATES` random ones.
 const EXHAUSTIVE_UNITS: usize = 13;
 const SAMPLED_STATES: usize = 1500;
-
-/// The regular files of a data directory (the lock file aside), by name.
-type Files = BTreeMap<String, Vec<u8>>;
-
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    /// Under /dev/shm where there is one: the model is in the test, and a
-    /// RAM file system makes the thousands of fsyncs free.
-    fn new() -> TempDirectory {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let shared_memory = Path::new("/dev/shm");
-        let base = if shared_memory.is_dir() { shared_memory.to_path_buf() } else { std::env::temp_dir() };
-        let name = format!("raftmq-crash-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let path = base.join(name);
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn capture(directory: &Path) -> Files {
-    let mut files = Files::new();
-    for item in fs::read_dir(directory).unwrap() {
-        let path = item.unwrap().path();
-        let name = path.file_name().unwrap().to_str().unwrap().to_string();
-        if name != "LOCK" {
-            files.insert(name, fs::read(&path).unwrap());
-        }
-    }
-    files
-}
-
-fn restore(directory: &Path, files: &Files) {
-    let _ = fs::remove_dir_all(directory);
-    fs::create_dir_all(directory).unwrap();
-    for (name, bytes) in files {
-        fs::write(directory.join(name), bytes).unwrap();
-    }
-}
 
 /// How a file may look after the crash; `None` is "absent".
 type FileChoice = Option<Vec<u8>>;
@@ -292,15 +248,15 @@ fn synced_history() -> Vec<Vec<Entry>> {
 /// The last write, unsynced, torn at every combination of its sectors (and
 /// of the file's size): `batch_bytes` sizes its entries.
 fn torn_append(entry_count: u64, entry_bytes: usize, seed: u64) -> (usize, usize) {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
     let log = write_synced(&mut wal, &synced_history());
-    let synced = capture(&directory.0);
+    let synced = files(&directory.0);
     let batch = entries(10..=9 + entry_count, 2, entry_bytes);
     wal.append_entries(&batch).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let written = capture(&directory.0);
+    let written = files(&directory.0);
     let states = crash_states(&synced, &written, seed);
     let expected = Expected {
         log: &log,
@@ -337,15 +293,15 @@ fn a_torn_append_of_one_small_record_keeps_the_synced_log() {
 // old suffix or a prefix of the new one, never a mix.
 #[test]
 fn a_torn_conflicting_append_leaves_the_old_suffix_or_a_prefix_of_the_new() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
     let log = write_synced(&mut wal, &synced_history());
-    let synced = capture(&directory.0);
+    let synced = files(&directory.0);
     let batch = entries(6..=12, 3, 300);
     wal.append_entries(&batch).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let states = crash_states(&synced, &capture(&directory.0), 4);
+    let states = crash_states(&synced, &files(&directory.0), 4);
     let expected = Expected {
         log: &log,
         batch: &batch,
@@ -362,16 +318,16 @@ fn a_torn_conflicting_append_leaves_the_old_suffix_or_a_prefix_of_the_new() {
 #[test]
 fn a_cut_during_segment_rotation_keeps_the_synced_log_and_a_prefix() {
     let segment_bytes = 3000;
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
     let log = write_synced(&mut wal, &synced_history());
-    let before_append = capture(&directory.0);
+    let before_append = files(&directory.0);
     let batch = entries(10..=17, 2, 300);
     wal.append_entries(&batch).unwrap(); // rotates: writes, syncs, creates the next segment
-    let rotated = capture(&directory.0);
+    let rotated = files(&directory.0);
     wal.sync().unwrap();
     drop(wal);
-    let written = capture(&directory.0);
+    let written = files(&directory.0);
     let new_segments: Vec<&String> =
         rotated.keys().filter(|name| name.ends_with(".wal") && !before_append.contains_key(*name)).collect();
     assert_eq!(new_segments.len(), 1, "the append rotated once");
@@ -430,16 +386,16 @@ fn replacement_states(before: &Files, after: &Files, name: &str, temporary: &str
 
 #[test]
 fn a_cut_while_the_hard_state_is_replaced_leaves_the_old_or_the_new() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
     let old = HardState { current_term: 2, voted_for: Some(1) };
     wal.save_hard_state(old).unwrap();
     let log = write_synced(&mut wal, &synced_history());
-    let before = capture(&directory.0);
+    let before = files(&directory.0);
     let new = HardState { current_term: 3, voted_for: Some(2) };
     wal.save_hard_state(new).unwrap();
     drop(wal);
-    let states = replacement_states(&before, &capture(&directory.0), "hard_state", "hard_state.tmp", 20);
+    let states = replacement_states(&before, &files(&directory.0), "hard_state", "hard_state.tmp", 20);
     let expected = Expected { log: &log, batch: &[], at_least: 0, hard_states: vec![old, new], snapshots: vec![None] };
     check_states(&directory.0, &states, 1 << 20, &expected, "hard_state replacement");
 }
@@ -458,19 +414,19 @@ fn snapshot(last_index: u64, last_term: u64, bytes: usize) -> Snapshot {
 #[test]
 fn a_cut_during_snapshot_replacement_and_compaction_leaves_the_old_or_the_new() {
     let segment_bytes = 600;
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
     let old_snapshot = snapshot(3, 1, 700);
     wal.save_snapshot(&old_snapshot).unwrap();
     let history: Vec<Vec<Entry>> = (1..=30).map(|index| entries(index..=index, 1, 120)).collect();
     let log = write_synced(&mut wal, &history);
-    let before = capture(&directory.0);
+    let before = files(&directory.0);
     let new_snapshot = snapshot(24, 1, 1500);
     wal.save_snapshot(&new_snapshot).unwrap();
-    let saved = capture(&directory.0);
+    let saved = files(&directory.0);
     wal.compact(24).unwrap();
     drop(wal);
-    let compacted = capture(&directory.0);
+    let compacted = files(&directory.0);
     let removed = saved.len() - compacted.len();
     assert!(removed >= 3, "compaction removed {removed} segments");
     let snapshots = vec![Some(old_snapshot), Some(new_snapshot.clone())];
@@ -486,18 +442,18 @@ fn a_cut_during_snapshot_replacement_and_compaction_leaves_the_old_or_the_new() 
 // by rename; a cut before that leaves the old one.
 #[test]
 fn a_cut_while_a_written_snapshot_is_adopted_leaves_the_old_or_the_new() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
     let log = write_synced(&mut wal, &synced_history());
     let old_snapshot = snapshot(2, 1, 300);
     wal.save_snapshot(&old_snapshot).unwrap();
-    let before = capture(&directory.0);
+    let before = files(&directory.0);
     let new_snapshot = snapshot(6, 2, 900);
     let temporary = write_snapshot_temporary(&directory.0, &new_snapshot).unwrap();
     let temporary_name = temporary.file_name().unwrap().to_str().unwrap().to_string();
     wal.adopt_snapshot(&new_snapshot, &temporary).unwrap();
     drop(wal);
-    let states = replacement_states(&before, &capture(&directory.0), "snapshot", &temporary_name, 40);
+    let states = replacement_states(&before, &files(&directory.0), "snapshot", &temporary_name, 40);
     let snapshots = vec![Some(old_snapshot), Some(new_snapshot)];
     let expected = Expected { log: &log, batch: &[], at_least: 0, hard_states: vec![HardState::default()], snapshots };
     check_states(&directory.0, &states, 1 << 20, &expected, "snapshot adoption");
@@ -511,16 +467,16 @@ fn a_cut_while_a_written_snapshot_is_adopted_leaves_the_old_or_the_new() {
 #[test]
 fn a_cut_while_an_installed_snapshot_resets_the_log_leaves_no_stale_entries() {
     let segment_bytes = 600;
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
     let history: Vec<Vec<Entry>> = (1..=20).map(|index| entries(index..=index, 1, 120)).collect();
     let log = write_synced(&mut wal, &history);
     let installed = snapshot(15, 4, 800); // term 4 at 15: the log diverges
     wal.save_snapshot(&installed).unwrap();
-    let saved = capture(&directory.0);
+    let saved = files(&directory.0);
     wal.reset_log(15).unwrap();
     drop(wal);
-    let reset = capture(&directory.0);
+    let reset = files(&directory.0);
     assert_ne!(saved["hard_state"], reset["hard_state"], "the mark is lowered");
     let mut lowered = saved.clone();
     lowered.insert("hard_state".into(), reset["hard_state"].clone());
@@ -555,26 +511,26 @@ fn a_cut_while_an_installed_snapshot_resets_the_log_leaves_no_stale_entries() {
 // pass for a later write (which would make the tear look like damage).
 #[test]
 fn a_batch_frame_inside_client_data_does_not_make_a_tear_look_like_damage() {
-    let other = TempDirectory::new();
+    let other = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&other.0, options(1 << 20)).unwrap();
-    let empty = capture(&other.0);
+    let empty = files(&other.0);
     wal.append_entries(&entries(1..=2, 1, 50)).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let written = capture(&other.0);
+    let written = files(&other.0);
     let segment = written.keys().find(|name| name.ends_with(".wal")).unwrap();
     let frame = written[segment][empty[segment].len()..].to_vec();
 
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
     let log = write_synced(&mut wal, &synced_history());
-    let synced = capture(&directory.0);
+    let synced = files(&directory.0);
     let mut batch = entries(10..=12, 2, 700);
     batch[1].data = frame.repeat(3);
     wal.append_entries(&batch).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let states = crash_states(&synced, &capture(&directory.0), 60);
+    let states = crash_states(&synced, &files(&directory.0), 60);
     let expected = Expected {
         log: &log,
         batch: &batch,
@@ -597,20 +553,20 @@ fn a_batch_frame_inside_client_data_does_not_make_a_tear_look_like_damage() {
 #[test]
 fn a_conflicting_append_below_the_mark_never_leaves_a_state_that_is_refused() {
     let segment_bytes = 600;
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
     let history: Vec<Vec<Entry>> = (1..=20).map(|index| entries(index..=index, 1, 120)).collect();
     let log = write_synced(&mut wal, &history);
     let hard_state = HardState { current_term: 3, voted_for: Some(0) };
     wal.save_hard_state(hard_state).unwrap(); // records the mark: synced through 20
-    let marked = capture(&directory.0);
+    let marked = files(&directory.0);
     // Index 6 is in the middle of a closed segment (5 to 8).
     let batch = entries(6..=6, 3, 120);
     let kept = 5;
     wal.append_entries(&batch).unwrap();
     wal.sync().unwrap();
     drop(wal);
-    let written = capture(&directory.0);
+    let written = files(&directory.0);
     assert_ne!(marked["hard_state"], written["hard_state"], "the mark is lowered");
     let mut lowered = marked.clone();
     lowered.insert("hard_state".into(), written["hard_state"].clone());
@@ -649,13 +605,13 @@ fn a_conflicting_append_below_the_mark_never_leaves_a_state_that_is_refused() {
 #[test]
 fn a_cut_while_the_first_term_is_stored_and_claimed_never_leaves_a_refused_state() {
     let identity = WalOptions { identity: Some("raftmq cluster 00ff node 2".into()), ..options(1 << 20) };
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, identity.clone()).unwrap();
-    let before = capture(&directory.0);
+    let before = files(&directory.0);
     let stored = HardState { current_term: 1, voted_for: Some(2) };
     wal.save_hard_state(stored).unwrap();
     drop(wal);
-    let after = capture(&directory.0);
+    let after = files(&directory.0);
     assert_ne!(before["IDENTITY"], after["IDENTITY"], "the directory is claimed");
     let mut hard_state_written = before.clone();
     hard_state_written.insert("hard_state".into(), after["hard_state"].clone());

@@ -4,59 +4,25 @@
 //! (A torn write can only touch the bytes after the last completed fsync;
 //! see tests/wal_crash_consistency.rs.)
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use raftmq::raft::Entry;
 use raftmq::storage::{Storage, WalOptions, WalStorage};
-
-/// Bytes before a segment's first batch: its header.
-const SEGMENT_HEADER_BYTES: usize = 28;
-/// A batch frame's header, and each record's header and entry header.
-const BATCH_HEADER_BYTES: usize = 16;
-const RECORD_OVERHEAD_BYTES: usize = 24;
-const SECTOR_BYTES: usize = 512;
-
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    /// Under /dev/shm where there is one: thousands of opens, each cheap.
-    fn new() -> TempDirectory {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let shared_memory = Path::new("/dev/shm");
-        let base = if shared_memory.is_dir() { shared_memory.to_path_buf() } else { std::env::temp_dir() };
-        let name = format!("raftmq-damage-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let path = base.join(name);
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::temp_directory::TempDirectory;
+use support::wal_directory::{append_each_synced, open, segment_files};
+use support::wal_layout::{BATCH_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SECTOR_BYTES, SEGMENT_HEADER_BYTES};
 
 fn entry(index: u64, bytes: usize) -> Entry {
     Entry { term: 1 + index / 5, index, data: vec![index as u8; bytes] }
 }
 
-fn segment_files(directory: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(directory)
-        .unwrap()
-        .map(|item| item.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "wal"))
-        .collect();
-    files.sort();
-    files
-}
-
 /// Write `batches` (entry counts), each synced on its own; return where
 /// each batch starts in the (single) segment.
 fn write_batches(directory: &Path, batches: &[u64], entry_bytes: usize) -> Vec<usize> {
-    let mut wal = WalStorage::open(directory, WalOptions::default()).unwrap();
+    let mut wal = open(directory);
     let (mut next_index, mut offset, mut starts) = (1, SEGMENT_HEADER_BYTES, Vec::new());
     for &count in batches {
         let entries: Vec<Entry> = (next_index..next_index + count).map(|index| entry(index, entry_bytes)).collect();
@@ -89,7 +55,7 @@ fn holder(starts: &[usize], byte: usize) -> usize {
 
 #[test]
 fn a_flipped_bit_anywhere_in_synced_data_is_refused_naming_file_and_offset() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let starts = write_batches(&directory.0, &[3, 1, 4, 2], 30);
     let segment = segment_files(&directory.0).remove(0);
     let original = fs::read(&segment).unwrap();
@@ -105,7 +71,7 @@ fn a_flipped_bit_anywhere_in_synced_data_is_refused_naming_file_and_offset() {
 
 #[test]
 fn a_lost_sector_in_synced_data_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let starts = write_batches(&directory.0, &[6, 6, 6, 6, 1], 100);
     let segment = segment_files(&directory.0).remove(0);
     let original = fs::read(&segment).unwrap();
@@ -123,16 +89,13 @@ fn a_lost_sector_in_synced_data_is_refused() {
 fn write_segmented(directory: &Path, count: u64, segment_bytes: u64) -> Vec<PathBuf> {
     let options = WalOptions { segment_bytes, ..WalOptions::default() };
     let mut wal = WalStorage::open(directory, options).unwrap();
-    for index in 1..=count {
-        wal.append_entries(&[entry(index, 60)]).unwrap();
-        wal.sync().unwrap();
-    }
+    append_each_synced(&mut wal, (1..=count).map(|index| entry(index, 60)));
     segment_files(directory)
 }
 
 #[test]
 fn a_missing_segment_is_refused_naming_the_gap() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let segments = write_segmented(&directory.0, 30, 400);
     assert!(segments.len() >= 4, "{} segments", segments.len());
     fs::remove_file(&segments[2]).unwrap();
@@ -143,7 +106,7 @@ fn a_missing_segment_is_refused_naming_the_gap() {
 
 #[test]
 fn a_missing_first_segment_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let segments = write_segmented(&directory.0, 30, 400);
     fs::remove_file(&segments[0]).unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();
@@ -159,7 +122,7 @@ fn a_missing_first_segment_is_refused() {
 // its end is not a torn write, and neither is a damaged header.
 #[test]
 fn damage_in_a_segment_before_the_last_is_refused_even_at_its_end() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let segments = write_segmented(&directory.0, 30, 400);
     let second = &segments[1];
     let original = fs::read(second).unwrap();
@@ -180,7 +143,7 @@ fn damage_in_a_segment_before_the_last_is_refused_even_at_its_end() {
 // a format 1 segment to reinterpret.
 #[test]
 fn a_segment_without_its_header_is_refused_in_a_format_2_directory() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let segments = write_segmented(&directory.0, 30, 400);
     let bytes = fs::read(&segments[1]).unwrap();
     fs::write(&segments[1], &bytes[SEGMENT_HEADER_BYTES..]).unwrap();
@@ -193,7 +156,7 @@ fn a_segment_without_its_header_is_refused_in_a_format_2_directory() {
 // It is cut, and the cut is logged; the rest of the log is kept.
 #[test]
 fn damage_to_the_very_last_batch_is_taken_for_a_torn_write() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("damage");
     let starts = write_batches(&directory.0, &[3, 2], 30);
     let segment = segment_files(&directory.0).remove(0);
     let mut bytes = fs::read(&segment).unwrap();

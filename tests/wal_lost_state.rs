@@ -5,38 +5,18 @@
 //! wiped except for `IDENTITY`. And what an honest crash or a new directory
 //! leaves still opens (tests/wal_crash_consistency.rs holds the crash cuts).
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use raftmq::raft::{Entry, HardState};
 use raftmq::storage::{Storage, StorageError, WalOptions, WalStorage};
+use support::temp_directory::TempDirectory;
+use support::wal_directory::{append_each_synced, files, segment_files};
+use support::wal_layout::{BATCH_HEADER_BYTES, RECORD_OVERHEAD_BYTES, SEGMENT_HEADER_BYTES};
 
-const SEGMENT_HEADER_BYTES: usize = 28;
-const BATCH_HEADER_BYTES: usize = 16;
-const RECORD_OVERHEAD_BYTES: usize = 24;
 const IDENTITY: &str = "raftmq cluster 0123456789abcdef node 0";
-
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    fn new() -> TempDirectory {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let shared_memory = Path::new("/dev/shm");
-        let base = if shared_memory.is_dir() { shared_memory.to_path_buf() } else { std::env::temp_dir() };
-        let name = format!("raftmq-lost-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let path = base.join(name);
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
 
 fn options(segment_bytes: u64) -> WalOptions {
     WalOptions { segment_bytes, identity: Some(IDENTITY.into()), ..WalOptions::default() }
@@ -46,34 +26,12 @@ fn entry(index: u64, bytes: usize) -> Entry {
     Entry { term: 2, index, data: vec![index as u8; bytes] }
 }
 
-fn segment_files(directory: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = fs::read_dir(directory)
-        .unwrap()
-        .map(|item| item.unwrap().path())
-        .filter(|path| path.extension().is_some_and(|extension| extension == "wal"))
-        .collect();
-    files.sort();
-    files
-}
-
-fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(directory)
-        .unwrap()
-        .map(|item| item.unwrap().path())
-        .filter(|path| path.file_name().unwrap() != "LOCK")
-        .map(|path| (path.file_name().unwrap().to_str().unwrap().to_string(), fs::read(&path).unwrap()))
-        .collect()
-}
-
 /// A node's directory: term 2 stored, then `count` entries of 60 bytes, one
 /// synced batch each, then the term stored again (which records the mark).
 fn write_node_directory(directory: &Path, count: u64, segment_bytes: u64) {
     let mut wal = WalStorage::open(directory, options(segment_bytes)).unwrap();
     wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0) }).unwrap();
-    for index in 1..=count {
-        wal.append_entries(&[entry(index, 60)]).unwrap();
-        wal.sync().unwrap();
-    }
+    append_each_synced(&mut wal, (1..=count).map(|index| entry(index, 60)));
     wal.save_hard_state(HardState { current_term: 2, voted_for: Some(1) }).unwrap();
 }
 
@@ -92,7 +50,7 @@ fn assert_lost(directory: &Path, segment_bytes: u64, expected: &str) -> String {
 
 #[test]
 fn a_lost_last_segment_is_refused_naming_it() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 40, 600);
     let segments = segment_files(&directory.0);
     assert!(segments.len() >= 4, "{segments:?}");
@@ -105,7 +63,7 @@ fn a_lost_last_segment_is_refused_naming_it() {
 
 #[test]
 fn the_last_segments_lost_down_to_a_rotation_are_refused_even_without_a_later_term() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     {
         let mut wal = WalStorage::open(&directory.0, options(600)).unwrap();
         wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0) }).unwrap();
@@ -124,7 +82,7 @@ fn the_last_segments_lost_down_to_a_rotation_are_refused_even_without_a_later_te
 
 #[test]
 fn a_log_cut_at_a_batch_boundary_below_the_mark_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 10, 1 << 20);
     let segment = &segment_files(&directory.0)[0];
     let batch_bytes = BATCH_HEADER_BYTES + RECORD_OVERHEAD_BYTES + 60;
@@ -140,7 +98,7 @@ fn a_log_cut_at_a_batch_boundary_below_the_mark_is_refused() {
 
 #[test]
 fn damage_to_a_last_batch_the_mark_covers_is_refused_not_cut() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 10, 1 << 20);
     let segment = &segment_files(&directory.0)[0];
     let mut bytes = fs::read(segment).unwrap();
@@ -162,7 +120,7 @@ fn damage_to_a_last_batch_the_mark_covers_is_refused_not_cut() {
 
 #[test]
 fn a_damaged_header_of_a_segment_the_mark_vouches_for_is_refused_not_removed() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 40, 600);
     let last = segment_files(&directory.0).pop().unwrap();
     let mut bytes = fs::read(&last).unwrap();
@@ -174,7 +132,7 @@ fn a_damaged_header_of_a_segment_the_mark_vouches_for_is_refused_not_removed() {
 
 #[test]
 fn a_directory_wiped_except_for_identity_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 5, 1 << 20);
     let identity = fs::read_to_string(directory.0.join("IDENTITY")).unwrap();
     assert!(identity.starts_with(&format!("{IDENTITY}\nholds state: ")), "{identity}");
@@ -189,7 +147,7 @@ fn a_directory_wiped_except_for_identity_is_refused() {
 
 #[test]
 fn a_new_directory_and_one_that_never_stored_a_term_start_blank() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     drop(WalStorage::open(&directory.0, options(1 << 20)).unwrap());
     let identity = fs::read_to_string(directory.0.join("IDENTITY")).unwrap();
     assert_eq!(identity, format!("{IDENTITY}\n"), "no term stored, no claim");
@@ -208,7 +166,7 @@ fn a_new_directory_and_one_that_never_stored_a_term_start_blank() {
 
 #[test]
 fn a_directory_from_before_the_claim_is_claimed_when_it_holds_a_term() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 3, 1 << 20);
     fs::write(directory.0.join("IDENTITY"), format!("{IDENTITY}\n")).unwrap(); // as raftmq wrote it before
     drop(WalStorage::open(&directory.0, options(1 << 20)).unwrap());
@@ -220,7 +178,7 @@ fn a_directory_from_before_the_claim_is_claimed_when_it_holds_a_term() {
 fn an_honest_log_below_an_old_mark_opens_after_a_conflicting_append_and_a_reset() {
     // Raft §5.3 and Figure 13: the log may shrink, but the mark is lowered
     // first, so what is left is never taken for a lost log.
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 40, 600);
     {
         let mut wal = WalStorage::open(&directory.0, options(600)).unwrap();
@@ -243,7 +201,7 @@ fn an_honest_log_below_an_old_mark_opens_after_a_conflicting_append_and_a_reset(
 fn a_lost_hard_state_is_refused_by_its_error_kind() {
     // What the node checks after `load` (storage::check_terms): a log of a
     // term the stored hard state never saw.
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::in_memory("lost");
     write_node_directory(&directory.0, 3, 1 << 20);
     let mut wal = WalStorage::open(&directory.0, WalOptions::default()).unwrap();
     let mut recovered = wal.load().unwrap();

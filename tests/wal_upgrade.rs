@@ -4,31 +4,15 @@
 //! its data; a cut during that rewrite loses nothing. The format 1 bytes are
 //! written by hand here, as that code wrote them.
 
-use std::collections::BTreeMap;
+mod support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::path::Path;
 
 use raftmq::raft::{Entry, HardState};
 use raftmq::storage::{Storage, WalOptions, WalStorage};
-
-struct TempDirectory(PathBuf);
-
-impl TempDirectory {
-    fn new() -> TempDirectory {
-        static COUNTER: AtomicUsize = AtomicUsize::new(0);
-        let name = format!("raftmq-upgrade-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::SeqCst));
-        let path = std::env::temp_dir().join(name);
-        let _ = fs::remove_dir_all(&path);
-        TempDirectory(path)
-    }
-}
-
-impl Drop for TempDirectory {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
+use support::temp_directory::TempDirectory;
+use support::wal_directory::files;
 
 fn entry(index: u64) -> Entry {
     Entry { term: 1 + index / 4, index, data: format!("message {index}").into_bytes() }
@@ -79,18 +63,9 @@ fn all_entries() -> Vec<Entry> {
     (1..=11).map(entry).collect()
 }
 
-fn files(directory: &Path) -> BTreeMap<String, Vec<u8>> {
-    fs::read_dir(directory)
-        .unwrap()
-        .map(|item| item.unwrap().path())
-        .filter(|path| path.file_name().unwrap() != "LOCK")
-        .map(|path| (path.file_name().unwrap().to_str().unwrap().to_string(), fs::read(&path).unwrap()))
-        .collect()
-}
-
 #[test]
 fn a_format_1_directory_is_read_and_rewritten_in_format_2() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("upgrade");
     write_format_1_directory(&directory.0, &[]);
     {
         let mut wal = WalStorage::open(&directory.0, WalOptions::default()).unwrap();
@@ -114,7 +89,7 @@ fn a_format_1_directory_is_read_and_rewritten_in_format_2() {
 
 #[test]
 fn a_format_1_torn_tail_is_cut_by_that_format_s_rule() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("upgrade");
     let torn = format_1_record(&entry(12));
     write_format_1_directory(&directory.0, &torn[..torn.len() - 3]);
     let entries = WalStorage::open(&directory.0, WalOptions::default()).unwrap().load().unwrap().entries;
@@ -123,7 +98,7 @@ fn a_format_1_torn_tail_is_cut_by_that_format_s_rule() {
 
 #[test]
 fn a_format_1_directory_with_synced_damage_is_refused_not_rewritten() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("upgrade");
     write_format_1_directory(&directory.0, &[]);
     let path = directory.0.join(format!("{:020}.wal", 5));
     let mut bytes = fs::read(&path).unwrap();
@@ -138,13 +113,13 @@ fn a_format_1_directory_with_synced_damage_is_refused_not_rewritten() {
 // the other (temp file, fsync, rename), and FORMAT only after all of them.
 #[test]
 fn a_cut_during_the_rewrite_loses_nothing() {
-    let original = TempDirectory::new();
+    let original = TempDirectory::new("upgrade");
     write_format_1_directory(&original.0, &[]);
     let before = files(&original.0);
     drop(WalStorage::open(&original.0, WalOptions::default()).unwrap());
     let after = files(&original.0);
     let segments: Vec<&String> = before.keys().filter(|name| name.ends_with(".wal")).collect();
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("upgrade");
     for rewritten in 0..1u32 << segments.len() {
         for leftover in [false, true] {
             let _ = fs::remove_dir_all(&directory.0);
@@ -175,7 +150,7 @@ fn a_cut_during_the_rewrite_loses_nothing() {
 
 #[test]
 fn a_format_this_build_does_not_know_is_refused() {
-    let directory = TempDirectory::new();
+    let directory = TempDirectory::new("upgrade");
     drop(WalStorage::open(&directory.0, WalOptions::default()).unwrap());
     fs::write(directory.0.join("FORMAT"), "raftmq write-ahead log format 3\n").unwrap();
     let error = WalStorage::open(&directory.0, WalOptions::default()).err().expect("refused").detail();

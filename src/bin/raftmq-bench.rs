@@ -7,6 +7,9 @@
 //! `raftmq-bench --fsync-probe-dir DIR` instead measures this disk: it
 //! appends `--message-bytes` entries to a WAL in DIR, one fdatasync each.
 
+#[path = "cluster_load/mod.rs"]
+mod cluster_load;
+
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,19 +19,19 @@ use clap::Parser;
 use raftmq::config::ClusterConfig;
 use serde_json::{json, Value};
 
+use cluster_load::call::call;
+use cluster_load::target_arguments::TargetArguments;
+
 #[derive(Parser, Debug)]
 #[command(name = "raftmq-bench")]
 struct Arguments {
-    /// The cluster's config.json; the leader is found through `status`.
-    #[arg(long, default_value = "config.json")]
-    config: PathBuf,
+    #[command(flatten)]
+    target: TargetArguments,
     #[arg(long, default_value_t = 1)]
     clients: usize,
     /// Requests each client keeps in flight.
     #[arg(long, default_value_t = 1)]
     window: usize,
-    #[arg(long, default_value_t = 100)]
-    message_bytes: usize,
     #[arg(long, default_value_t = 5.0)]
     duration_s: f64,
     /// Alternate put_message and get_message, so the queue stays short and
@@ -68,7 +71,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     if let Some(directory) = &arguments.fsync_probe_dir {
         return probe_fsync(directory, arguments);
     }
-    let config = ClusterConfig::load(&arguments.config).map_err(|e| e.to_string())?;
+    let config = ClusterConfig::load(&arguments.target.config).map_err(|e| e.to_string())?;
     let context = zmq::Context::new();
     let leader = find_leader(&context, &config)?;
     let syncs_before = call(&context, &leader, &json!({"op": "status"}))?["disk_syncs"].as_u64().unwrap_or(0);
@@ -84,7 +87,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
             let (context, leader, topic) = (context.clone(), leader.clone(), topic.clone());
             let load = Load {
                 window: arguments.window,
-                message_bytes: arguments.message_bytes,
+                message_bytes: arguments.target.message_bytes,
                 duration,
                 put_get: arguments.put_get,
             };
@@ -111,7 +114,7 @@ fn probe_fsync(directory: &std::path::Path, arguments: &Arguments) -> Result<(),
     if directory.exists() {
         return Err(format!("{} exists; the probe wants a new directory", directory.display()));
     }
-    let (count, message_bytes) = (arguments.fsync_probe_count, arguments.message_bytes);
+    let (count, message_bytes) = (arguments.fsync_probe_count, arguments.target.message_bytes);
     let writers: Vec<_> = (0..arguments.fsync_probe_writers.max(1))
         .map(|writer| {
             let directory = directory.join(format!("writer-{writer}"));
@@ -164,16 +167,6 @@ fn find_leader(context: &zmq::Context, config: &ClusterConfig) -> Result<String,
         std::thread::sleep(Duration::from_millis(100));
     }
     Err("no leader found".into())
-}
-
-fn call(context: &zmq::Context, endpoint: &str, request: &Value) -> Result<Value, String> {
-    let socket = context.socket(zmq::REQ).map_err(|e| e.to_string())?;
-    socket.set_linger(0).map_err(|e| e.to_string())?;
-    socket.set_rcvtimeo(1000).map_err(|e| e.to_string())?;
-    socket.connect(endpoint).map_err(|e| e.to_string())?;
-    socket.send(request.to_string().as_bytes(), 0).map_err(|e| e.to_string())?;
-    let reply = socket.recv_bytes(0).map_err(|e| format!("{endpoint}: {e}"))?;
-    serde_json::from_slice(&reply).map_err(|e| e.to_string())
 }
 
 struct Load {
@@ -241,7 +234,7 @@ fn report(arguments: &Arguments, latencies_us: &mut [u64], errors: u64, elapsed_
          p50_ms={:.3} p90_ms={:.3} p99_ms={:.3} max_ms={:.3} leader_syncs={leader_syncs} writes_per_sync={writes_per_sync:.1}",
         arguments.clients,
         arguments.window,
-        arguments.message_bytes,
+        arguments.target.message_bytes,
         latencies_us.len(),
         errors,
         elapsed_s,

@@ -8,13 +8,7 @@ import time
 import zmq
 
 from conftest import dealer
-
-
-def peak_memory_kib(pid: int) -> int:
-    for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM in /proc status")
+from process_memory import peak_memory_kib
 
 
 def send_raw(endpoint: str, frame: bytes) -> None:

@@ -12,6 +12,8 @@
 //! `--clients 0` it only watches: no topic, no writes, just the polls.
 //! Only loopback clusters are accepted.
 
+#[path = "../cluster_load/mod.rs"]
+mod cluster_load;
 mod dealer_load;
 mod histogram;
 mod leadership;
@@ -25,18 +27,23 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use raftmq::config::ClusterConfig;
-use serde_json::{json, Value};
+use serde_json::json;
 
+use cluster_load::call::call;
+use cluster_load::target_arguments::TargetArguments;
 use dealer_load::{DealerLoad, LoadPlan, SocketOutcome};
 use leadership::LeaderTerm;
 use status_poller::{NodeView, Poll, PollPlan};
 
+/// The shared `--config` help, with the limit `check_loopback` enforces.
+const CONFIG_HELP: &str =
+    "The cluster's config.json (every address must be 127.0.0.1); the leader is found through `status`";
+
 #[derive(Parser, Debug)]
-#[command(name = "raftmq-flood")]
+#[command(name = "raftmq-flood", mut_arg("config", |config| config.help(CONFIG_HELP)))]
 pub struct Arguments {
-    /// The cluster's config.json (every address must be 127.0.0.1); the leader is found through `status`.
-    #[arg(long, default_value = "config.json")]
-    config: PathBuf,
+    #[command(flatten)]
+    target: TargetArguments,
     /// Logical clients, spread over the sockets (0: only watch the status polls).
     #[arg(long, default_value_t = 1024)]
     clients: u32,
@@ -46,9 +53,6 @@ pub struct Arguments {
     /// DEALER sockets (one thread each) carrying the logical clients.
     #[arg(long, default_value_t = 16)]
     sockets: u32,
-    /// Size of each put's message.
-    #[arg(long, default_value_t = 100)]
-    message_bytes: usize,
     /// How long requests are sent.
     #[arg(long, default_value_t = 60.0)]
     duration_s: f64,
@@ -88,7 +92,7 @@ fn main() -> ExitCode {
 
 fn run(arguments: &Arguments) -> Result<(), String> {
     check(arguments)?;
-    let config = ClusterConfig::load(&arguments.config).map_err(|e| e.to_string())?;
+    let config = ClusterConfig::load(&arguments.target.config).map_err(|e| e.to_string())?;
     check_loopback(&config)?;
     let context = zmq::Context::new();
     let start = find_leader(&context, &config)?;
@@ -100,7 +104,7 @@ fn run(arguments: &Arguments) -> Result<(), String> {
     let load = LoadPlan {
         endpoint,
         topic,
-        message_bytes: arguments.message_bytes,
+        message_bytes: arguments.target.message_bytes,
         window: arguments.window,
         busy_backoff: Duration::from_millis(arguments.busy_backoff_ms),
         reply_timeout: Duration::from_millis(arguments.reply_timeout_ms),
@@ -225,14 +229,4 @@ fn create_topic(context: &zmq::Context, endpoint: &str) -> Result<String, String
         return Err(format!("cannot create the flood topic {topic}: {reply}"));
     }
     Ok(topic)
-}
-
-fn call(context: &zmq::Context, endpoint: &str, request: &Value) -> Result<Value, String> {
-    let socket = context.socket(zmq::REQ).map_err(|e| e.to_string())?;
-    socket.set_linger(0).map_err(|e| e.to_string())?;
-    socket.set_rcvtimeo(1000).map_err(|e| e.to_string())?;
-    socket.connect(endpoint).map_err(|e| e.to_string())?;
-    socket.send(request.to_string().as_bytes(), 0).map_err(|e| e.to_string())?;
-    let reply = socket.recv_bytes(0).map_err(|e| format!("{endpoint}: {e}"))?;
-    serde_json::from_slice(&reply).map_err(|e| e.to_string())
 }

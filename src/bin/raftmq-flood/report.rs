@@ -49,7 +49,7 @@ impl FloodReport {
                 "window": arguments.window,
                 "sockets": arguments.sockets,
                 "in_flight": u64::from(arguments.clients) * arguments.window as u64,
-                "message_bytes": arguments.message_bytes,
+                "message_bytes": arguments.target.message_bytes,
                 "duration_s": arguments.duration_s,
                 "grace_s": arguments.grace_s,
                 "busy_backoff_ms": arguments.busy_backoff_ms,
