@@ -73,6 +73,8 @@
 //!    passes (`timeout`), when storage fails, or when the node shuts down.
 //!    A node that exits answers what arrives until the process ends.
 
+#![warn(missing_docs)]
+
 pub mod binary;
 pub mod config;
 pub mod node;

@@ -45,10 +45,18 @@ pub use settings::NodeSettings;
 use snapshotter::Snapshotter;
 use zap_handler::ZapHandler;
 
+/// Why a node could not start or had to stop. The binary prints it and
+/// exits with [`NodeError::exit_code`].
 #[derive(Debug)]
 pub enum NodeError {
+    /// The config or the settings are invalid (bad node index, bad option, bad
+    /// key file): nothing was started.
     Config(ConfigError),
+    /// Starting failed outside storage: a port could not be bound, a thread or
+    /// socket could not be created. The text says which.
     Startup(String),
+    /// The data directory could not be opened or recovered, or storage failed
+    /// while serving; see [`StorageError`].
     Storage(StorageError),
 }
 
