@@ -11,14 +11,25 @@ use crate::binary::{ReadError, Reader, Writer};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
     /// Create a topic; refused if it exists, is empty or is over its limits.
-    PutTopic { topic: String },
+    PutTopic {
+        /// The new topic's name: non-empty, at most `MAX_TOPIC_NAME_BYTES`.
+        topic: String,
+    },
     /// List every topic in creation order; changes nothing.
     GetTopics,
     /// Append `message` to the end of `topic`'s queue.
-    PutMessage { topic: String, message: String },
+    PutMessage {
+        /// The topic to append to; it must exist.
+        topic: String,
+        /// The message, any UTF-8 text.
+        message: String,
+    },
     /// Take the oldest message of `topic`; refused if the queue is empty or the
     /// topic does not exist.
-    GetMessage { topic: String },
+    GetMessage {
+        /// The topic to take from.
+        topic: String,
+    },
 }
 
 const TAG_PUT_TOPIC: u8 = 1;

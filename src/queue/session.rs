@@ -119,8 +119,10 @@ pub enum SessionCheck {
     /// `ReplyDropped` if it was dropped), apply nothing.
     Duplicate(QueueReply),
     /// Older than the latest request; its reply is gone. Not applied.
-    /// The latest seq the client has had applied.
-    Stale { latest_seq: u64 },
+    Stale {
+        /// The latest seq the client has had applied.
+        latest_seq: u64,
+    },
 }
 
 /// The sessions of every client, keyed by client id, with the indexes that
