@@ -45,18 +45,21 @@ pub use settings::NodeSettings;
 use snapshotter::Snapshotter;
 use zap_handler::ZapHandler;
 
-/// Why a node could not start or had to stop. The binary prints it and
-/// exits with [`NodeError::exit_code`].
+/// Why a node could not start. Once it serves, [`run`] returns only at
+/// shutdown: a storage failure then is recovered from (rule 7 in the crate
+/// docs), not returned. The binary prints the error and exits with
+/// [`NodeError::exit_code`].
 #[derive(Debug)]
 pub enum NodeError {
     /// The config or the settings are invalid (bad node index, bad option, bad
     /// key file): nothing was started.
     Config(ConfigError),
-    /// Starting failed outside storage: a port could not be bound, a thread or
-    /// socket could not be created. The text says which.
+    /// Starting failed outside storage: a port could not be bound, or a
+    /// thread, socket or signal handler could not be set up. The text says
+    /// which.
     Startup(String),
-    /// The data directory could not be opened or recovered, or storage failed
-    /// while serving; see [`StorageError`].
+    /// The data directory could not be opened or recovered, or its
+    /// snapshot cannot be restored; see [`StorageError`].
     Storage(StorageError),
 }
 

@@ -18,8 +18,8 @@ pub enum ErrorCode {
     /// The request was appended, but this node lost leadership (or its storage
     /// failed) before it committed: it may still commit.
     LeaderChanged,
-    /// The request did not commit (or a read was not confirmed) within the
-    /// request deadline. A write may still commit later.
+    /// The request did not commit (a read: was not confirmed; a transfer:
+    /// leadership did not move) in time. A write may still commit later.
     Timeout,
     /// The frame is larger than `--max-request-bytes`; checked before parsing.
     TooLarge,
@@ -91,8 +91,8 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
-    /// The report a node publishes before it has read its storage: a follower
-    /// in term 0 with an empty log.
+    /// What `status` answers before the event loop publishes its first
+    /// report: a follower in term 0 with an empty log.
     pub fn starting() -> StatusReport {
         StatusReport {
             role: "Follower",

@@ -11,8 +11,8 @@ use crate::queue::{Command, Session, MAX_CLIENT_ID_BYTES, MAX_TOPIC_NAME_BYTES};
 pub enum Operation {
     /// `{"op":"status"}`: the node's status report, answered by any node at once.
     Status,
-    /// A queue operation (`put_topic`, `get_topics`, `put_message`,
-    /// `get_message`), which goes through the leader's log.
+    /// A queue operation, served by the leader: `get_topics` as a read
+    /// (ReadIndex), the others as entries of its log.
     Queue(Command),
     /// Hand leadership to the node at this index in the config.
     TransferLeader {

@@ -50,8 +50,9 @@ pub trait Storage: Send {
     /// storage failure). Returns a [`StorageError`] for damaged or missing data
     /// that the node must not start on, and for I/O failures.
     fn load(&mut self) -> Result<RecoveredState, StorageError>;
-    /// Records the term and vote; durable once the next `sync` returns (the
-    /// shell holds votes until then, rule 3).
+    /// Records the term and vote. Promised durable, like every write, once
+    /// the next `sync` returns; the shell holds a vote until then (rule 3
+    /// in the crate docs).
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError>;
     /// Store `entries`, first removing any stored entry at or after
     /// `entries[0].index`. Entries are contiguous and non-empty.
