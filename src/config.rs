@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// Characters of a CURVE key in Z85 (32 bytes).
-pub const Z85_KEY_CHARACTERS: usize = 40;
+pub(crate) const Z85_KEY_CHARACTERS: usize = 40;
 
 /// One member of the cluster: where it serves clients and peers. Its
 /// index in [`ClusterConfig::addresses`] is its node id.
@@ -289,7 +289,7 @@ fn resolve(ip: &str, port: u16) -> Result<IpAddr, String> {
 const Z85_ALPHABET: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
 /// A CURVE key in Z85 text: exactly 40 characters, decoding to 32 bytes.
-pub fn decode_z85_key(text: &str) -> Result<[u8; 32], String> {
+pub(crate) fn decode_z85_key(text: &str) -> Result<[u8; 32], String> {
     if text.len() != Z85_KEY_CHARACTERS {
         return Err(format!("a CURVE key in Z85 has {Z85_KEY_CHARACTERS} characters, this one has {}", text.len()));
     }

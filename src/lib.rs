@@ -77,7 +77,7 @@
 // its public items, so each states what it does and what it may return.
 #![warn(missing_docs)]
 
-pub mod binary;
+pub(crate) mod binary;
 pub mod config;
 pub mod node;
 pub mod protocol;

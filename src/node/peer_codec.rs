@@ -44,7 +44,8 @@ pub struct FrameHeader {
 }
 
 /// Why a peer frame could not be decoded: wrong version, unknown kind, a
-/// node id that does not fit, or any [`ReadError`]. The frame is dropped.
+/// node id that does not fit, or a field the reader refused (truncated,
+/// too long, not a boolean, trailing bytes). The frame is dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerDecodeError(pub String);
 

@@ -19,12 +19,13 @@ pub mod wal_format;
 pub mod wal_recovery;
 
 pub use error::{StorageError, DATA_EXIT_CODE};
-pub use fault::FaultInjectingStorage;
+pub(crate) use fault::FaultInjectingStorage;
 pub use hard_state_file::HARD_STATE_FILE;
-pub use log_manager::{write_operations, DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen, Written};
+pub use log_manager::{write_operations, DiskOperation, DiskReport, Written};
+pub(crate) use log_manager::{LogManager, LogManagerHandle, Reopen};
 pub use lost_state::check_terms;
 pub use memory::MemoryStorage;
-pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
+pub use snapshot_file::write_snapshot_temporary;
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};
 
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
