@@ -12,21 +12,28 @@ use std::fmt;
 pub enum ReadError {
     /// The input ends before a field of `wanted` bytes.
     Truncated {
+        /// How many bytes the field needed.
         wanted: u64,
+        /// How many bytes were left in the input.
         left: usize,
     },
     /// A length prefix above the format's limit for that field.
     TooLong {
+        /// The length the input declared.
         length: u64,
+        /// The most that field may hold, in bytes.
         limit: u64,
     },
     /// A count of items that cannot fit in the bytes that remain.
     CountTooLarge {
+        /// The count the input declared.
         count: u64,
+        /// How many bytes were left to hold those items.
         left: usize,
     },
     /// A boolean byte other than 0 or 1.
     NotBoolean(u8),
+    /// Text that is not valid UTF-8.
     NotUtf8,
     /// Bytes left after the last field.
     Trailing(usize),
@@ -61,6 +68,7 @@ pub struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader positioned at the first byte of `bytes`.
     pub fn new(bytes: &'a [u8]) -> Reader<'a> {
         Reader { rest: bytes }
     }
@@ -70,6 +78,8 @@ impl<'a> Reader<'a> {
         self.rest.len()
     }
 
+    /// The next `count` bytes as they are.
+    /// Returns [`ReadError::Truncated`] if fewer remain.
     pub fn take(&mut self, count: usize) -> Result<&'a [u8], ReadError> {
         if self.rest.len() < count {
             return Err(ReadError::Truncated { wanted: count as u64, left: self.rest.len() });
@@ -85,10 +95,12 @@ impl<'a> Reader<'a> {
         Ok(array)
     }
 
+    /// One byte.
     pub fn u8(&mut self) -> Result<u8, ReadError> {
         Ok(self.array::<1>()?[0])
     }
 
+    /// One byte that must be 0 (false) or 1 (true), else [`ReadError::NotBoolean`].
     pub fn bool(&mut self) -> Result<bool, ReadError> {
         match self.u8()? {
             0 => Ok(false),
@@ -97,10 +109,12 @@ impl<'a> Reader<'a> {
         }
     }
 
+    /// Four bytes, little-endian.
     pub fn u32(&mut self) -> Result<u32, ReadError> {
         Ok(u32::from_le_bytes(self.array()?))
     }
 
+    /// Eight bytes, little-endian.
     pub fn u64(&mut self) -> Result<u64, ReadError> {
         Ok(u64::from_le_bytes(self.array()?))
     }
@@ -160,22 +174,27 @@ pub struct Writer<'a> {
 }
 
 impl<'a> Writer<'a> {
+    /// A writer that appends to `out` (it does not clear it first).
     pub fn new(out: &'a mut Vec<u8>) -> Writer<'a> {
         Writer { out }
     }
 
+    /// One byte.
     pub fn u8(&mut self, value: u8) {
         self.out.push(value);
     }
 
+    /// One byte: 1 for true, 0 for false (what [`Reader::bool`] accepts).
     pub fn bool(&mut self, value: bool) {
         self.out.push(u8::from(value));
     }
 
+    /// Four bytes, little-endian.
     pub fn u32(&mut self, value: u32) {
         self.out.extend_from_slice(&value.to_le_bytes());
     }
 
+    /// Eight bytes, little-endian.
     pub fn u64(&mut self, value: u64) {
         self.out.extend_from_slice(&value.to_le_bytes());
     }
@@ -194,6 +213,7 @@ impl<'a> Writer<'a> {
         self.out.extend_from_slice(bytes);
     }
 
+    /// A string as [`Writer::bytes`] of its UTF-8 encoding (read back by [`Reader::string`]).
     pub fn string(&mut self, text: &str) {
         self.bytes(text.as_bytes());
     }

@@ -10,13 +10,17 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 /// Characters of a CURVE key in Z85 (32 bytes).
-pub const Z85_KEY_CHARACTERS: usize = 40;
+pub(crate) const Z85_KEY_CHARACTERS: usize = 40;
 
+/// One member of the cluster: where it serves clients and peers. Its
+/// index in [`ClusterConfig::addresses`] is its node id.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct NodeAddress {
     /// An IPv4 address, or a host name resolved once when the config loads.
     pub ip: String,
+    /// The client port: clients connect to tcp://ip:port.
     pub port: u16,
+    /// The peer port: other members connect to tcp://ip:internal_port.
     pub internal_port: u16,
     /// The node's CURVE public key in Z85, when peers authenticate.
     #[serde(default)]
@@ -43,8 +47,14 @@ pub struct ClientKey {
     pub admin: bool,
 }
 
+/// The parsed and validated `config.json`. [`ClusterConfig::load`] and
+/// [`ClusterConfig::parse`] return one only if it holds at least one
+/// address, no port 0, no endpoint used twice, CURVE keys for every node or
+/// for none (each valid Z85 and distinct), and client keys only when the
+/// nodes have keys.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct ClusterConfig {
+    /// The members, indexed by node id; never empty once parsed.
     pub addresses: Vec<NodeAddress>,
     /// When given, the client port requires CURVE and admits these keys
     /// only (docs/security.md); admin operations need an admin key.
@@ -57,6 +67,8 @@ pub struct ClusterConfig {
     pub directory: Option<PathBuf>,
 }
 
+/// Why a config could not be loaded, or a node index is not in it: one
+/// line of text for the operator, naming the file, field or entry at fault.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError(pub String);
 
@@ -69,6 +81,10 @@ impl fmt::Display for ConfigError {
 impl std::error::Error for ConfigError {}
 
 impl ClusterConfig {
+    /// Reads, parses and validates the config file at `path`, and records its
+    /// directory in [`ClusterConfig::directory`].
+    /// Returns a [`ConfigError`] if the file cannot be read or resolved, or
+    /// for anything [`ClusterConfig::parse`] rejects.
     pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
         let shown = path.display();
         let text = std::fs::read_to_string(path)
@@ -82,6 +98,11 @@ impl ClusterConfig {
         Ok(config)
     }
 
+    /// Parses and validates config text (JSON); resolves every `ip` once.
+    /// Returns a [`ConfigError`] for invalid JSON, an empty address list, an
+    /// empty `ip` or port 0, a host name that does not resolve, an endpoint
+    /// used twice, or bad or partial CURVE keys. [`ClusterConfig::directory`]
+    /// stays `None`.
     pub fn parse(text: &str) -> Result<ClusterConfig, ConfigError> {
         let mut config: ClusterConfig =
             serde_json::from_str(text).map_err(|error| ConfigError(format!("invalid config: {error}")))?;
@@ -179,10 +200,12 @@ impl ClusterConfig {
             .collect()
     }
 
+    /// How many members the cluster has.
     pub fn node_count(&self) -> usize {
         self.addresses.len()
     }
 
+    /// Checks that `index` names a member; the error says the valid range.
     pub fn check_index(&self, index: usize) -> Result<(), ConfigError> {
         if index >= self.addresses.len() {
             return Err(ConfigError(format!(
@@ -266,7 +289,7 @@ fn resolve(ip: &str, port: u16) -> Result<IpAddr, String> {
 const Z85_ALPHABET: &str = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
 
 /// A CURVE key in Z85 text: exactly 40 characters, decoding to 32 bytes.
-pub fn decode_z85_key(text: &str) -> Result<[u8; 32], String> {
+pub(crate) fn decode_z85_key(text: &str) -> Result<[u8; 32], String> {
     if text.len() != Z85_KEY_CHARACTERS {
         return Err(format!("a CURVE key in Z85 has {Z85_KEY_CHARACTERS} characters, this one has {}", text.len()));
     }

@@ -73,7 +73,11 @@
 //!    passes (`timeout`), when storage fails, or when the node shuts down.
 //!    A node that exits answers what arrives until the process ends.
 
-pub mod binary;
+// Binaries, tests, fuzz targets and the simulator use the library through
+// its public items, so each states what it does and what it may return.
+#![warn(missing_docs)]
+
+pub(crate) mod binary;
 pub mod config;
 pub mod node;
 pub mod protocol;

@@ -11,7 +11,7 @@ mod listener;
 mod network_faults;
 pub mod peer_codec;
 mod peer_listener;
-pub mod peer_security;
+mod peer_security;
 mod peer_senders;
 mod releaser;
 mod settings;
@@ -33,7 +33,7 @@ use crate::raft::CoreConfig;
 use crate::shell::{Input, Shell, ShellSettings, TimerSettings};
 use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
 use client_listener::ClientListener;
-pub use data_directory::data_directory;
+use data_directory::data_directory;
 use data_directory::FailedStartCleanup;
 use event_loop::{EventLoop, Wiring};
 use listener::start_listener;
@@ -45,10 +45,21 @@ pub use settings::NodeSettings;
 use snapshotter::Snapshotter;
 use zap_handler::ZapHandler;
 
+/// Why a node could not start. Once it serves, [`run`] returns only at
+/// shutdown: a storage failure then is recovered from (rule 7 in the crate
+/// docs), not returned. The binary prints the error and exits with
+/// [`NodeError::exit_code`].
 #[derive(Debug)]
 pub enum NodeError {
+    /// The config or the settings are invalid (bad node index, bad option, bad
+    /// key file): nothing was started.
     Config(ConfigError),
+    /// Starting failed outside storage: a port could not be bound, or a
+    /// thread, socket or signal handler could not be set up. The text says
+    /// which.
     Startup(String),
+    /// The data directory could not be opened or recovered, or its
+    /// snapshot cannot be restored; see [`StorageError`].
     Storage(StorageError),
 }
 

@@ -35,10 +35,17 @@ const FIELD_LIMIT_BYTES: usize = u32::MAX as usize;
 /// sender's index in that cluster's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct FrameHeader {
+    /// The sender's cluster: a frame whose id is not this node's
+    /// `ClusterConfig::cluster_hash` is dropped.
     pub cluster_id: u64,
+    /// The sender's node id (its index in the config); decoding does not check
+    /// it against the configuration, the peer listener does.
     pub from: NodeId,
 }
 
+/// Why a peer frame could not be decoded: wrong version, unknown kind, a
+/// node id that does not fit, or a field the reader refused (truncated,
+/// too long, not a boolean, trailing bytes). The frame is dropped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerDecodeError(pub String);
 
@@ -54,6 +61,8 @@ impl From<ReadError> for PeerDecodeError {
     }
 }
 
+/// Encodes `message` from `header` as one frame into `out`, which is
+/// cleared first so a caller may reuse one buffer.
 pub fn encode(header: FrameHeader, message: &Message, out: &mut Vec<u8>) {
     out.clear();
     let mut writer = Writer::new(out);
@@ -116,6 +125,10 @@ pub fn kind(message: &Message) -> u8 {
     }
 }
 
+/// Decodes one frame into its header and message, the inverse of
+/// [`encode`]. Any input is safe: it returns a [`PeerDecodeError`] for a
+/// version other than [`VERSION`], an unknown kind, a truncated or oversized
+/// field, or trailing bytes, and never allocates more than the frame holds.
 pub fn decode(bytes: &[u8]) -> Result<(FrameHeader, Message), PeerDecodeError> {
     let mut reader = Reader::new(bytes);
     let version = reader.u8()?;

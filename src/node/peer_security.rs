@@ -32,8 +32,12 @@ pub enum PeerSecurity {
 /// A node's CURVE key pair and its cluster's public keys.
 #[derive(Clone, PartialEq, Eq)]
 pub struct CurveKeys {
+    /// This node's CURVE secret key; never logged (see the `Debug` impl).
     pub secret_key: [u8; 32],
+    /// This node's CURVE public key, `members[own index]`.
     pub public_key: [u8; 32],
+    /// Every member's CURVE public key, by node id: peers are admitted only
+    /// with one of these.
     pub members: Vec<[u8; 32]>,
 }
 

@@ -39,6 +39,9 @@ pub struct NodeSettings {
     /// Where this node keeps its log and snapshot [default: raftmq-data/<cluster id>-node<index>
     /// in the config file's directory, whatever the working directory; the cluster id is a hash
     /// of the config's addresses].
+    // The doc is the --help text, where `<cluster id>` reads as a placeholder;
+    // rustdoc would take it for an HTML tag.
+    #[allow(rustdoc::invalid_html_tags)]
     #[arg(long)]
     pub data_dir: Option<PathBuf>,
     /// Snapshot the state machine and compact the log once this many log bytes (and at least

@@ -5,13 +5,26 @@ use serde_json::{Map, Value};
 
 use crate::queue::{QueueReply, MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
 
+/// The `"error"` of a failed reply; docs/protocol.md's table says what each
+/// means and whether the request may have taken effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorCode {
+    /// The frame is not a valid request (not JSON, unknown op, missing or
+    /// mistyped field, a topic name over its limit). Never took effect.
     BadRequest,
+    /// This node is not the leader, or the request's entry was replaced by a
+    /// newer leader's. Not applied; safe to retry at the leader named.
     NotLeader,
+    /// The request was appended, but this node lost leadership (or its storage
+    /// failed) before it committed: it may still commit.
     LeaderChanged,
+    /// The request did not commit (a read: was not confirmed; a transfer:
+    /// leadership did not move) in time. A write may still commit later.
     Timeout,
+    /// The frame is larger than `--max-request-bytes`; checked before parsing.
     TooLarge,
+    /// The leader is at capacity and refused the request before proposing it;
+    /// back off and retry.
     Busy,
     /// The node's storage failed; it takes no writes until it works again.
     StorageFailed,
@@ -27,6 +40,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// The code as it appears on the wire (`"not_leader"`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorCode::BadRequest => "bad_request",
@@ -44,16 +58,26 @@ impl ErrorCode {
     }
 }
 
+/// What `{"op":"status"}` answers: one node's view of the cluster and its
+/// own progress, as docs/protocol.md ("status") describes field by field.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StatusReport {
+    /// `"Leader"`, `"Follower"` or `"Candidate"`; a pre-candidate and a node
+    /// whose storage failed report `"Follower"`.
     pub role: &'static str,
+    /// The node's current term.
     pub term: u64,
+    /// The node id of the leader this node knows for its term, if any.
     pub leader: Option<usize>,
+    /// The highest log index this node knows committed.
     pub commit_index: u64,
+    /// The highest log index applied to this node's queue state.
     pub last_applied: u64,
+    /// The index of the node's last log entry.
     pub log_size: u64,
     /// First index still held in the log; earlier ones are in the snapshot.
     pub first_index: u64,
+    /// The last index the node's latest durable snapshot covers (0: none yet).
     pub snapshot_index: u64,
     /// Bytes the data directory's log, snapshot and term file occupy.
     pub disk_bytes: u64,
@@ -67,6 +91,8 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// What `status` answers before the event loop publishes its first
+    /// report: a follower in term 0 with an empty log.
     pub fn starting() -> StatusReport {
         StatusReport {
             role: "Follower",
@@ -85,19 +111,28 @@ impl StatusReport {
     }
 }
 
+/// The body of one reply frame, before the request's id is added.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ReplyBody {
+    /// The queue's answer to an applied (or refused) command.
     Queue(QueueReply),
+    /// The answer to `status`.
     Status(StatusReport),
     /// `leader` is the leader's client address; only `not_leader` carries it.
     Error {
+        /// Which failure; its wire text is [`ErrorCode::as_str`].
         code: ErrorCode,
+        /// What went wrong, for a human.
         detail: String,
+        /// `None`: no `"leader"` key. `Some(None)`: `"leader": null` (not known).
+        /// `Some(Some(address))`: the leader's client address.
         leader: Option<Option<String>>,
     },
 }
 
 impl ReplyBody {
+    /// An error reply without a `"leader"` key. For `not_leader` and
+    /// `leader_changed`, use [`ReplyBody::redirect`].
     pub fn error(code: ErrorCode, detail: impl Into<String>) -> ReplyBody {
         ReplyBody::Error { code, detail: detail.into(), leader: None }
     }

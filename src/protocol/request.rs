@@ -6,29 +6,44 @@ use serde_json::{Map, Value};
 use super::reply::ErrorCode;
 use crate::queue::{Command, Session, MAX_CLIENT_ID_BYTES, MAX_TOPIC_NAME_BYTES};
 
+/// What a request asks for: its `"op"` field, decoded.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Operation {
+    /// `{"op":"status"}`: the node's status report, answered by any node at once.
     Status,
+    /// A queue operation, served by the leader: `get_topics` as a read
+    /// (ReadIndex), the others as entries of its log.
     Queue(Command),
     /// Hand leadership to the node at this index in the config.
     TransferLeader {
+        /// The target's node id; not yet checked against the cluster size
+        /// (the node answers `bad_request` for one outside it).
         to: usize,
     },
 }
 
+/// A request frame that parsed: what to do, and how to answer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ClientRequest {
     /// Echoed unchanged in the reply, whatever JSON value it is.
     pub id: Option<Value>,
     /// (client_id, seq) when the client asked for exactly-once execution.
     pub session: Option<Session>,
+    /// What the request asks for.
     pub operation: Operation,
 }
 
+/// A request frame that could not be parsed; the node sends it back as an
+/// error reply at once.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RequestError {
+    /// The request's `"id"` when the frame was a JSON object that had one, so
+    /// the error reply can echo it.
     pub id: Option<Value>,
+    /// [`ErrorCode::TooLarge`] for a frame over the byte limit, otherwise
+    /// [`ErrorCode::BadRequest`].
     pub code: ErrorCode,
+    /// What is wrong, for a human: the field at fault and why.
     pub detail: String,
 }
 

@@ -6,12 +6,30 @@ use std::fmt;
 
 use crate::binary::{ReadError, Reader, Writer};
 
+/// A queue operation as the state machine applies it; the same four ops as
+/// the client protocol.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
-    PutTopic { topic: String },
+    /// Create a topic; refused if it exists, is empty or is over its limits.
+    PutTopic {
+        /// The new topic's name: non-empty, at most `MAX_TOPIC_NAME_BYTES`.
+        topic: String,
+    },
+    /// List every topic in creation order; changes nothing.
     GetTopics,
-    PutMessage { topic: String, message: String },
-    GetMessage { topic: String },
+    /// Append `message` to the end of `topic`'s queue.
+    PutMessage {
+        /// The topic to append to; it must exist.
+        topic: String,
+        /// The message, any UTF-8 text.
+        message: String,
+    },
+    /// Take the oldest message of `topic`; refused if the queue is empty or the
+    /// topic does not exist.
+    GetMessage {
+        /// The topic to take from.
+        topic: String,
+    },
 }
 
 const TAG_PUT_TOPIC: u8 = 1;
@@ -27,6 +45,8 @@ const STRING_LIMIT_BYTES: usize = u32::MAX as usize;
 /// A client's exactly-once identity for one request (Raft dissertation §6.3).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Session {
+    /// Chosen by the client; at most `MAX_CLIENT_ID_BYTES` (checked when the
+    /// request is parsed).
     pub client_id: String,
     /// Increases with each new request of this client; a retry reuses it.
     pub seq: u64,
@@ -35,7 +55,9 @@ pub struct Session {
 /// What one log entry holds: a command, and the session it was sent in.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionCommand {
+    /// The client's session, when it asked for exactly-once execution.
     pub session: Option<Session>,
+    /// The operation itself.
     pub command: Command,
 }
 
@@ -60,6 +82,9 @@ impl SessionCommand {
         out
     }
 
+    /// Decodes an entry's bytes, the inverse of [`SessionCommand::encode`].
+    /// Any input is safe: a [`DecodeError`] for an empty entry, an unknown
+    /// tag, a truncated or non-UTF-8 string, or trailing bytes.
     pub fn decode(bytes: &[u8]) -> Result<SessionCommand, DecodeError> {
         let mut reader = Reader::new(bytes);
         let session = match bytes.first() {
@@ -75,6 +100,9 @@ impl SessionCommand {
     }
 }
 
+/// Why a log entry's bytes are not a command. Every replica skips such an
+/// entry alike (state and digest unchanged), and its client gets
+/// `bad_request` with this text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DecodeError(pub String);
 
@@ -117,6 +145,8 @@ impl Command {
         }
     }
 
+    /// Decodes a bare command (no session prefix), the inverse of
+    /// [`Command::encode`]; errors as [`SessionCommand::decode`].
     pub fn decode(bytes: &[u8]) -> Result<Command, DecodeError> {
         let mut reader = Reader::new(bytes);
         let command = Command::read(&mut reader)?;

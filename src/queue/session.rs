@@ -34,7 +34,10 @@ pub type EntryIndex = u64;
 /// the same limits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SessionLimits {
+    /// At most this many sessions are kept; beyond it the least recently used
+    /// go first (unless protected).
     pub max_sessions: usize,
+    /// A session with no request for this many log entries is dropped.
     pub idle_entries: u64,
     /// Bytes all sessions may take, counted as their size in the snapshot
     /// image (`session_bytes`), which is also what they cost in memory
@@ -96,8 +99,10 @@ fn is_droppable(reply: &QueueReply) -> bool {
     reply_payload_bytes(reply) > SMALL_REPLY_BYTES
 }
 
+/// What a session remembers of its client's latest request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionRecord {
+    /// The client's latest applied seq.
     pub seq: u64,
     /// `QueueReply::ReplyDropped` once dropped to respect `max_bytes`.
     pub reply: QueueReply,
@@ -114,9 +119,15 @@ pub enum SessionCheck {
     /// `ReplyDropped` if it was dropped), apply nothing.
     Duplicate(QueueReply),
     /// Older than the latest request; its reply is gone. Not applied.
-    Stale { latest_seq: u64 },
+    Stale {
+        /// The latest seq the client has had applied.
+        latest_seq: u64,
+    },
 }
 
+/// The sessions of every client, keyed by client id, with the indexes that
+/// let them expire and shed bytes in log order (deterministic on every
+/// replica).
 #[derive(Debug, Clone, Default)]
 pub struct SessionTable {
     limits: SessionLimits,
@@ -134,6 +145,8 @@ pub struct SessionTable {
 }
 
 impl SessionTable {
+    /// An empty table. Panics if `limits` keep nothing (a zero count or byte
+    /// limit): that is a programming error, not input.
     pub fn with_limits(limits: SessionLimits) -> SessionTable {
         assert!(
             limits.max_sessions > 0 && limits.max_bytes > 0,
@@ -159,10 +172,13 @@ impl SessionTable {
         index.saturating_sub(last_used) <= self.limits.protected_entries
     }
 
+    /// Whether `client_id` has a session.
     pub fn contains(&self, client_id: &str) -> bool {
         self.by_client.contains_key(client_id)
     }
 
+    /// How a request (`client_id`, `seq`) relates to the client's session;
+    /// changes nothing.
     pub fn check(&self, client_id: &str, seq: u64) -> SessionCheck {
         match self.by_client.get(client_id) {
             None => SessionCheck::New,
@@ -256,10 +272,12 @@ impl SessionTable {
         self.bytes
     }
 
+    /// How many sessions are kept.
     pub fn len(&self) -> usize {
         self.by_client.len()
     }
 
+    /// Whether no session is kept.
     pub fn is_empty(&self) -> bool {
         self.by_client.is_empty()
     }

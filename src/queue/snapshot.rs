@@ -44,6 +44,9 @@ const TOPIC_MIN_BYTES: usize = 4 + 8;
 const SESSION_MIN_BYTES: usize = 4 + 8 + 8 + 1;
 
 impl QueueStateMachine {
+    /// The snapshot image of the whole state: magic and version, the digest,
+    /// every topic with its messages, every session, then a crc32c of all
+    /// that. [`QueueStateMachine::decode_snapshot`] reads it back.
     pub fn encode_snapshot(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
         let mut writer = Writer::new(&mut out);
@@ -90,6 +93,10 @@ impl QueueStateMachine {
         Ok(())
     }
 
+    /// Restores a state from its snapshot image. Returns an error (text naming
+    /// the problem) for a short image, a checksum mismatch, an unknown magic or
+    /// version, a malformed or repeated topic or session, or trailing bytes;
+    /// never panics on any input.
     pub fn decode_snapshot(bytes: &[u8]) -> Result<QueueStateMachine, String> {
         QueueStateMachine::check_snapshot_image(bytes)?;
         let body = &bytes[..bytes.len() - 4];

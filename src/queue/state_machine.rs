@@ -8,15 +8,24 @@ use super::command::{Command, DecodeError, Session, SessionCommand};
 use super::limits::{MAX_QUEUED_MESSAGE_BYTES, MAX_TOPICS, MAX_TOPIC_NAME_BYTES};
 use super::session::{EntryIndex, SessionCheck, SessionLimits, SessionTable};
 
+/// The state machine's answer to one command; the protocol layer turns it
+/// into a reply frame.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueReply {
+    /// The command took effect (`put_topic`, `put_message`).
     Done,
+    /// The command was valid but could not apply: the topic exists (or is
+    /// empty) for `put_topic`; no such topic for `put_message`; no such topic
+    /// or an empty queue for `get_message`. Not applied.
     Refused,
+    /// `get_topics`: every topic, in creation order.
     Topics(Vec<String>),
+    /// `get_message`: the message taken from the front of the queue.
     Message(String),
     /// The request's seq is below the client's latest applied one: it was
     /// superseded, and its reply is no longer kept. Not applied.
     Stale {
+        /// The highest seq this client has had applied.
         latest_seq: u64,
     },
     /// A retry of the client's latest request, which was applied, but whose
@@ -40,6 +49,8 @@ pub enum QueueReply {
 /// One topic's messages, oldest first; cheap to clone (see `queues`).
 pub type MessageQueue = imbl::Vector<Arc<str>>;
 
+/// The replicated queue state: topics in creation order, each a FIFO of
+/// messages, plus the client sessions that make requests exactly-once.
 #[derive(Debug, Default, Clone)]
 pub struct QueueStateMachine {
     topic_order: Vec<String>,
@@ -61,10 +72,13 @@ pub struct QueueStateMachine {
 }
 
 impl QueueStateMachine {
+    /// An empty state with the default [`SessionLimits`].
     pub fn new() -> QueueStateMachine {
         QueueStateMachine::default()
     }
 
+    /// An empty state whose sessions obey `limits`; every replica of a
+    /// cluster must use the same limits.
     pub fn with_session_limits(limits: SessionLimits) -> QueueStateMachine {
         QueueStateMachine { sessions: SessionTable::with_limits(limits), ..QueueStateMachine::default() }
     }
@@ -164,23 +178,27 @@ impl QueueStateMachine {
         QueueReply::Done
     }
 
+    /// Every topic, in creation order.
     pub fn topics(&self) -> &[String] {
         &self.topic_order
     }
 
+    /// The checksum chained over every command applied so far (see
+    /// `StatusReport::state_digest`).
     pub fn digest(&self) -> u64 {
         self.digest
     }
 
-    pub fn restore_digest(&mut self, digest: u64) {
+    pub(super) fn restore_digest(&mut self, digest: u64) {
         self.digest = digest;
     }
 
+    /// The client sessions, for the snapshot image and for tests.
     pub fn sessions(&self) -> &SessionTable {
         &self.sessions
     }
 
-    pub fn sessions_mut(&mut self) -> &mut SessionTable {
+    pub(super) fn sessions_mut(&mut self) -> &mut SessionTable {
         &mut self.sessions
     }
 
@@ -205,6 +223,7 @@ impl QueueStateMachine {
         self.queued_message_bytes
     }
 
+    /// How many messages `topic` holds; `None` if there is no such topic.
     pub fn queue_length(&self, topic: &str) -> Option<usize> {
         self.queues.get(topic).map(MessageQueue::len)
     }

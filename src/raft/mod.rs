@@ -10,8 +10,6 @@
 //! could have sent is dropped with `Effect::MessageDropped`, before it can
 //! change anything. It does trust the sender id the shell gives it.
 
-#![warn(missing_docs)]
-
 mod core;
 mod effect;
 mod election;

@@ -11,8 +11,6 @@
 //! in order, then sleeps until an input arrives or `next_deadline()`.
 //! The ordering rules it relies on are stated once in the crate docs.
 
-#![warn(missing_docs)]
-
 mod disk_pipeline;
 mod dropped_messages;
 mod held_sends;

@@ -17,58 +17,128 @@ const PREFIX: &str = "storage error: ";
 /// and from a bug (70, or 101 for a panic).
 pub const DATA_EXIT_CODE: u8 = 65;
 
+/// Why storage could not be opened, read or written. The variants that
+/// [`StorageError::is_damaged_data`] names stop a node from starting; the
+/// others are failures of the disk or of the call (rule 7 in the crate
+/// docs: a failed write or sync is a crash of the node's storage).
 #[derive(Debug, Error)]
 pub enum StorageError {
     /// A file system call failed; `source.kind()` says how (ENOSPC is
     /// `StorageFull`, EIO is `Other`, ...).
     #[error("storage error: cannot {operation} {}: {source}", .path.display())]
     Io {
+        /// What was being done, as a verb phrase ("sync", "create").
         operation: &'static str,
+        /// The file or directory it was done to.
         path: PathBuf,
+        /// The operating system's error.
         #[source]
         source: io::Error,
     },
     /// Log bytes that are damaged and cannot be a torn write.
     #[error("storage error: corrupt log data in {} at offset {offset}: {what}; refusing to start", .path.display())]
-    CorruptLog { path: PathBuf, offset: u64, what: String },
+    CorruptLog {
+        /// The damaged segment file.
+        path: PathBuf,
+        /// Where in it the damage starts, in bytes from the file's start.
+        offset: u64,
+        /// What was found there instead of a valid record.
+        what: String,
+    },
     /// A file other than a log segment (hard state, snapshot, FORMAT) is damaged.
     #[error("storage error: {} is corrupt ({what}); refusing to start", .path.display())]
-    CorruptFile { path: PathBuf, what: String },
+    CorruptFile {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong with it.
+        what: String,
+    },
     /// The log skips indexes: a segment file between two others is gone.
     #[error(
         "storage error: missing log segment: {} starts at index {first_index}, but the log before it ends at index \
          {previous_last_index}; refusing to start",
         .path.display()
     )]
-    MissingSegment { path: PathBuf, first_index: LogIndex, previous_last_index: LogIndex },
+    MissingSegment {
+        /// The segment after the gap.
+        path: PathBuf,
+        /// The first index that segment holds.
+        first_index: LogIndex,
+        /// The last index of the segment before the gap.
+        previous_last_index: LogIndex,
+    },
     /// The log does not reach down to the snapshot: the segments between are gone.
     #[error(
         "storage error: missing log segment: the log starts at index {first_index} in {}, but the snapshot ends at \
          index {snapshot_index}; refusing to start",
         .path.display()
     )]
-    LogAfterSnapshot { path: PathBuf, first_index: LogIndex, snapshot_index: LogIndex },
+    LogAfterSnapshot {
+        /// The first segment on disk.
+        path: PathBuf,
+        /// The first index that segment holds.
+        first_index: LogIndex,
+        /// The last index the snapshot covers.
+        snapshot_index: LogIndex,
+    },
+    /// A file in the log directory whose name is not a segment's.
     #[error("storage error: {} is not named <first index>.wal", .path.display())]
-    SegmentName { path: PathBuf },
+    SegmentName {
+        /// The misnamed file.
+        path: PathBuf,
+    },
+    /// The data directory's `FORMAT` file names a format this build cannot
+    /// read (written by a newer raftmq, or damaged).
     #[error(
         "storage error: {} says format {found}, but this raftmq reads formats 1 and {supported} only; refusing to start",
         .path.display()
     )]
-    UnknownFormat { path: PathBuf, found: u32, supported: u32 },
+    UnknownFormat {
+        /// The `FORMAT` file.
+        path: PathBuf,
+        /// The format it names.
+        found: u32,
+        /// The newest format this build reads.
+        supported: u32,
+    },
     /// The directory was claimed by another cluster or node (etcd's cluster token).
     #[error(
         "storage error: data directory {} belongs to {found}, not to {expected}; refusing to start (use another \
          --data-dir)",
         .directory.display()
     )]
-    IdentityMismatch { directory: PathBuf, found: String, expected: String },
+    IdentityMismatch {
+        /// The data directory.
+        directory: PathBuf,
+        /// The cluster and node its `IDENTITY` file names.
+        found: String,
+        /// The cluster and node this process is.
+        expected: String,
+    },
+    /// Another process holds the data directory's lock: two nodes on one
+    /// directory would corrupt it.
     #[error("storage error: data directory {} is in use by another raftmq process", .directory.display())]
-    LockHeld { directory: PathBuf },
+    LockHeld {
+        /// The data directory.
+        directory: PathBuf,
+    },
+    /// An append that would leave a hole in the log or rewrite compacted
+    /// entries; the caller broke the storage contract.
     #[error("storage error: append at index {index} outside the stored log {first_index}..={last_index}")]
-    AppendOutsideLog { index: LogIndex, first_index: LogIndex, last_index: LogIndex },
+    AppendOutsideLog {
+        /// The first index of the append.
+        index: LogIndex,
+        /// The first index the log holds.
+        first_index: LogIndex,
+        /// The last index the log holds.
+        last_index: LogIndex,
+    },
     /// The stored snapshot is intact but the state machine cannot read it.
     #[error("storage error: the snapshot cannot be restored: {problem}")]
-    UnreadableSnapshot { problem: String },
+    UnreadableSnapshot {
+        /// Why the state machine refused it.
+        problem: String,
+    },
     /// The node's term and vote are gone (the file is missing, or older than
     /// the log), while the directory shows it had them.
     #[error(
@@ -77,7 +147,15 @@ pub enum StorageError {
          docs/storage.md, \"A node that lost its data\")",
         .path.display()
     )]
-    LostHardState { path: PathBuf, found: String, evidence: String },
+    LostHardState {
+        /// The `hard_state` file.
+        path: PathBuf,
+        /// What is wrong with it ("is missing", or the term it holds).
+        found: String,
+        /// What shows the node had them: an entry or snapshot of a higher
+        /// term, or `IDENTITY`'s record.
+        evidence: String,
+    },
     /// The log was compacted past index 1, but there is no snapshot.
     #[error(
         "storage error: {} is missing, but the log starts at index {first_index} in {}: the entries before it are \
@@ -86,7 +164,14 @@ pub enum StorageError {
         .path.display(),
         .segment.display()
     )]
-    MissingSnapshot { path: PathBuf, first_index: LogIndex, segment: PathBuf },
+    MissingSnapshot {
+        /// Where the snapshot should be.
+        path: PathBuf,
+        /// The first index the log holds.
+        first_index: LogIndex,
+        /// The first segment on disk.
+        segment: PathBuf,
+    },
     /// The log ends before what `hard_state` records as synced: records or
     /// segments that were durable are gone (a lost file, a copy cut short).
     #[error(
@@ -94,13 +179,23 @@ pub enum StorageError {
          see docs/storage.md, \"A node that lost its data\")",
         .directory.display()
     )]
-    LogCutShort { directory: PathBuf, what: String },
+    LogCutShort {
+        /// The log directory.
+        directory: PathBuf,
+        /// What `hard_state` records as durable, and what the log holds instead.
+        what: String,
+    },
     /// A full disk, injected by `FaultInjectingStorage` for process tests.
     #[error(
         "storage error: cannot {operation}: No space left on device (os error 28; injected while {} exists)",
         .flag.display()
     )]
-    InjectedFull { operation: &'static str, flag: PathBuf },
+    InjectedFull {
+        /// What was being done, as a verb phrase.
+        operation: &'static str,
+        /// The file whose existence injects the fault.
+        flag: PathBuf,
+    },
 }
 
 impl StorageError {

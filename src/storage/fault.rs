@@ -39,12 +39,17 @@ impl Operation {
     }
 }
 
+/// Wraps a [`Storage`] and fails its operations while a flag file says so
+/// (the module docs give the flag's contents), with
+/// [`StorageError::InjectedFull`], so tests can fault a live node and heal it.
 pub struct FaultInjectingStorage {
     inner: Box<dyn Storage>,
     flag: PathBuf,
 }
 
 impl FaultInjectingStorage {
+    /// Wraps `inner`; `flag` is read on every operation, so creating, changing
+    /// or removing it takes effect at once.
     pub fn new(inner: Box<dyn Storage>, flag: PathBuf) -> FaultInjectingStorage {
         FaultInjectingStorage { inner, flag }
     }

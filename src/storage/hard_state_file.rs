@@ -16,6 +16,7 @@ use super::snapshot_file::{io_error, replace_file_atomically};
 use super::StorageError;
 use crate::raft::{HardState, LogIndex};
 
+/// The file name of the term, vote and durable mark in a data directory.
 pub const HARD_STATE_FILE: &str = "hard_state";
 const MAGIC: &[u8; 4] = b"RMQH";
 const VERSION_1: u8 = 1;

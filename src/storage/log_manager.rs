@@ -25,22 +25,32 @@ use crate::raft::{Entry, HardState, LogIndex, Snapshot, Term};
 /// How often a failed LogManager tries to get its storage back.
 const RECOVERY_INTERVAL: Duration = Duration::from_millis(500);
 
+/// One write the shell asks of the disk. A batch of them runs in order, and
+/// is durable once a report says so (rules 2 and 6 in the crate docs).
 #[derive(Debug)]
 pub enum DiskOperation {
+    /// Save the term and vote.
     HardState(HardState),
+    /// Append entries, replacing any stored entry at or after the first one's
+    /// index.
     Entries(Vec<Entry>),
     /// A snapshot of this node's own state machine, written and synced to a
     /// temporary file by the snapshot thread; put in place, reported durable.
     AdoptSnapshot {
+        /// The snapshot, as the core knows it.
         snapshot: Snapshot,
+        /// The file the snapshot thread wrote and synced the image to.
         temporary: std::path::PathBuf,
     },
     /// A snapshot from the leader: saved, then the log after it is kept
     /// (`log_kept`) or the whole log is dropped.
     InstallSnapshot {
+        /// The leader's snapshot, as received.
         snapshot: Snapshot,
+        /// Whether the stored log continues the snapshot and is kept.
         log_kept: bool,
     },
+    /// Drop stored entries through this index; a durable snapshot covers them.
     Compact(LogIndex),
 }
 
@@ -50,24 +60,39 @@ struct DiskBatch {
     operations: Vec<DiskOperation>,
 }
 
+/// What the LogManager tells the event loop, in the order it happened.
 #[derive(Debug)]
 pub enum DiskReport {
     /// Every batch up to `sequence` is durable.
     Durable {
+        /// The epoch the batches belong to.
         epoch: u64,
+        /// The last batch now durable, in the shell's numbering.
         sequence: u64,
         /// The log's last entry after these batches, if they changed it.
         last_entry: Option<(LogIndex, Term)>,
+        /// This node's own snapshot, if one was put in place.
         saved_snapshot: Option<Snapshot>,
+        /// Bytes the storage occupies on disk after these batches.
         disk_bytes: u64,
         /// Syncs done so far: writes per sync shows what group commit saves.
         syncs: u64,
     },
     /// Writes of this epoch failed; nothing after the last report is durable.
-    Failed { detail: String },
+    Failed {
+        /// The storage error, without its "storage error: " prefix.
+        detail: String,
+    },
     /// Storage works again; `state` is what it durably holds. Batches must
     /// now carry `epoch`.
-    Recovered { epoch: u64, state: RecoveredState, disk_bytes: u64 },
+    Recovered {
+        /// The new epoch; batches of earlier epochs are dropped.
+        epoch: u64,
+        /// Everything the reopened storage durably holds.
+        state: RecoveredState,
+        /// Bytes the storage occupies on disk.
+        disk_bytes: u64,
+    },
 }
 
 /// What a run of operations changed, for the durability report.
@@ -142,6 +167,8 @@ impl LogManagerHandle {
     }
 }
 
+/// The disk thread: it owns the node's [`Storage`], writes the batches the
+/// event loop submits, group-commits them, and reports through a callback.
 pub struct LogManager {
     storage: Option<Box<dyn Storage>>,
     reopen: Reopen,

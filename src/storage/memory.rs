@@ -5,6 +5,8 @@
 use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
+/// [`Storage`] in memory: every write is "durable" at once, and everything
+/// is lost with the value.
 #[derive(Debug, Default, Clone)]
 pub struct MemoryStorage {
     hard_state: HardState,
@@ -15,6 +17,7 @@ pub struct MemoryStorage {
 }
 
 impl MemoryStorage {
+    /// Empty storage, as a new data directory.
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
     }

@@ -19,12 +19,13 @@ pub mod wal_format;
 pub mod wal_recovery;
 
 pub use error::{StorageError, DATA_EXIT_CODE};
-pub use fault::FaultInjectingStorage;
+pub(crate) use fault::FaultInjectingStorage;
 pub use hard_state_file::HARD_STATE_FILE;
-pub use log_manager::{write_operations, DiskOperation, DiskReport, LogManager, LogManagerHandle, Reopen, Written};
+pub use log_manager::{write_operations, DiskOperation, DiskReport, Written};
+pub(crate) use log_manager::{LogManager, LogManagerHandle, Reopen};
 pub use lost_state::check_terms;
 pub use memory::MemoryStorage;
-pub use snapshot_file::{read_snapshot, write_snapshot, write_snapshot_temporary};
+pub use snapshot_file::write_snapshot_temporary;
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};
 
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
@@ -33,8 +34,11 @@ use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 /// entries that follow it (`entries[0].index == snapshot's last index + 1`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveredState {
+    /// The term and vote last saved (zero and none for new storage).
     pub hard_state: HardState,
+    /// The latest durable snapshot, if any.
     pub snapshot: Option<Snapshot>,
+    /// The entries after the snapshot, contiguous and in index order.
     pub entries: Vec<Entry>,
 }
 
@@ -43,7 +47,13 @@ pub struct RecoveredState {
 /// entries: they change rarely and must never wait behind a long log write.
 /// Writes may be buffered; only `sync` promises durability (group commit).
 pub trait Storage: Send {
+    /// Reads everything durable, for a node that starts (or restarts after a
+    /// storage failure). Returns a [`StorageError`] for damaged or missing data
+    /// that the node must not start on, and for I/O failures.
     fn load(&mut self) -> Result<RecoveredState, StorageError>;
+    /// Records the term and vote. Promised durable, like every write, once
+    /// the next `sync` returns; the shell holds a vote until then (rule 3
+    /// in the crate docs).
     fn save_hard_state(&mut self, hard_state: HardState) -> Result<(), StorageError>;
     /// Store `entries`, first removing any stored entry at or after
     /// `entries[0].index`. Entries are contiguous and non-empty.

@@ -79,6 +79,7 @@ const SPACE_PROBE_BYTES: usize = 1 << 20;
 /// A segment being rewritten in the current format, before its rename.
 const TEMPORARY_SEGMENT_SUFFIX: &str = ".wal.tmp";
 
+/// How a [`WalStorage`] writes its directory.
 #[derive(Debug, Clone)]
 pub struct WalOptions {
     /// A segment that reaches this size is closed and a new one started.
@@ -111,6 +112,8 @@ struct Segment {
     salt: u64,
 }
 
+/// The write-ahead log on disk: the durable [`Storage`] a node uses. The
+/// module docs give the directory's layout and what `open` checks.
 pub struct WalStorage {
     directory: PathBuf,
     options: WalOptions,
