@@ -12,7 +12,7 @@ use log::{debug, warn};
 
 use super::connection_cap::{Admission, ConnectionCap};
 use super::listener::Listener;
-use super::peer_security::{CurveKeys, CLIENT_ZAP_DOMAIN};
+use super::peer_security::{enforce_zap, CurveKeys, CLIENT_ZAP_DOMAIN};
 use super::zap_handler::ADMIN_USER;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
 use crate::shell::{shutting_down_reply, ClientCommand, Envelope, Input, TransferRequest};
@@ -71,7 +71,7 @@ impl Listener for ClientListener {
     }
 
     fn bind(&self, context: &zmq::Context) -> Result<ClientSockets, String> {
-        let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
+        let mut router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
         router.set_handshake_ivl(HANDSHAKE_TIMEOUT_MS).map_err(|e| e.to_string())?;
         router.set_heartbeat_ivl(HEARTBEAT_INTERVAL_MS).map_err(|e| e.to_string())?;
@@ -80,10 +80,16 @@ impl Listener for ClientListener {
             router.set_curve_server(true).map_err(|e| e.to_string())?;
             router.set_curve_secretkey(&keys.secret_key).map_err(|e| e.to_string())?;
             router.set_zap_domain(CLIENT_ZAP_DOMAIN).map_err(|e| e.to_string())?;
+            enforce_zap(&mut router)?;
         }
         let monitor_endpoint = format!("inproc://raftmq-client-connections-{}", self.endpoint);
         router.monitor(&monitor_endpoint, monitored_events()).map_err(|e| e.to_string())?;
         let monitor = context.socket(zmq::PAIR).map_err(|e| e.to_string())?;
+        // libzmq sends monitor events blocking, from its I/O thread, which
+        // carries the peers' traffic too: a full event queue (a burst of
+        // connections while this thread is starved) must not stop it.
+        // A limit of 0 on either side makes the queue unbounded.
+        monitor.set_rcvhwm(0).map_err(|e| e.to_string())?;
         monitor.connect(&monitor_endpoint).map_err(|e| e.to_string())?;
         router.set_sndhwm(100_000).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
@@ -161,6 +167,11 @@ impl ClientListener {
         }
     }
 
+    /// The port of `endpoint` (tcp://address:port).
+    fn port(&self) -> Option<u16> {
+        self.endpoint.rsplit(':').next().and_then(|port| port.parse().ok())
+    }
+
     /// Admin operations: with client CURVE, for admin keys only; without,
     /// for clients on this machine only.
     fn may_administer(&self, frame: &mut zmq::Message) -> bool {
@@ -172,7 +183,7 @@ impl ClientListener {
 
     fn on_accepted(&self, cap: &mut ConnectionCap, descriptor: i32) {
         if cap.on_accepted() == Admission::Refuse {
-            refuse_connection(descriptor);
+            refuse_connection(descriptor, self.port());
             warn_at_most_once_a_second(&format!(
                 "{} client connections (the cap is {}): refusing new ones until some close",
                 cap.open_connections(),
@@ -246,10 +257,28 @@ impl ClientListener {
 
 /// Shut down a connection past the cap. shutdown(2), not close: the
 /// descriptor stays libzmq's, which sees the connection end and frees it.
-fn refuse_connection(descriptor: i32) {
+/// The number comes from an event that may be old: if that connection has
+/// closed since and the number went to another socket, leave it alone
+/// unless it is a connection to this same client port (the residual race
+/// is in REPORT's known limits).
+fn refuse_connection(descriptor: i32, client_port: Option<u16>) {
+    if client_port.is_none() || local_port(descriptor) != client_port {
+        return;
+    }
     // SAFETY: shutdown only acts on the descriptor; an invalid one is EBADF.
     unsafe {
         libc::shutdown(descriptor, libc::SHUT_RDWR);
+    }
+}
+
+/// The local TCP port of a socket descriptor, if it is an IPv4 one.
+fn local_port(descriptor: i32) -> Option<u16> {
+    // SAFETY: getsockname writes at most `length` bytes into the address.
+    unsafe {
+        let mut address: libc::sockaddr_in = std::mem::zeroed();
+        let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let status = libc::getsockname(descriptor, (&mut address as *mut libc::sockaddr_in).cast(), &mut length);
+        (status == 0 && i32::from(address.sin_family) == libc::AF_INET).then(|| u16::from_be(address.sin_port))
     }
 }
 

@@ -14,9 +14,12 @@ use log::warn;
 use super::listener::Listener;
 use super::network_faults::NetworkFaults;
 use super::peer_codec;
-use super::peer_security::{PeerSecurity, PEER_ZAP_DOMAIN};
+use super::peer_security::{enforce_zap, PeerSecurity, PEER_ZAP_DOMAIN};
 use crate::raft::{Message, NodeId};
 use crate::shell::Input;
+
+/// How long a peer connection may take to complete ZeroMQ's handshake.
+const PEER_HANDSHAKE_TIMEOUT_MS: i32 = 5_000;
 
 /// The largest peer frame read; see `bind`.
 const PEER_FRAME_LIMIT_BYTES: i64 = 16 << 20;
@@ -38,8 +41,12 @@ impl Listener for PeerListener {
     }
 
     fn bind(&self, context: &zmq::Context) -> Result<zmq::Socket, String> {
-        let router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
+        let mut router = context.socket(zmq::ROUTER).map_err(|e| e.to_string())?;
         router.set_linger(0).map_err(|e| e.to_string())?;
+        // A connection that has not completed ZeroMQ's handshake (a bare
+        // TCP connection, or a CURVE HELLO never finished) holds a
+        // descriptor; libzmq's default lets it for 30 s.
+        router.set_handshake_ivl(PEER_HANDSHAKE_TIMEOUT_MS).map_err(|e| e.to_string())?;
         router.set_rcvhwm(100_000).map_err(|e| e.to_string())?;
         // No honest peer frame comes near this (an AppendEntries stops
         // adding entries at 1 MiB, a snapshot chunk is 1 MiB): a larger one
@@ -50,6 +57,7 @@ impl Listener for PeerListener {
             router.set_curve_server(true).map_err(|e| e.to_string())?;
             router.set_curve_secretkey(&keys.secret_key).map_err(|e| e.to_string())?;
             router.set_zap_domain(PEER_ZAP_DOMAIN).map_err(|e| e.to_string())?;
+            enforce_zap(&mut router)?;
         }
         router.bind(&self.endpoint).map_err(|e| format!("cannot bind peer socket {}: {e}", self.endpoint))?;
         Ok(router)

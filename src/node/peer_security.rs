@@ -20,6 +20,32 @@ pub const PEER_ZAP_DOMAIN: &str = "raftmq-peers";
 /// The ZAP domain of the client socket, when config.json lists `clients`.
 pub const CLIENT_ZAP_DOMAIN: &str = "raftmq-clients";
 
+/// libzmq's ZMQ_ZAP_ENFORCE_DOMAIN (zmq.h lists it with the draft options,
+/// but 4.3.4 honours it in every build).
+const ZMQ_ZAP_ENFORCE_DOMAIN: i32 = 93;
+
+/// Make a CURVE server socket refuse every client when no ZAP handler
+/// answers. By default libzmq then admits any key, and takes the client's
+/// own claimed properties (a `User-Id` among them) as the connection's:
+/// a ZAP handler that had stopped would let anyone in as anyone.
+pub fn enforce_zap(socket: &mut zmq::Socket) -> Result<(), String> {
+    let on: i32 = 1;
+    // SAFETY: the socket pointer is live for the call; the value is a
+    // 4-byte int, as the option expects.
+    let status = unsafe {
+        zmq_sys::zmq_setsockopt(
+            socket.as_mut_ptr(),
+            ZMQ_ZAP_ENFORCE_DOMAIN,
+            (&on as *const i32).cast(),
+            std::mem::size_of::<i32>(),
+        )
+    };
+    if status != 0 {
+        return Err(format!("cannot make the socket enforce ZAP: {}", std::io::Error::last_os_error()));
+    }
+    Ok(())
+}
+
 /// How this node's peer sockets are secured.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PeerSecurity {
@@ -253,6 +279,40 @@ mod tests {
         let file = key_file(&key_pair().0);
         let stray = peer_security(&config("127.0.0.1", None), 0, Some(&file.0), false).unwrap_err();
         assert!(stray.0.contains("no \"public_key\" entries"), "{}", stray.0);
+    }
+
+    /// A CURVE server whose ZAP handler is missing: does a client with any
+    /// key get a frame through within half a second?
+    fn stranger_gets_through_without_a_zap_handler(enforce: bool) -> bool {
+        let context = zmq::Context::new();
+        let (server_secret, server_public) = key_pair();
+        let mut server = context.socket(zmq::ROUTER).unwrap();
+        server.set_curve_server(true).unwrap();
+        server.set_curve_secretkey(&server_secret).unwrap();
+        server.set_zap_domain(PEER_ZAP_DOMAIN).unwrap();
+        if enforce {
+            enforce_zap(&mut server).unwrap();
+        }
+        server.set_rcvtimeo(500).unwrap();
+        server.bind("tcp://127.0.0.1:*").unwrap();
+        let endpoint = server.get_last_endpoint().unwrap().unwrap();
+        let (client_secret, client_public) = key_pair();
+        let client = context.socket(zmq::DEALER).unwrap();
+        client.set_linger(0).unwrap();
+        client.set_curve_serverkey(&server_public).unwrap();
+        client.set_curve_publickey(&client_public).unwrap();
+        client.set_curve_secretkey(&client_secret).unwrap();
+        client.connect(&endpoint).unwrap();
+        client.send("hello", zmq::DONTWAIT).ok();
+        let through = server.recv_multipart(0).is_ok();
+        server.set_linger(0).unwrap();
+        through
+    }
+
+    #[test]
+    fn without_its_zap_handler_a_guarded_socket_admits_nobody() {
+        assert!(stranger_gets_through_without_a_zap_handler(false), "libzmq's default: fail open");
+        assert!(!stranger_gets_through_without_a_zap_handler(true), "enforced: fail closed");
     }
 
     #[test]

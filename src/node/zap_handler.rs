@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use log::warn;
+use log::{error, warn};
 
 use super::listener::Listener;
 use super::peer_security::{CurveKeys, CLIENT_ZAP_DOMAIN, PEER_ZAP_DOMAIN};
@@ -57,11 +57,38 @@ impl Listener for ZapHandler {
         Ok(socket)
     }
 
+    /// Never returns: if answering fails for good, the process exits, since
+    /// without a handler no peer or client could connect (the guarded
+    /// sockets enforce ZAP, see `enforce_zap`).
     fn serve(&self, socket: &zmq::Socket) -> Result<(), zmq::Error> {
+        let failure = self.answer_requests(socket);
+        error!("the ZAP handler stopped ({failure}); no peer or client could connect now, so the node exits");
+        std::process::exit(EXIT_ZAP_HANDLER_STOPPED);
+    }
+}
+
+/// Exit status when the ZAP handler stops (EX_SOFTWARE).
+const EXIT_ZAP_HANDLER_STOPPED: i32 = 70;
+
+/// `operation`, again while a signal interrupts it.
+fn retrying_interrupts<T>(mut operation: impl FnMut() -> Result<T, zmq::Error>) -> Result<T, zmq::Error> {
+    loop {
+        match operation() {
+            Err(zmq::Error::EINTR) => continue,
+            outcome => return outcome,
+        }
+    }
+}
+
+impl ZapHandler {
+    fn answer_requests(&self, socket: &zmq::Socket) -> zmq::Error {
         let mut last_warning: Option<Instant> = None;
         let mut refused_since_warning = 0u64;
         loop {
-            let request = socket.recv_multipart(0)?;
+            let request = match retrying_interrupts(|| socket.recv_multipart(0)) {
+                Ok(request) => request,
+                Err(failure) => return failure,
+            };
             let request_id = request.get(1).cloned().unwrap_or_default();
             let decision = self.decide(&request);
             if decision.status_code != "200" {
@@ -80,7 +107,9 @@ impl Listener for ZapHandler {
                 decision.user_id.as_bytes(),
                 b"",
             ];
-            socket.send_multipart(reply, 0)?;
+            if let Err(failure) = retrying_interrupts(|| socket.send_multipart(reply, 0)) {
+                return failure;
+            }
         }
     }
 }
