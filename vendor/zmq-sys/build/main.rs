@@ -8,8 +8,16 @@ use std::env;
 pub fn configure() {
     println!("cargo:rerun-if-changed=build/main.rs");
     println!("cargo:rerun-if-env-changed=PROFILE");
-    let include = env::var("DEP_SODIUM_INCLUDE").expect("libsodium-sys-stable exports its include directory");
-    let lib = env::var("DEP_SODIUM_LIB").expect("libsodium-sys-stable exports its library directory");
+    // libsodium-sys-stable exports both when it builds libsodium (the
+    // default); with SODIUM_LIB_DIR (a libsodium installed elsewhere) it
+    // exports neither, so take that directory and its sibling include/.
+    let lib = env::var("DEP_SODIUM_LIB")
+        .or_else(|_| env::var("SODIUM_LIB_DIR"))
+        .expect("libsodium's library directory: libsodium-sys-stable exports it, or set SODIUM_LIB_DIR");
+    let include = env::var("DEP_SODIUM_INCLUDE")
+        .or_else(|_| env::var("SODIUM_INCLUDE_DIR"))
+        .unwrap_or_else(|_| format!("{lib}/../include"));
+    println!("cargo:rerun-if-env-changed=SODIUM_INCLUDE_DIR");
     // libzmq 4.3.4's sources draw compiler warnings (unused parameters, a
     // known false -Warray-bounds in its CURVE code) that cc would replay as
     // cargo warnings on every build of every crate depending on this one.
