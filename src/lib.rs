@@ -83,5 +83,6 @@ pub mod node;
 pub mod protocol;
 pub mod queue;
 pub mod raft;
+mod rate_limited;
 pub mod shell;
 pub mod storage;

@@ -15,6 +15,7 @@ use super::listener::Listener;
 use super::peer_security::{enforce_zap, CurveKeys, CLIENT_ZAP_DOMAIN};
 use super::zap_handler::ADMIN_USER;
 use crate::protocol::{parse_request, ErrorCode, Operation, ReplyBody, StatusReport};
+use crate::rate_limited::RateLimited;
 use crate::shell::{shutting_down_reply, ClientCommand, Envelope, Input, TransferRequest};
 
 /// Messages handled per socket before checking the other, so neither starves.
@@ -40,6 +41,13 @@ pub struct ClientSockets {
     router: zmq::Socket,
     replies: zmq::Socket,
     monitor: zmq::Socket,
+}
+
+/// Connection events worth a warning, each kind rate-limited on its own.
+#[derive(Default)]
+struct ConnectionWarnings {
+    refused: RateLimited<Instant>,
+    accept_failed: RateLimited<Instant>,
 }
 
 /// How long a connection may take to send ZeroMQ's greeting: a bare TCP
@@ -107,6 +115,7 @@ impl Listener for ClientListener {
     fn serve(&self, sockets: &ClientSockets) -> Result<(), zmq::Error> {
         let ClientSockets { router, replies, monitor } = sockets;
         let mut cap = ConnectionCap::new(self.max_connections);
+        let mut warnings = ConnectionWarnings::default();
         loop {
             let mut items = [
                 router.as_poll_item(zmq::POLLIN),
@@ -116,7 +125,7 @@ impl Listener for ClientListener {
             zmq::poll(&mut items, -1)?;
             let (requests_ready, replies_ready) = (items[0].is_readable(), items[1].is_readable());
             if items[2].is_readable() {
-                self.on_connection_events(monitor, &mut cap)?;
+                self.on_connection_events(monitor, &mut cap, &mut warnings)?;
             }
             if requests_ready {
                 for _ in 0..BATCH {
@@ -143,7 +152,12 @@ impl Listener for ClientListener {
 impl ClientListener {
     /// Count connections from the monitor's events; refuse those past
     /// the cap.
-    fn on_connection_events(&self, monitor: &zmq::Socket, cap: &mut ConnectionCap) -> Result<(), zmq::Error> {
+    fn on_connection_events(
+        &self,
+        monitor: &zmq::Socket,
+        cap: &mut ConnectionCap,
+        warnings: &mut ConnectionWarnings,
+    ) -> Result<(), zmq::Error> {
         loop {
             let frames = match monitor.recv_multipart(zmq::DONTWAIT) {
                 Ok(frames) => frames,
@@ -155,13 +169,17 @@ impl ClientListener {
             let Some(event) = frames.first().and_then(|frame| frame.get(..6)) else { continue };
             let value = i32::from_ne_bytes([event[2], event[3], event[4], event[5]]);
             match zmq::SocketEvent::from_raw(u16::from_ne_bytes([event[0], event[1]])) {
-                zmq::SocketEvent::ACCEPTED => self.on_accepted(cap, value),
+                zmq::SocketEvent::ACCEPTED => self.on_accepted(cap, value, &mut warnings.refused),
                 zmq::SocketEvent::DISCONNECTED => cap.on_disconnected(),
-                zmq::SocketEvent::ACCEPT_FAILED => warn_at_most_once_a_second(&format!(
-                    "accepting a client connection failed: {} ({} connected)",
-                    std::io::Error::from_raw_os_error(value),
-                    cap.open_connections()
-                )),
+                zmq::SocketEvent::ACCEPT_FAILED => {
+                    if let Some(failed) = warnings.accept_failed.note(Instant::now()) {
+                        warn!(
+                            "accepting {failed} client connection(s) failed; latest: {} ({} connected)",
+                            std::io::Error::from_raw_os_error(value),
+                            cap.open_connections()
+                        );
+                    }
+                }
                 _ => {}
             }
         }
@@ -181,14 +199,16 @@ impl ClientListener {
         }
     }
 
-    fn on_accepted(&self, cap: &mut ConnectionCap, descriptor: i32) {
+    fn on_accepted(&self, cap: &mut ConnectionCap, descriptor: i32, refusals: &mut RateLimited<Instant>) {
         if cap.on_accepted() == Admission::Refuse {
             refuse_connection(descriptor, self.port());
-            warn_at_most_once_a_second(&format!(
-                "{} client connections (the cap is {}): refusing new ones until some close",
-                cap.open_connections(),
-                self.max_connections
-            ));
+            if let Some(refused) = refusals.note(Instant::now()) {
+                warn!(
+                    "{} client connections (the cap is {}): refusing new ones until some close ({refused} refused)",
+                    cap.open_connections(),
+                    self.max_connections
+                );
+            }
         }
     }
 
@@ -279,16 +299,6 @@ fn local_port(descriptor: i32) -> Option<u16> {
         let mut length = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
         let status = libc::getsockname(descriptor, (&mut address as *mut libc::sockaddr_in).cast(), &mut length);
         (status == 0 && i32::from(address.sin_family) == libc::AF_INET).then(|| u16::from_be(address.sin_port))
-    }
-}
-
-/// The connection warnings come in bursts; one line a second is enough.
-fn warn_at_most_once_a_second(line: &str) {
-    static LAST_WARNING: Mutex<Option<Instant>> = Mutex::new(None);
-    let mut last = LAST_WARNING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if last.is_none_or(|at| at.elapsed() >= std::time::Duration::from_secs(1)) {
-        warn!("{line}");
-        *last = Some(Instant::now());
     }
 }
 

@@ -6,7 +6,7 @@
 //! nor flood the log.
 
 use std::collections::HashMap;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use crossbeam_channel::Sender;
 use log::warn;
@@ -16,6 +16,7 @@ use super::network_faults::NetworkFaults;
 use super::peer_codec;
 use super::peer_security::{enforce_zap, PeerSecurity, PEER_ZAP_DOMAIN};
 use crate::raft::{Message, NodeId};
+use crate::rate_limited::RateLimited;
 use crate::shell::Input;
 
 /// How long a peer connection may take to complete ZeroMQ's handshake.
@@ -198,23 +199,14 @@ fn claimed_sender(message: &Message) -> Option<NodeId> {
 /// frames dropped for that reason since the previous line.
 #[derive(Debug, Default)]
 pub struct DropWarnings {
-    by_reason: HashMap<DropReason, (Option<Instant>, u64)>,
+    by_reason: HashMap<DropReason, RateLimited<Instant>>,
 }
-
-const WARNING_INTERVAL: Duration = Duration::from_secs(1);
 
 impl DropWarnings {
     /// Count a dropped frame; the line to log, if one is due.
     pub fn note(&mut self, reason: DropReason, detail: &str, now: Instant) -> Option<String> {
-        let (last_line, dropped) = self.by_reason.entry(reason).or_insert((None, 0));
-        *dropped += 1;
-        if last_line.is_some_and(|last| now.duration_since(last) < WARNING_INTERVAL) {
-            return None;
-        }
-        let line = format!("dropped {dropped} peer frame(s) {}; latest: {detail}", reason.describe());
-        *last_line = Some(now);
-        *dropped = 0;
-        Some(line)
+        let dropped = self.by_reason.entry(reason).or_default().note(now)?;
+        Some(format!("dropped {dropped} peer frame(s) {}; latest: {detail}", reason.describe()))
     }
 }
 
@@ -223,6 +215,7 @@ mod tests {
     use super::*;
     use crate::node::peer_codec::FrameHeader;
     use crate::raft::{AppendEntries, RequestVoteResponse, TimeoutNow};
+    use std::time::Duration;
 
     const OURS: Admission = Admission { cluster_id: 42, me: 0, node_count: 3 };
 

@@ -7,12 +7,13 @@
 //! "admin" or "client". It must be bound before the sockets it guards: a
 //! CURVE server with no ZAP handler admits every key.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use log::{error, warn};
 
 use super::listener::Listener;
 use super::peer_security::{CurveKeys, CLIENT_ZAP_DOMAIN, PEER_ZAP_DOMAIN};
+use crate::rate_limited::RateLimited;
 
 const ZAP_ENDPOINT: &str = "inproc://zeromq.zap.01";
 const ZAP_VERSION: &[u8] = b"1.0";
@@ -82,8 +83,7 @@ fn retrying_interrupts<T>(mut operation: impl FnMut() -> Result<T, zmq::Error>) 
 
 impl ZapHandler {
     fn answer_requests(&self, socket: &zmq::Socket) -> zmq::Error {
-        let mut last_warning: Option<Instant> = None;
-        let mut refused_since_warning = 0u64;
+        let mut refusals = RateLimited::default();
         loop {
             let request = match retrying_interrupts(|| socket.recv_multipart(0)) {
                 Ok(request) => request,
@@ -92,11 +92,8 @@ impl ZapHandler {
             let request_id = request.get(1).cloned().unwrap_or_default();
             let decision = self.decide(&request);
             if decision.status_code != "200" {
-                refused_since_warning += 1;
-                if last_warning.is_none_or(|last| last.elapsed() >= Duration::from_secs(1)) {
-                    warn!("refused {refused_since_warning} peer connection(s); latest: {}", decision.status_text);
-                    last_warning = Some(Instant::now());
-                    refused_since_warning = 0;
+                if let Some(refused) = refusals.note(Instant::now()) {
+                    warn!("refused {refused} connection(s); latest: {}", decision.status_text);
                 }
             }
             let reply: [&[u8]; 6] = [
