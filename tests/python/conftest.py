@@ -63,6 +63,16 @@ def dealer(endpoint: str, timeout_ms: int = REPLY_TIMEOUT_MS) -> zmq.Socket:
     return socket
 
 
+def send_frames(cluster: "LocalCluster", node: int, frames: list[bytes]) -> None:
+    """Send raw frames to ``node``'s peer port, as a peer's DEALER would."""
+    socket = zmq.Context.instance().socket(zmq.DEALER)
+    socket.setsockopt(zmq.LINGER, 1000)
+    socket.connect(f"tcp://127.0.0.1:{cluster.addresses[node]['internal_port']}")
+    for frame in frames:
+        socket.send(frame)
+    socket.close()  # LINGER lets the queued frames leave first
+
+
 def send_puts(socket: zmq.Socket, topic: str, count: int) -> None:
     """``count`` pipelined put_message requests on a DEALER, ids 0..count-1."""
     for number in range(count):

@@ -7,20 +7,10 @@ review ended a cluster or a node with."""
 
 import time
 
-import zmq
-
 import peer_frame
+from conftest import send_frames
 
 MAX_TERM = 2**64 - 1
-
-
-def send_frames(cluster, node: int, frames: list[bytes]) -> None:
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 1000)
-    socket.connect(f"tcp://127.0.0.1:{cluster.addresses[node]['internal_port']}")
-    for frame in frames:
-        socket.send(frame)
-    socket.close()
 
 
 def leader_and_term(cluster) -> tuple[int, int]:

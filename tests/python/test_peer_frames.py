@@ -4,19 +4,8 @@ are forged in Python from the layout in docs/protocol.md (peer_frame.py)."""
 
 import time
 
-import zmq
-
 import peer_frame
-
-
-def send_frames(cluster, node: int, frames: list[bytes]) -> None:
-    """Send raw frames to ``node``'s peer port, as a peer's DEALER would."""
-    socket = zmq.Context.instance().socket(zmq.DEALER)
-    socket.setsockopt(zmq.LINGER, 1000)
-    socket.connect(f"tcp://127.0.0.1:{cluster.addresses[node]['internal_port']}")
-    for frame in frames:
-        socket.send(frame)
-    socket.close()  # LINGER lets the queued frames leave first
+from conftest import send_frames
 
 
 def test_another_clusters_frames_do_not_depose_the_leader(make_cluster):
