@@ -7,7 +7,6 @@
 //! says `--insecure-peers`.
 
 use std::ffi::CString;
-use std::net::IpAddr;
 use std::path::Path;
 
 use log::warn;
@@ -135,7 +134,7 @@ fn unauthenticated(
         )));
     }
     let address = config.addresses[index].address();
-    if !is_loopback(address) && !insecure_peers {
+    if !address.is_loopback() && !insecure_peers {
         return Err(ConfigError(format!(
             "refusing to serve peers unauthenticated on {}: anyone who can reach it could speak for a member. \
              Give every node a \"public_key\" in config.json and start each with --peer-key-file \
@@ -149,10 +148,6 @@ fn unauthenticated(
         config.peer_endpoint(index)
     );
     Ok(PeerSecurity::Unauthenticated)
-}
-
-fn is_loopback(address: IpAddr) -> bool {
-    address.is_loopback()
 }
 
 /// The secret key in `file`: Z85 on one line, as `raftmq-keygen` writes it.

@@ -109,9 +109,7 @@ impl ZapHandler {
             }
         }
     }
-}
 
-impl ZapHandler {
     /// RFC 27's request: version, request id, domain, address, identity,
     /// mechanism, then the mechanism's credentials (CURVE: the client's
     /// 32-byte public key).
@@ -147,9 +145,7 @@ impl ZapHandler {
             ),
         }
     }
-}
 
-impl ZapHandler {
     fn decide_client(&self, address: &str, key: Option<&Vec<u8>>) -> ZapDecision {
         let Some(key) = key else {
             return ZapDecision::refuse("400", format!("client {address}: no CURVE key"));
