@@ -218,7 +218,6 @@ fn shell_settings(config: &ClusterConfig, index: usize, settings: &NodeSettings)
     let mut core = CoreConfig::new(index, config.node_count());
     core.check_quorum = settings.check_quorum;
     core.pre_vote = settings.pre_vote;
-    core.snapshot_check = QueueStateMachine::check_snapshot_image;
     let heartbeat_interval = settings.heartbeat_interval;
     ShellSettings {
         core,

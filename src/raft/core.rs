@@ -58,7 +58,7 @@ pub struct CoreConfig {
     /// catch up.
     pub max_snapshot_bytes: u64,
     /// Checks a snapshot received whole from a leader before it is
-    /// installed (the shell gives the state machine's image check: its
+    /// installed (the shell sets the state machine's image check: its
     /// checksum and header). One that fails is discarded and asked for
     /// again from its first byte, rather than installed and found
     /// unreadable when nothing can be undone. Pure: no I/O. Default: any.

@@ -119,15 +119,19 @@ pub struct Shell {
 impl Shell {
     /// A shell over what storage recovered. `queue` is the state machine
     /// restored from `recovered`'s snapshot; `disk_bytes` what storage
-    /// occupies; `seed` feeds the election timeouts.
+    /// occupies; `seed` feeds the election timeouts. The core checks a
+    /// leader's snapshot with the queue's image check before taking it
+    /// (`CoreConfig::snapshot_check`): the shell pairs the core with the
+    /// queue, so it sets that, whatever `settings` said.
     pub fn new(
-        settings: ShellSettings,
+        mut settings: ShellSettings,
         recovered: RecoveredState,
         queue: QueueStateMachine,
         disk_bytes: u64,
         seed: u64,
         now: Time,
     ) -> Shell {
+        settings.core.snapshot_check = QueueStateMachine::check_snapshot_image;
         let last_applied = recovered.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
         let core =
             RaftCore::restore(settings.core.clone(), recovered.hard_state, recovered.snapshot, recovered.entries);

@@ -4,7 +4,9 @@
 //! its state: a term absurdly far ahead, a leader or candidate field that
 //! is not the sender, entries whose term passes the message's, an
 //! acknowledgement of an index nobody holds, a snapshot larger than any a
-//! follower accepts. Forgeries a core cannot tell from the truth (a vote
+//! follower accepts, a whole snapshot image that is not one (a damaged
+//! leader's), which the follower must refuse by its check rather than
+//! install and stop on. Forgeries a core cannot tell from the truth (a vote
 //! granted by a member that never granted it) are out of scope: only
 //! authenticated members speak (CURVE), and a Byzantine member is beyond
 //! Raft. The run's safety checks go on as ever; the harness counts the
@@ -32,11 +34,12 @@ const ABSURD_SNAPSHOT_BYTES: u64 = 1 << 40;
 pub fn confuse(rng: &mut ChaCha8Rng, from: NodeId, node_count: usize, message: &Message) -> Message {
     let mut confused = message.clone();
     let someone_else = (from + rng.gen_range(1..node_count.max(2))) % node_count.max(1);
-    let changed = match rng.gen_range(0..4) {
+    let changed = match rng.gen_range(0..5) {
         0 => claim_someone_else(&mut confused, someone_else),
         1 => pass_the_message_term(&mut confused),
         2 => acknowledge_the_impossible(&mut confused),
-        _ => announce_a_huge_snapshot(&mut confused),
+        3 => announce_a_huge_snapshot(&mut confused),
+        _ => damage_the_snapshot(&mut confused),
     };
     if !changed || someone_else == from {
         jump_the_term(&mut confused);
@@ -83,6 +86,23 @@ fn acknowledge_the_impossible(message: &mut Message) -> bool {
     m.index = ABSURD_INDEX;
     true
 }
+
+/// The chunk becomes the whole image, every byte of it damaged. Its size
+/// stays the leader's: a follower that answers with the size it was sent
+/// must not make the leader drop that honest answer.
+fn damage_the_snapshot(message: &mut Message) -> bool {
+    let Message::InstallSnapshot(m) = message else { return false };
+    let Ok(total_bytes) = usize::try_from(m.total_bytes) else { return false };
+    if total_bytes > DAMAGED_SNAPSHOT_MAX_BYTES {
+        return false;
+    }
+    m.data = vec![0x5a; total_bytes];
+    m.offset = 0;
+    true
+}
+
+/// Simulated snapshots are small; larger ones are not worth copying.
+const DAMAGED_SNAPSHOT_MAX_BYTES: usize = 1 << 20;
 
 fn announce_a_huge_snapshot(message: &mut Message) -> bool {
     let Message::InstallSnapshot(m) = message else { return false };
