@@ -11,7 +11,7 @@ use raftmq::queue::QueueStateMachine;
 use raftmq::queue::{Command, Session, SessionCommand};
 use raftmq::raft::{
     AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
-    RequestVoteResponse, TimeoutNow,
+    RequestVoteResponse, TermAnswer, TermQuery, TimeoutNow,
 };
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -72,6 +72,8 @@ fn valid_peer_frames() -> Vec<Vec<u8>> {
         }),
         Message::PreVoteResponse(RequestVoteResponse { term: 10, vote_granted: false }),
         Message::TimeoutNow(TimeoutNow { term: 9, leader: 2 }),
+        Message::TermQuery(TermQuery { term: 0, nonce: 77 }),
+        Message::TermAnswer(TermAnswer { term: 9, nonce: 77, repairing: false }),
     ];
     messages
         .iter()

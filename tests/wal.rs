@@ -31,14 +31,14 @@ fn entries_and_hard_state_survive_reopen() {
     let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
-        wal.save_hard_state(HardState { current_term: 3, voted_for: Some(2) }).unwrap();
+        wal.save_hard_state(HardState { current_term: 3, voted_for: Some(2), ..Default::default() }).unwrap();
         wal.append_entries(&[entry(1, 1), entry(2, 3)]).unwrap();
         wal.append_entries(&[entry(3, 3)]).unwrap();
         wal.sync().unwrap();
     }
     let mut wal = open(&directory.0);
     let state = wal.load().unwrap();
-    assert_eq!(state.hard_state, HardState { current_term: 3, voted_for: Some(2) });
+    assert_eq!(state.hard_state, HardState { current_term: 3, voted_for: Some(2), ..Default::default() });
     assert_eq!(state.entries, vec![entry(1, 1), entry(2, 3), entry(3, 3)]);
     // Appending after a reopen continues the same log.
     wal.append_entries(&[entry(4, 3)]).unwrap();
@@ -171,7 +171,7 @@ fn corrupt_hard_state_refuses_to_start() {
     let directory = TempDirectory::new("wal");
     {
         let mut wal = open(&directory.0);
-        wal.save_hard_state(HardState { current_term: 7, voted_for: None }).unwrap();
+        wal.save_hard_state(HardState { current_term: 7, voted_for: None, ..Default::default() }).unwrap();
     }
     let path = directory.0.join("hard_state");
     let mut file = OpenOptions::new().write(true).open(&path).unwrap();

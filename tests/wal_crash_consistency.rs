@@ -388,11 +388,11 @@ fn replacement_states(before: &Files, after: &Files, name: &str, temporary: &str
 fn a_cut_while_the_hard_state_is_replaced_leaves_the_old_or_the_new() {
     let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, options(1 << 20)).unwrap();
-    let old = HardState { current_term: 2, voted_for: Some(1) };
+    let old = HardState { current_term: 2, voted_for: Some(1), ..Default::default() };
     wal.save_hard_state(old).unwrap();
     let log = write_synced(&mut wal, &synced_history());
     let before = files(&directory.0);
-    let new = HardState { current_term: 3, voted_for: Some(2) };
+    let new = HardState { current_term: 3, voted_for: Some(2), ..Default::default() };
     wal.save_hard_state(new).unwrap();
     drop(wal);
     let states = replacement_states(&before, &files(&directory.0), "hard_state", "hard_state.tmp", 20);
@@ -557,7 +557,7 @@ fn a_conflicting_append_below_the_mark_never_leaves_a_state_that_is_refused() {
     let mut wal = WalStorage::open(&directory.0, options(segment_bytes)).unwrap();
     let history: Vec<Vec<Entry>> = (1..=20).map(|index| entries(index..=index, 1, 120)).collect();
     let log = write_synced(&mut wal, &history);
-    let hard_state = HardState { current_term: 3, voted_for: Some(0) };
+    let hard_state = HardState { current_term: 3, voted_for: Some(0), ..Default::default() };
     wal.save_hard_state(hard_state).unwrap(); // records the mark: synced through 20
     let marked = files(&directory.0);
     // Index 6 is in the middle of a closed segment (5 to 8).
@@ -608,7 +608,7 @@ fn a_cut_while_the_first_term_is_stored_and_claimed_never_leaves_a_refused_state
     let directory = TempDirectory::in_memory("crash");
     let mut wal = WalStorage::open(&directory.0, identity.clone()).unwrap();
     let before = files(&directory.0);
-    let stored = HardState { current_term: 1, voted_for: Some(2) };
+    let stored = HardState { current_term: 1, voted_for: Some(2), ..Default::default() };
     wal.save_hard_state(stored).unwrap();
     drop(wal);
     let after = files(&directory.0);

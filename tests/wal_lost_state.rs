@@ -30,9 +30,9 @@ fn entry(index: u64, bytes: usize) -> Entry {
 /// synced batch each, then the term stored again (which records the mark).
 fn write_node_directory(directory: &Path, count: u64, segment_bytes: u64) {
     let mut wal = WalStorage::open(directory, options(segment_bytes)).unwrap();
-    wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0) }).unwrap();
+    wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0), ..Default::default() }).unwrap();
     append_each_synced(&mut wal, (1..=count).map(|index| entry(index, 60)));
-    wal.save_hard_state(HardState { current_term: 2, voted_for: Some(1) }).unwrap();
+    wal.save_hard_state(HardState { current_term: 2, voted_for: Some(1), ..Default::default() }).unwrap();
 }
 
 /// `open` refuses as lost state, with a line that says `expected`, and
@@ -66,7 +66,7 @@ fn the_last_segments_lost_down_to_a_rotation_are_refused_even_without_a_later_te
     let directory = TempDirectory::in_memory("lost");
     {
         let mut wal = WalStorage::open(&directory.0, options(600)).unwrap();
-        wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0) }).unwrap();
+        wal.save_hard_state(HardState { current_term: 2, voted_for: Some(0), ..Default::default() }).unwrap();
         for index in 1..=40 {
             wal.append_entries(&[entry(index, 60)]).unwrap();
             wal.sync().unwrap();

@@ -70,7 +70,7 @@ fn a_format_1_directory_is_read_and_rewritten_in_format_2() {
     {
         let mut wal = WalStorage::open(&directory.0, WalOptions::default()).unwrap();
         let state = wal.load().unwrap();
-        assert_eq!(state.hard_state, HardState { current_term: 3, voted_for: Some(2) });
+        assert_eq!(state.hard_state, HardState { current_term: 3, voted_for: Some(2), ..Default::default() });
         assert_eq!(state.entries, all_entries());
         wal.append_entries(&[entry(12)]).unwrap();
         wal.sync().unwrap();

@@ -8,11 +8,13 @@ use std::fmt;
 use crate::binary::{ReadError, Reader, Writer};
 use crate::raft::{
     AppendEntries, AppendEntriesResponse, Entry, InstallSnapshot, InstallSnapshotResponse, Message, NodeId,
-    RequestVote, RequestVoteResponse, TimeoutNow,
+    RequestVote, RequestVoteResponse, TermAnswer, TermQuery, TimeoutNow,
 };
 
 /// Version 2 added pre-votes, TimeoutNow, the ReadIndex round and the
-/// transfer flag; version 3 the cluster id in the header.
+/// transfer flag; version 3 the cluster id in the header. The term question
+/// and answer of protocol-aware recovery are new kinds, which an older node
+/// drops as unknown.
 pub const VERSION: u8 = 3;
 const KIND_REQUEST_VOTE: u8 = 1;
 const KIND_REQUEST_VOTE_RESPONSE: u8 = 2;
@@ -23,8 +25,10 @@ const KIND_INSTALL_SNAPSHOT_RESPONSE: u8 = 6;
 const KIND_PRE_VOTE: u8 = 7;
 const KIND_PRE_VOTE_RESPONSE: u8 = 8;
 const KIND_TIMEOUT_NOW: u8 = 9;
+const KIND_TERM_QUERY: u8 = 10;
+const KIND_TERM_ANSWER: u8 = 11;
 /// Every kind is in 1..=LAST_KIND.
-pub const LAST_KIND: u8 = KIND_TIMEOUT_NOW;
+pub const LAST_KIND: u8 = KIND_TERM_ANSWER;
 /// Smallest encoded entry: term, index, data length.
 const ENTRY_HEADER_BYTES: usize = 8 + 8 + 4;
 /// A byte field (entry data, snapshot chunk) has no limit of its own: it is
@@ -77,6 +81,15 @@ pub fn encode(header: FrameHeader, message: &Message, out: &mut Vec<u8>) {
             writer.u64(m.term);
             writer.u32_from(m.leader);
         }
+        Message::TermQuery(m) => {
+            writer.u64(m.term);
+            writer.u64(m.nonce);
+        }
+        Message::TermAnswer(m) => {
+            writer.u64(m.term);
+            writer.u64(m.nonce);
+            writer.bool(m.repairing);
+        }
         Message::AppendEntries(m) => put_append_entries(&mut writer, m),
         Message::AppendEntriesResponse(m) => {
             writer.u64(m.term);
@@ -122,6 +135,8 @@ pub fn kind(message: &Message) -> u8 {
         Message::PreVote(_) => KIND_PRE_VOTE,
         Message::PreVoteResponse(_) => KIND_PRE_VOTE_RESPONSE,
         Message::TimeoutNow(_) => KIND_TIMEOUT_NOW,
+        Message::TermQuery(_) => KIND_TERM_QUERY,
+        Message::TermAnswer(_) => KIND_TERM_ANSWER,
     }
 }
 
@@ -142,6 +157,10 @@ pub fn decode(bytes: &[u8]) -> Result<(FrameHeader, Message), PeerDecodeError> {
         KIND_REQUEST_VOTE_RESPONSE => Message::RequestVoteResponse(decode_vote_response(&mut reader)?),
         KIND_PRE_VOTE_RESPONSE => Message::PreVoteResponse(decode_vote_response(&mut reader)?),
         KIND_TIMEOUT_NOW => Message::TimeoutNow(TimeoutNow { term: reader.u64()?, leader: node_id(&mut reader)? }),
+        KIND_TERM_QUERY => Message::TermQuery(TermQuery { term: reader.u64()?, nonce: reader.u64()? }),
+        KIND_TERM_ANSWER => {
+            Message::TermAnswer(TermAnswer { term: reader.u64()?, nonce: reader.u64()?, repairing: reader.bool()? })
+        }
         KIND_APPEND_ENTRIES => Message::AppendEntries(decode_append_entries(&mut reader)?),
         KIND_APPEND_ENTRIES_RESPONSE => Message::AppendEntriesResponse(AppendEntriesResponse {
             term: reader.u64()?,
@@ -308,6 +327,8 @@ mod tests {
             Message::PreVote(vote_request(true)),
             Message::PreVoteResponse(RequestVoteResponse { term: 8, vote_granted: false }),
             Message::TimeoutNow(TimeoutNow { term: 5, leader: 1 }),
+            Message::TermQuery(TermQuery { term: 0, nonce: 0x0123_4567_89ab_cdef }),
+            Message::TermAnswer(TermAnswer { term: 12, nonce: u64::MAX, repairing: true }),
         ]
     }
 

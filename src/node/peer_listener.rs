@@ -191,7 +191,9 @@ fn claimed_sender(message: &Message) -> Option<NodeId> {
         Message::RequestVoteResponse(_)
         | Message::PreVoteResponse(_)
         | Message::AppendEntriesResponse(_)
-        | Message::InstallSnapshotResponse(_) => None,
+        | Message::InstallSnapshotResponse(_)
+        | Message::TermQuery(_)
+        | Message::TermAnswer(_) => None,
     }
 }
 

@@ -88,6 +88,10 @@ pub struct StatusReport {
     /// Checksum of every command applied so far: replicas with the same
     /// `last_applied` must agree on it.
     pub state_digest: u64,
+    /// `"intact"`, or how far the node got repairing lost or damaged
+    /// state from the cluster: `"learning the term"`, `"catching up"`
+    /// (docs/storage.md, "Repair from the cluster").
+    pub repair: &'static str,
 }
 
 impl StatusReport {
@@ -107,6 +111,7 @@ impl StatusReport {
             disk_syncs: 0,
             storage_error: None,
             state_digest: 0,
+            repair: "intact",
         }
     }
 }
@@ -189,6 +194,7 @@ impl ReplyBody {
                     status.storage_error.as_ref().map_or("ok".to_string(), |error| format!("failed: {error}"));
                 object.insert("storage".into(), storage.into());
                 object.insert("state_digest".into(), format!("{:016x}", status.state_digest).into());
+                object.insert("repair".into(), status.repair.into());
             }
             ReplyBody::Error { code, detail, leader } => {
                 object.insert("success".into(), Value::Bool(false));
@@ -307,9 +313,11 @@ mod tests {
             disk_syncs: 7,
             storage_error: None,
             state_digest: 255,
+            repair: "intact",
         };
         let expected = json!({"role":"Leader","term":3,"leader":1,"commit_index":9,"last_applied":9,"log_size":10,
-            "first_index":4,"snapshot_index":5,"disk_bytes":300,"disk_syncs":7,"storage":"ok","state_digest":"00000000000000ff"});
+            "first_index":4,"snapshot_index":5,"disk_bytes":300,"disk_syncs":7,"storage":"ok","state_digest":"00000000000000ff",
+            "repair":"intact"});
         assert_eq!(decode(ReplyBody::Status(status).encode(None)), expected);
     }
 }

@@ -1,13 +1,15 @@
 //! The consensus core: Raft Figure 2 as a state machine. Events in, effects
 //! out; no sockets, clock or randomness, so every behaviour replays exactly.
 
+use std::collections::BTreeMap;
+
 use super::effect::Effect;
 use super::event::Event;
 use super::log::RaftLog;
 use super::message::{Message, RequestVote, RequestVoteResponse};
 use super::quorum::Quorum;
 use super::role::{FollowerState, LeaderState, RoleState};
-use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
+use super::types::{Entry, HardState, LogIndex, NodeId, Repair, Role, Snapshot, Term};
 use super::validation::MAX_TERM;
 
 /// Settings of one node's core. Build it with [`CoreConfig::new`] and change
@@ -63,6 +65,11 @@ pub struct CoreConfig {
     /// again from its first byte, rather than installed and found
     /// unreadable when nothing can be undone. Pure: no I/O. Default: any.
     pub snapshot_check: fn(&[u8]) -> Result<(), String>,
+    /// Names this run of the node in the term questions it asks while it
+    /// repairs a lost term (src/raft/repair.rs): the shell draws it at
+    /// random at each start, so an answer to an earlier run's question is
+    /// not taken for an answer to this one's. Default 0.
+    pub repair_nonce: u64,
 }
 
 /// The default `snapshot_check`: every image is taken.
@@ -87,6 +94,7 @@ impl CoreConfig {
             max_term_jump: 1 << 32,
             max_snapshot_bytes: 1 << 30,
             snapshot_check: accept_any_snapshot,
+            repair_nonce: 0,
         }
     }
 }
@@ -130,6 +138,10 @@ pub struct RaftCore {
     /// Latest ReadIndex round; every AppendEntries carries it. It only
     /// grows, across terms, so a round number names one round for the shell.
     pub(super) read_round: u64,
+    /// While learning its term (src/raft/repair.rs): the highest term each
+    /// member answered, and the election timeouts waited so far.
+    pub(super) term_answers: BTreeMap<NodeId, Term>,
+    pub(super) repair_timeouts: u32,
     pub(super) effects: Vec<Effect>,
 }
 
@@ -172,6 +184,8 @@ impl RaftCore {
             persisted_index,
             snapshot,
             read_round: 0,
+            term_answers: BTreeMap::new(),
+            repair_timeouts: 0,
             effects: vec![Effect::ResetElectionTimer],
         }
     }
@@ -295,16 +309,23 @@ impl RaftCore {
             self.drop_message(from, reason);
             return;
         }
+        if self.hard_state.repair == Repair::LearningTerm {
+            self.on_message_while_learning_term(from, message);
+            return;
+        }
         if self.ignores_disruptive_vote(&message) {
             return;
         }
         // Raft §5.1: a higher term makes any node a follower of that term.
-        // Pre-votes are the exception: asking or granting one changes no term.
-        let pre_vote = matches!(
+        // Pre-votes and term questions are the exception: they change no term.
+        let changes_no_term = matches!(
             &message,
-            Message::PreVote(_) | Message::PreVoteResponse(RequestVoteResponse { vote_granted: true, .. })
+            Message::PreVote(_)
+                | Message::PreVoteResponse(RequestVoteResponse { vote_granted: true, .. })
+                | Message::TermQuery(_)
+                | Message::TermAnswer(_)
         );
-        if message.term() > self.hard_state.current_term && !pre_vote {
+        if message.term() > self.hard_state.current_term && !changes_no_term {
             let leader = match &message {
                 Message::AppendEntries(append) => Some(append.leader),
                 Message::InstallSnapshot(install) => Some(install.leader),
@@ -322,6 +343,8 @@ impl RaftCore {
             Message::PreVote(request) => self.on_pre_vote(from, request),
             Message::PreVoteResponse(response) => self.on_pre_vote_response(from, response),
             Message::TimeoutNow(request) => self.on_timeout_now(from, request),
+            Message::TermQuery(query) => self.on_term_query(from, query),
+            Message::TermAnswer(answer) => self.on_term_answer(from, answer),
         }
     }
 
@@ -360,7 +383,7 @@ impl RaftCore {
         if term > self.hard_state.current_term {
             self.term_leader = None;
         }
-        self.hard_state = HardState { current_term: term, voted_for };
+        self.hard_state = HardState { current_term: term, voted_for, repair: self.hard_state.repair };
         self.effects.push(Effect::PersistHardState(self.hard_state));
     }
 

@@ -8,7 +8,7 @@
 //! `Event::LogPersisted`.
 
 use super::message::Message;
-use super::types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
+use super::types::{Entry, HardState, LogIndex, NodeId, Repair, Role, Snapshot, Term};
 
 /// One thing the shell must do for the core; see the module documentation
 /// for when.
@@ -94,5 +94,13 @@ pub enum Effect {
         from: NodeId,
         /// Why it was refused, for the log.
         reason: &'static str,
+    },
+    /// This node's repair of lost or damaged state moved on
+    /// (src/raft/repair.rs); the shell logs it and shows it in status.
+    RepairChanged {
+        /// The repair state now (`Repair::Intact` once it is done).
+        repair: Repair,
+        /// The term now.
+        term: Term,
     },
 }

@@ -4,7 +4,7 @@ use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{Message, RequestVote, RequestVoteResponse};
 use super::role::{RoleState, Votes};
-use super::types::{Entry, NodeId};
+use super::types::{Entry, NodeId, Repair};
 
 impl RaftCore {
     pub(super) fn on_election_timeout(&mut self) {
@@ -15,7 +15,9 @@ impl RaftCore {
             }
             return;
         }
-        if self.config.pre_vote {
+        if self.hard_state.repair != Repair::Intact {
+            self.on_election_timeout_while_repairing();
+        } else if self.config.pre_vote {
             self.start_pre_vote();
         } else {
             self.start_election(false);
@@ -53,6 +55,7 @@ impl RaftCore {
     /// Raft §5.2: raise the term, vote for ourselves, ask everyone.
     /// `leadership_transfer` when the leader asked us to (TimeoutNow).
     pub(super) fn start_election(&mut self, leadership_transfer: bool) {
+        assert_eq!(self.hard_state.repair, Repair::Intact, "a repairing node never campaigns");
         let Some(term) = self.next_term() else {
             self.effects.push(Effect::ResetElectionTimer);
             return; // at the term ceiling: never wrap around
@@ -85,7 +88,9 @@ impl RaftCore {
             None => self.leader().is_none(),
             Some(voted) => voted == request.candidate,
         };
+        // A repairing node's vote could break a promise it lost (repair.rs).
         let grant = request.term == term
+            && self.hard_state.repair == Repair::Intact
             && free_to_vote
             && self.log.is_up_to_date(request.last_log_index, request.last_log_term);
         if grant {

@@ -61,7 +61,10 @@ fn a_term_jump_beyond_the_configured_bound_is_dropped() {
     deliver(&mut node, 2, append(1_000_001, 2, (1, 1), vec![], 0));
     assert_eq!((node.term(), node.leader()), (1_000_001, Some(2)));
     let effects = drain(&mut node);
-    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1_000_001, voted_for: None }));
+    assert_eq!(
+        effects[0],
+        Effect::PersistHardState(HardState { current_term: 1_000_001, voted_for: None, ..Default::default() })
+    );
     assert!(
         sends(&effects)
             .iter()
@@ -76,7 +79,8 @@ fn a_term_jump_beyond_the_configured_bound_is_dropped() {
 fn a_node_at_the_term_ceiling_never_campaigns() {
     for pre_vote in [false, true] {
         let config = CoreConfig { pre_vote, ..CoreConfig::new(1, 3) };
-        let mut node = RaftCore::new(config, HardState { current_term: MAX_TERM, voted_for: None }, vec![]);
+        let mut node =
+            RaftCore::new(config, HardState { current_term: MAX_TERM, voted_for: None, ..Default::default() }, vec![]);
         drain(&mut node);
         node.step(Event::ElectionTimeout);
         assert_eq!(drain(&mut node), vec![Effect::ResetElectionTimer]);
@@ -358,7 +362,7 @@ fn acknowledgements_of_what_the_leader_never_had_are_dropped() {
     let mut config = classic_config(0, 3);
     config.snapshot_chunk_bytes = 4;
     let base = snapshot(5, 1, b"0123456789");
-    let hard_state = HardState { current_term: 1, voted_for: None };
+    let hard_state = HardState { current_term: 1, voted_for: None, ..Default::default() };
     let mut leader = RaftCore::restore(config, hard_state, Some(base), vec![entry(6, 1)]);
     drain(&mut leader);
     elect(&mut leader);

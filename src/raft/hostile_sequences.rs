@@ -32,10 +32,10 @@ struct Promises {
 fn random_term(rng: &mut SmallRng, term: Term) -> Term {
     match rng.gen_range(0..20) {
         0 => u64::MAX,
-        1 => term + rng.gen_range(0..=1u64 << 40),
+        1 => term.saturating_add(rng.gen_range(0..=1u64 << 40)),
         2 => rng.gen(),
         3..=12 => term,
-        _ => (term + rng.gen_range(0..4)).saturating_sub(1),
+        _ => term.saturating_add(rng.gen_range(0..4)).saturating_sub(1),
     }
 }
 
@@ -56,8 +56,11 @@ fn random_entries(rng: &mut SmallRng, prev_index: LogIndex, prev_term: Term, ter
             if rng.gen_bool(0.3) {
                 entry_term = rng.gen_range(entry_term.saturating_sub(1)..=term.max(entry_term));
             }
-            let index =
-                if contiguous { prev_index.wrapping_add(position + 1) } else { rng.gen_range(0..prev_index + 5) };
+            let index = if contiguous {
+                prev_index.wrapping_add(position + 1)
+            } else {
+                rng.gen_range(0..prev_index.saturating_add(5))
+            };
             let data = if rng.gen_bool(0.1) { Vec::new() } else { vec![rng.gen_range(0..3u8)] };
             Entry { term: entry_term, index, data }
         })
@@ -182,7 +185,7 @@ fn check(node: &RaftCore, effects: &[Effect], promises: &mut Promises) -> Result
     for effect in effects {
         match effect {
             Effect::Send { to, .. } if *to == node.id() || *to >= NODES => return Err(format!("sends to {to}")),
-            Effect::PersistHardState(HardState { current_term, voted_for: Some(vote) }) => {
+            Effect::PersistHardState(HardState { current_term, voted_for: Some(vote), .. }) => {
                 let first = *promises.votes.entry(*current_term).or_insert(*vote);
                 if first != *vote {
                     return Err(format!("voted for {first} and {vote} in term {current_term}"));

@@ -29,6 +29,11 @@ pub enum Message {
     /// From a leader handing over leadership: start an election now
     /// (Raft dissertation §3.10).
     TimeoutNow(TimeoutNow),
+    /// From a node repairing lost term and vote (src/raft/repair.rs): what
+    /// is your term? Changes nothing at the receiver.
+    TermQuery(TermQuery),
+    /// The answer to a TermQuery.
+    TermAnswer(TermAnswer),
 }
 
 impl Message {
@@ -45,6 +50,8 @@ impl Message {
             Message::PreVote(m) => m.term,
             Message::PreVoteResponse(m) => m.term,
             Message::TimeoutNow(m) => m.term,
+            Message::TermQuery(m) => m.term,
+            Message::TermAnswer(m) => m.term,
         }
     }
 
@@ -167,4 +174,26 @@ pub struct TimeoutNow {
     pub term: Term,
     /// The leader: always the sender.
     pub leader: NodeId,
+}
+
+/// A repairing node asks for the receiver's term (src/raft/repair.rs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermQuery {
+    /// The asker's term (it raises no one's term: the asker lost its own).
+    pub term: Term,
+    /// Names this round of questions: only answers that carry it count,
+    /// so an answer delayed from before the asker restarted is not taken.
+    pub nonce: u64,
+}
+
+/// The answer to a TermQuery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TermAnswer {
+    /// The answerer's current term.
+    pub term: Term,
+    /// The question's nonce, echoed.
+    pub nonce: u64,
+    /// The answerer is repairing too: its term may be lost, so the asker
+    /// does not count it.
+    pub repairing: bool,
 }

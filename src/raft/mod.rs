@@ -20,6 +20,7 @@ mod pre_vote;
 mod progress;
 mod quorum;
 mod read_index;
+mod repair;
 mod replication;
 mod role;
 mod snapshot;
@@ -31,6 +32,8 @@ mod forged_tests;
 #[cfg(test)]
 mod hostile_sequences;
 #[cfg(test)]
+mod repair_tests;
+#[cfg(test)]
 mod tests;
 
 pub use self::core::{CoreConfig, NotLeader, RaftCore};
@@ -39,9 +42,9 @@ pub use event::Event;
 pub use log::RaftLog;
 pub use message::{
     AppendEntries, AppendEntriesResponse, InstallSnapshot, InstallSnapshotResponse, Message, RequestVote,
-    RequestVoteResponse, TimeoutNow,
+    RequestVoteResponse, TermAnswer, TermQuery, TimeoutNow,
 };
 pub use transfer::TransferError;
-pub use types::{Entry, HardState, LogIndex, NodeId, Role, Snapshot, Term};
+pub use types::{Entry, HardState, LogIndex, NodeId, Repair, Role, Snapshot, Term};
 
 mod types;

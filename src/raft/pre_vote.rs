@@ -7,10 +7,11 @@ use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{Message, RequestVote, RequestVoteResponse};
 use super::role::{RoleState, Votes};
-use super::types::NodeId;
+use super::types::{NodeId, Repair};
 
 impl RaftCore {
     pub(super) fn start_pre_vote(&mut self) {
+        assert_eq!(self.hard_state.repair, Repair::Intact, "a repairing node never campaigns");
         let Some(asked_term) = self.next_term() else {
             self.effects.push(Effect::ResetElectionTimer);
             return; // at the term ceiling: never wrap around
@@ -41,6 +42,7 @@ impl RaftCore {
     pub(super) fn on_pre_vote(&mut self, from: NodeId, request: RequestVote) {
         let current_term = self.hard_state.current_term;
         let grant = request.term > current_term
+            && self.hard_state.repair == Repair::Intact
             && self.leader().is_none()
             && self.log.is_up_to_date(request.last_log_index, request.last_log_term);
         // A grant names the term asked about; a refusal names ours, so a

@@ -160,6 +160,7 @@ impl RaftCore {
         // Figure 2: commitIndex = min(leaderCommit, index of last new entry).
         let commit_index = request.leader_commit.min(last_new_index);
         self.set_commit_index(commit_index);
+        self.maybe_finish_repair();
         self.respond_append(from, read_round, Ok(last_new_index));
     }
 
@@ -250,6 +251,7 @@ impl RaftCore {
         }
         self.persisted_index = index;
         self.maybe_advance_commit();
+        self.maybe_finish_repair();
     }
 
     /// Raft §5.3, §5.4.2: commit the highest index a majority holds durably,

@@ -251,6 +251,9 @@ impl RaftCore {
         if !dropped.is_empty() {
             self.effects.push(Effect::ReleaseEntries(dropped));
         }
+        // The snapshot is written before any later hard state (the disk
+        // runs its operations in order), so repair may end on it.
+        self.maybe_finish_repair();
     }
 
     fn respond_snapshot(&mut self, to: NodeId, last_index: LogIndex, received_bytes: u64, done: bool) {

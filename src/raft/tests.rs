@@ -26,7 +26,8 @@ pub(super) fn entry(index: LogIndex, term: Term) -> Entry {
 
 pub(super) fn core_with_log(id: NodeId, nodes: usize, terms: &[Term]) -> RaftCore {
     let entries: Vec<Entry> = terms.iter().enumerate().map(|(i, &t)| entry(i as LogIndex + 1, t)).collect();
-    let hard_state = HardState { current_term: terms.last().copied().unwrap_or(0), voted_for: None };
+    let hard_state =
+        HardState { current_term: terms.last().copied().unwrap_or(0), voted_for: None, ..Default::default() };
     let mut core = RaftCore::new(classic_config(id, nodes), hard_state, entries);
     drain(&mut core);
     core
@@ -89,7 +90,10 @@ fn election_timeout_starts_election_and_persists_vote_first() {
     let mut node = core(1, 3);
     node.step(Event::ElectionTimeout);
     let effects = drain(&mut node);
-    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) }));
+    assert_eq!(
+        effects[0],
+        Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1), ..Default::default() })
+    );
     assert_eq!(effects[1], Effect::ResetElectionTimer);
     assert_eq!(effects[2], Effect::RoleChanged { role: Role::Candidate, term: 1, leader: None });
     assert_eq!(sends(&effects), vec![(0, vote_request(1, 1, 0, 0)), (2, vote_request(1, 1, 0, 0))]);
@@ -115,8 +119,15 @@ fn grants_one_vote_per_term() {
     let mut node = core(0, 3);
     deliver(&mut node, 1, vote_request(1, 1, 0, 0));
     let effects = drain(&mut node);
-    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: None }));
-    assert!(effects.contains(&Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) })));
+    assert_eq!(
+        effects[0],
+        Effect::PersistHardState(HardState { current_term: 1, voted_for: None, ..Default::default() })
+    );
+    assert!(effects.contains(&Effect::PersistHardState(HardState {
+        current_term: 1,
+        voted_for: Some(1),
+        ..Default::default()
+    })));
     assert_eq!(sends(&effects), vec![(1, vote_response(1, true))]);
     deliver(&mut node, 2, vote_request(1, 2, 0, 0));
     assert_eq!(sends(&drain(&mut node)), vec![(2, vote_response(1, false))]);
@@ -146,7 +157,10 @@ fn leader_steps_down_on_higher_term() {
     node.step(Event::Message { from: 2, message: Message::AppendEntriesResponse(response) });
     let effects = drain(&mut node);
     assert_eq!(node.role(), Role::Follower);
-    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 5, voted_for: None }));
+    assert_eq!(
+        effects[0],
+        Effect::PersistHardState(HardState { current_term: 5, voted_for: None, ..Default::default() })
+    );
     assert!(effects.contains(&Effect::RoleChanged { role: Role::Follower, term: 5, leader: None }));
 }
 
@@ -359,8 +373,12 @@ fn leader_streams_its_snapshot_to_a_follower_behind_the_compacted_log() {
     config.snapshot_chunk_bytes = 4;
     let base = snapshot(5, 1, b"0123456789");
     let entries = vec![entry(6, 1), entry(7, 1)];
-    let mut leader =
-        RaftCore::restore(config, HardState { current_term: 1, voted_for: None }, Some(base.clone()), entries);
+    let mut leader = RaftCore::restore(
+        config,
+        HardState { current_term: 1, voted_for: None, ..Default::default() },
+        Some(base.clone()),
+        entries,
+    );
     drain(&mut leader);
     elect(&mut leader);
     assert_eq!(leader.term(), 2);
@@ -393,8 +411,12 @@ fn a_newer_snapshot_does_not_restart_a_stream_in_progress() {
     config.retained_entries_after_snapshot = 0;
     let base = snapshot(5, 1, b"0123456789");
     let entries = vec![entry(6, 1), entry(7, 1)];
-    let mut leader =
-        RaftCore::restore(config, HardState { current_term: 1, voted_for: None }, Some(base.clone()), entries);
+    let mut leader = RaftCore::restore(
+        config,
+        HardState { current_term: 1, voted_for: None, ..Default::default() },
+        Some(base.clone()),
+        entries,
+    );
     elect(&mut leader);
     let no_op = leader.log().last_index();
     leader.step(Event::LogPersisted { index: no_op, term: 2 });
@@ -492,7 +514,8 @@ fn compaction_after_snapshot(retained_entries: u64, retained_bytes: u64, last_en
     let entries: Vec<Entry> = (1..=10)
         .map(|index| Entry { term: 1, index, data: vec![b'x'; if index == 10 { last_entry_bytes } else { 100 }] })
         .collect();
-    let mut follower = RaftCore::new(config, HardState { current_term: 1, voted_for: None }, entries);
+    let mut follower =
+        RaftCore::new(config, HardState { current_term: 1, voted_for: None, ..Default::default() }, entries);
     let commit_all = AppendEntries {
         term: 1,
         leader: 0,
@@ -569,7 +592,10 @@ fn pre_vote_asks_first_and_changes_no_term() {
     assert_eq!(node.role(), Role::Candidate);
     assert_eq!(node.term(), 1);
     let effects = drain(&mut node);
-    assert_eq!(effects[0], Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1) }));
+    assert_eq!(
+        effects[0],
+        Effect::PersistHardState(HardState { current_term: 1, voted_for: Some(1), ..Default::default() })
+    );
 }
 
 // Raft dissertation §9.6: a node that still hears from its leader refuses

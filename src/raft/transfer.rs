@@ -7,7 +7,7 @@ use super::core::{NotLeader, RaftCore};
 use super::effect::Effect;
 use super::message::{Message, TimeoutNow};
 use super::role::RoleState;
-use super::types::NodeId;
+use super::types::{NodeId, Repair};
 
 /// Why [`RaftCore::transfer_leadership`] refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,9 @@ impl RaftCore {
         if matches!(self.role, RoleState::Leader(_)) || self.term_leader != Some(from) {
             self.drop_message(from, "TimeoutNow from a node not known to lead this term");
             return;
+        }
+        if self.hard_state.repair != Repair::Intact {
+            return; // never campaigns while repairing; the transfer times out
         }
         self.start_election(true);
     }

@@ -59,6 +59,41 @@ pub struct HardState {
     pub current_term: Term,
     /// The candidate it voted for in `current_term`, if any.
     pub voted_for: Option<NodeId>,
+    /// Whether this node is repairing lost or damaged state from the
+    /// cluster, and how far it got (src/raft/repair.rs). Kept with the
+    /// term, so a crash during a repair restarts the repair.
+    pub repair: Repair,
+}
+
+/// Protocol-aware recovery (Alagappan et al., FAST 2018): a node whose
+/// durable state was damaged or lost has broken promises it made (a vote,
+/// acknowledgements counted toward commits), so it takes no part in
+/// elections until the cluster has given it back what it may have promised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Repair {
+    /// Nothing lost: a node like any other.
+    #[default]
+    Intact,
+    /// The term and vote are lost. The node asks the other members for their
+    /// terms, answers nothing else, and moves on once a majority of them
+    /// (not counting itself) answered.
+    LearningTerm,
+    /// The node is in a term above any it may have voted or acknowledged
+    /// entries in. It follows a leader and acknowledges what it truly holds,
+    /// but never votes or campaigns until it durably holds the leader's log
+    /// through an entry the leader committed in its own term.
+    CatchingUp,
+}
+
+impl Repair {
+    /// The state's name, as logs and the status reply show it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Repair::Intact => "intact",
+            Repair::LearningTerm => "learning the term",
+            Repair::CatchingUp => "catching up",
+        }
+    }
 }
 
 /// A state machine image covering every entry up to `last_index` (Raft §7).

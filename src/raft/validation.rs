@@ -57,7 +57,9 @@ impl RaftCore {
             | Message::AppendEntriesResponse(_)
             | Message::InstallSnapshotResponse(_)
             | Message::PreVoteResponse(_)
-            | Message::TimeoutNow(_) => Ok(()),
+            | Message::TimeoutNow(_)
+            | Message::TermQuery(_)
+            | Message::TermAnswer(_) => Ok(()),
         }
     }
 

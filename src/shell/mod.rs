@@ -43,7 +43,9 @@ use transfers::Transfers;
 
 use crate::protocol::{ErrorCode, ReplyBody};
 use crate::queue::{QueueReply, QueueStateMachine};
-use crate::raft::{CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Role, Snapshot, TransferError};
+use crate::raft::{
+    CoreConfig, Effect, Event, LogIndex, Message, NodeId, RaftCore, Repair, Role, Snapshot, TransferError,
+};
 use crate::storage::{DiskOperation, DiskReport, RecoveredState};
 
 /// Writes waiting for commit below which their age never makes a leader
@@ -132,6 +134,16 @@ impl Shell {
         now: Time,
     ) -> Shell {
         settings.core.snapshot_check = QueueStateMachine::check_snapshot_image;
+        // Its own stream from the seed: the timers draw from the seed itself.
+        settings.core.repair_nonce = seed.rotate_left(32) ^ 0x9e37_79b9_7f4a_7c15;
+        if recovered.hard_state.repair != Repair::Intact {
+            warn!(
+                "node {}: repairing lost or damaged state from the cluster ({}): it will not vote or campaign \
+                 until it has caught up",
+                settings.core.id,
+                recovered.hard_state.repair.as_str()
+            );
+        }
         let last_applied = recovered.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
         let core =
             RaftCore::restore(settings.core.clone(), recovered.hard_state, recovered.snapshot, recovered.entries);
@@ -550,6 +562,7 @@ impl Shell {
             Effect::RoleChanged { role, term, leader } => self.on_role_changed(role, term, leader, now),
             Effect::MessageDropped { from, reason } => self.dropped.on_dropped(from, reason, now),
             Effect::ReleaseEntries(entries) => self.outputs.push(Output::Release(entries)),
+            Effect::RepairChanged { repair, term } => self.on_repair_changed(repair, term),
         }
     }
 
@@ -686,6 +699,22 @@ impl Shell {
         let job = SnapshotJob { queue: self.queue.clone(), last_index: self.last_applied, last_term };
         self.outputs.push(Output::WriteSnapshot(job));
         self.snapshots.on_started();
+    }
+
+    fn on_repair_changed(&mut self, repair: Repair, term: u64) {
+        let id = self.core.id();
+        match repair {
+            Repair::Intact => info!(
+                "node {id}: repair done: the log holds the leader's through index {} (committed in term {term}); \
+                 this node votes again",
+                self.core.commit_index()
+            ),
+            Repair::CatchingUp => info!(
+                "node {id}: repair: a majority of the others answered; now in term {term}, above any this node \
+                 can have voted in; catching up from the leader before it votes again"
+            ),
+            Repair::LearningTerm => info!("node {id}: repair: learning the cluster's term"),
+        }
     }
 
     fn on_role_changed(&mut self, role: Role, term: u64, leader: Option<NodeId>, now: Time) {

@@ -29,6 +29,7 @@ impl Shell {
             disk_syncs: self.disk.disk_syncs,
             storage_error: self.disk.failure().map(str::to_string),
             state_digest: self.queue.digest(),
+            repair: self.core.repair().as_str(),
         }
     }
 }

@@ -117,7 +117,8 @@ fn a_snapshot_behind_the_state_machine_after_a_storage_recovery_is_only_stored()
     assert_eq!(shell.last_applied(), 10);
     let digest = shell.queue().digest();
     shell.on_input(Input::Disk(DiskReport::Failed { detail: "disk full".into() }), now);
-    let hard_state = crate::raft::HardState { current_term: shell.core().term(), voted_for: None };
+    let hard_state =
+        crate::raft::HardState { current_term: shell.core().term(), voted_for: None, ..Default::default() };
     let recovered = RecoveredState { hard_state, snapshot: None, entries: Vec::new() };
     shell.on_input(Input::Disk(DiskReport::Recovered { epoch: 1, state: recovered, disk_bytes: 0 }), now);
     shell.end_turn(now);

@@ -8,21 +8,28 @@
 //! Version 2: `"RMQH" | u8 2 | u64 term | u8 voted | u32 vote | u64 durable
 //! index | u64 last segment | u32 crc32c`. Version 1 (before the mark) is
 //! the same without the two u64 fields; it reads as the empty mark.
+//! Version 3, written only while the node repairs from the cluster
+//! (src/raft/repair.rs), adds `u8 repair` (1: learning the term, 2:
+//! catching up) before the checksum; an intact node writes version 2, which
+//! the raftmq before repair reads too.
 
 use std::fs;
 use std::path::Path;
 
 use super::snapshot_file::{io_error, replace_file_atomically};
 use super::StorageError;
-use crate::raft::{HardState, LogIndex};
+use crate::raft::{HardState, LogIndex, Repair};
 
 /// The file name of the term, vote and durable mark in a data directory.
 pub const HARD_STATE_FILE: &str = "hard_state";
 const MAGIC: &[u8; 4] = b"RMQH";
 const VERSION_1: u8 = 1;
 const VERSION_2: u8 = 2;
+const VERSION_3: u8 = 3;
 const VERSION_1_BYTES: usize = 4 + 1 + 8 + 1 + 4 + 4;
+/// The size of the version 2 file, which every intact node writes.
 pub const HARD_STATE_BYTES: usize = VERSION_1_BYTES + 8 + 8;
+const VERSION_3_BYTES: usize = HARD_STATE_BYTES + 1;
 
 /// What the log held durably when the mark was written. Both fields only
 /// claim what an fsync had covered, and are lowered (durably, first)
@@ -47,15 +54,20 @@ impl LogMark {
 }
 
 fn encode(hard_state: HardState, mark: LogMark) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(HARD_STATE_BYTES);
+    let mut bytes = Vec::with_capacity(VERSION_3_BYTES);
     bytes.extend_from_slice(MAGIC);
-    bytes.push(VERSION_2);
+    bytes.push(if hard_state.repair == Repair::Intact { VERSION_2 } else { VERSION_3 });
     bytes.extend_from_slice(&hard_state.current_term.to_le_bytes());
     bytes.push(u8::from(hard_state.voted_for.is_some()));
     let vote = hard_state.voted_for.map_or(0, |node| u32::try_from(node).expect("node ids fit in u32"));
     bytes.extend_from_slice(&vote.to_le_bytes());
     bytes.extend_from_slice(&mark.durable_index.to_le_bytes());
     bytes.extend_from_slice(&mark.last_segment.to_le_bytes());
+    match hard_state.repair {
+        Repair::Intact => {}
+        Repair::LearningTerm => bytes.push(1),
+        Repair::CatchingUp => bytes.push(2),
+    }
     let checksum = crc32c::crc32c(&bytes);
     bytes.extend_from_slice(&checksum.to_le_bytes());
     bytes
@@ -78,6 +90,7 @@ pub fn read_hard_state(directory: &Path) -> Result<Option<(HardState, LogMark)>,
     let expected_bytes = match bytes.get(4) {
         Some(&VERSION_1) => VERSION_1_BYTES,
         Some(&VERSION_2) => HARD_STATE_BYTES,
+        Some(&VERSION_3) => VERSION_3_BYTES,
         _ => return Err(corrupt("wrong size, magic or version")),
     };
     if bytes.len() != expected_bytes || &bytes[0..4] != MAGIC {
@@ -95,12 +108,18 @@ pub fn read_hard_state(directory: &Path) -> Result<Option<(HardState, LogMark)>,
         1 => Some(vote),
         _ => return Err(corrupt("bad vote flag")),
     };
-    let mark = if expected_bytes == HARD_STATE_BYTES {
+    let mark = if expected_bytes >= HARD_STATE_BYTES {
         LogMark { durable_index: field(18), last_segment: field(26) }
     } else {
         LogMark::default()
     };
-    Ok(Some((HardState { current_term, voted_for }, mark)))
+    let repair = match body.get(34) {
+        None => Repair::Intact,
+        Some(1) => Repair::LearningTerm,
+        Some(2) => Repair::CatchingUp,
+        Some(_) => return Err(corrupt("bad repair state")),
+    };
+    Ok(Some((HardState { current_term, voted_for, repair }, mark)))
 }
 
 #[cfg(test)]
@@ -117,10 +136,24 @@ mod tests {
     #[test]
     fn term_vote_and_mark_survive_a_round_trip() {
         let directory = scratch("round-trip");
-        let hard_state = HardState { current_term: 7, voted_for: Some(2) };
+        let hard_state = HardState { current_term: 7, voted_for: Some(2), ..Default::default() };
         let mark = LogMark { durable_index: 1234, last_segment: 1001 };
         write_hard_state(&directory, hard_state, mark).unwrap();
         assert_eq!(read_hard_state(&directory).unwrap(), Some((hard_state, mark)));
+        fs::remove_dir_all(&directory).unwrap();
+    }
+
+    #[test]
+    fn a_repair_state_survives_a_round_trip_and_only_it_needs_version_3() {
+        let directory = scratch("repair");
+        let mark = LogMark { durable_index: 0, last_segment: 0 };
+        for repair in [Repair::LearningTerm, Repair::CatchingUp, Repair::Intact] {
+            let hard_state = HardState { current_term: 9, voted_for: Some(1), repair };
+            write_hard_state(&directory, hard_state, mark).unwrap();
+            assert_eq!(read_hard_state(&directory).unwrap(), Some((hard_state, mark)));
+            let version = fs::read(directory.join(HARD_STATE_FILE)).unwrap()[4];
+            assert_eq!(version, if repair == Repair::Intact { VERSION_2 } else { VERSION_3 });
+        }
         fs::remove_dir_all(&directory).unwrap();
     }
 
@@ -135,7 +168,7 @@ mod tests {
         let checksum = crc32c::crc32c(&bytes);
         bytes.extend_from_slice(&checksum.to_le_bytes());
         fs::write(directory.join(HARD_STATE_FILE), &bytes).unwrap();
-        let expected = HardState { current_term: 3, voted_for: Some(2) };
+        let expected = HardState { current_term: 3, voted_for: Some(2), ..Default::default() };
         assert_eq!(read_hard_state(&directory).unwrap(), Some((expected, LogMark::default())));
         fs::remove_dir_all(&directory).unwrap();
     }

@@ -95,7 +95,11 @@ mod tests {
             .collect();
         let snapshot =
             snapshot_term.map(|last_term| Snapshot { last_index: 10, last_term, data: std::sync::Arc::new(vec![]) });
-        RecoveredState { hard_state: HardState { current_term: term, voted_for: None }, snapshot, entries }
+        RecoveredState {
+            hard_state: HardState { current_term: term, voted_for: None, ..Default::default() },
+            snapshot,
+            entries,
+        }
     }
 
     #[test]

@@ -21,6 +21,11 @@ impl MemoryStorage {
     pub fn new() -> MemoryStorage {
         MemoryStorage::default()
     }
+
+    /// The term, vote and repair state last saved.
+    pub fn hard_state(&self) -> HardState {
+        self.hard_state
+    }
 }
 
 impl Storage for MemoryStorage {
@@ -128,10 +133,10 @@ mod tests {
     #[test]
     fn hard_state_is_kept_apart_from_entries() {
         let mut storage = MemoryStorage::new();
-        storage.save_hard_state(HardState { current_term: 4, voted_for: Some(2) }).unwrap();
+        storage.save_hard_state(HardState { current_term: 4, voted_for: Some(2), ..Default::default() }).unwrap();
         storage.append_entries(&[entry(1, 4)]).unwrap();
         let state = storage.load().unwrap();
-        assert_eq!(state.hard_state, HardState { current_term: 4, voted_for: Some(2) });
+        assert_eq!(state.hard_state, HardState { current_term: 4, voted_for: Some(2), ..Default::default() });
         assert_eq!(state.entries.len(), 1);
     }
 

@@ -61,6 +61,16 @@ def timeout_now(cluster_id, sender, term) -> bytes:
     return header(cluster_id, sender, 9) + struct.pack("<QI", term, sender)
 
 
+def term_query(cluster_id, sender, term, nonce) -> bytes:
+    """Kind 10: a node repairing a lost term asks for the receiver's."""
+    return header(cluster_id, sender, 10) + struct.pack("<QQ", term, nonce)
+
+
+def term_answer(cluster_id, sender, term, nonce, repairing) -> bytes:
+    """Kind 11: the answer, echoing the question's nonce."""
+    return header(cluster_id, sender, 11) + struct.pack("<QQB", term, nonce, repairing)
+
+
 def one_of_each_kind(cluster_id: int = 0x5EEDC1A57E120001) -> dict[str, bytes]:
     return {
         "request_vote": request_vote(cluster_id, 1, 9, 40, 8),
@@ -72,6 +82,8 @@ def one_of_each_kind(cluster_id: int = 0x5EEDC1A57E120001) -> dict[str, bytes]:
         "pre_vote": request_vote(cluster_id, 1, 10, 40, 8, True, kind=7),
         "pre_vote_response": vote_response(cluster_id, 2, 10, False, kind=8),
         "timeout_now": timeout_now(cluster_id, 2, 9),
+        "term_query": term_query(cluster_id, 1, 0, 0x0123456789ABCDEF),
+        "term_answer": term_answer(cluster_id, 2, 12, 0x0123456789ABCDEF, True),
     }
 
 

@@ -57,6 +57,8 @@ fn jump_the_term(message: &mut Message) {
         Message::InstallSnapshot(m) => m.term = term,
         Message::InstallSnapshotResponse(m) => m.term = term,
         Message::TimeoutNow(m) => m.term = term,
+        Message::TermQuery(m) => m.term = term,
+        Message::TermAnswer(m) => m.term = term,
     }
 }
 

@@ -63,7 +63,7 @@ fn recover(directory: &Path) -> Result<State, String> {
 
 fn write_base_wal(directory: &Path) {
     let mut wal = WalStorage::open(directory, WalOptions::default()).expect("a fresh WAL opens");
-    wal.save_hard_state(HardState { current_term: 3, voted_for: Some(1) }).expect("writes");
+    wal.save_hard_state(HardState { current_term: 3, voted_for: Some(1), ..Default::default() }).expect("writes");
     let snapshot = Snapshot { last_index: 2, last_term: 1, data: std::sync::Arc::new(b"image".to_vec()) };
     wal.save_snapshot(&snapshot).expect("writes");
     wal.reset_log(snapshot.last_index).expect("writes");

@@ -1,0 +1,154 @@
+//! Protocol-aware recovery (Alagappan et al., FAST 2018, "Protocol-Aware
+//! Recovery for Consensus-Based Storage"): a node whose durable state was
+//! damaged or lost heals from the cluster instead of refusing to start, and
+//! keeps Raft's safety while it does.
+//!
+//! A node's durable state holds two kinds of promise (Raft Figure 2): its
+//! vote in its term, and the entries it acknowledged, which a leader may
+//! have counted toward a commit. Storage that lost either starts the node in
+//! a repair state (`HardState::repair`, kept durably with the term, so a
+//! crash during a repair restarts it):
+//!
+//! 1. **Learning the term** (the term and vote are lost). The node answers
+//!    nothing but questions about terms, and from its second election
+//!    timeout on asks every member for its term (`TermQuery`, with a nonce
+//!    that only this run of the node uses). Once a majority of the cluster,
+//!    not counting itself and not counting members repairing too, answered
+//!    (each answer sent after the question, by the nonce), it moves to a
+//!    term one above the highest answer, having voted for itself in it.
+//!    Why that is above every term it can have promised in: a vote it gave
+//!    in term T helped elect a leader only together with a majority that
+//!    were in T; any majority of the others meets that majority (two sets of
+//!    at least a majority minus one and a majority, among n - 1 nodes), so
+//!    some answer names T or more. The wait of two election timeouts covers
+//!    an election that was still counting this node's vote when it crashed:
+//!    a candidate gives up its term after one election timeout, so by then
+//!    the election was won (and its voters are in T) or abandoned.
+//! 2. **Catching up** (its term is known, its log is not to be trusted).
+//!    The node is in a term above any it voted or acknowledged in, so no
+//!    leader holds its old acknowledgements (a leader counts acknowledgements
+//!    of its own term only); a leader of the old term learns the higher
+//!    term from its answers and steps down. The node follows a leader and
+//!    acknowledges what it truly holds, but never votes, grants a pre-vote
+//!    or campaigns (even when asked by TimeoutNow). It becomes a member like
+//!    any other once it durably holds the leader's log through an entry that
+//!    leader committed in its own term: every entry committed before is at a
+//!    lower index (Raft §5.4, Leader Completeness), so the node now holds
+//!    every entry it may have acknowledged, and its vote is safe again.
+//!
+//! Safety while it repairs: an entry committed with this node's lost
+//! acknowledgement is held by the rest of the majority that acknowledged
+//! it, and a leader elected without this node's vote is elected by a
+//! majority of the others, which meets that rest (sizes of at least a
+//! majority minus one and a majority among n - 1 nodes): §5.4.1's argument
+//! holds without this node. With several nodes repairing at once the same
+//! count holds among the intact ones; when fewer than a majority are intact
+//! no leader can be elected, and the cluster waits rather than lose an entry.
+
+use super::core::RaftCore;
+use super::effect::Effect;
+use super::message::{Message, TermAnswer, TermQuery};
+use super::role::RoleState;
+use super::types::{HardState, NodeId, Repair};
+use super::validation::MAX_TERM;
+
+/// A node learning its term asks from its second election timeout on: the
+/// first may come before an election this node voted in has ended.
+const TIMEOUTS_BEFORE_ASKING: u32 = 2;
+
+impl RaftCore {
+    /// Whether this node is repairing, and how far it got.
+    pub fn repair(&self) -> Repair {
+        self.hard_state.repair
+    }
+
+    /// A node learning its term takes only term questions and answers:
+    /// anything else may need a term or vote it does not have.
+    pub(super) fn on_message_while_learning_term(&mut self, from: NodeId, message: Message) {
+        match message {
+            Message::TermQuery(query) => self.on_term_query(from, query),
+            Message::TermAnswer(answer) => self.on_term_answer(from, answer),
+            _ => {}
+        }
+    }
+
+    pub(super) fn on_term_query(&mut self, from: NodeId, query: TermQuery) {
+        let answer = TermAnswer {
+            term: self.hard_state.current_term,
+            nonce: query.nonce,
+            repairing: self.hard_state.repair != Repair::Intact,
+        };
+        self.send(from, Message::TermAnswer(answer));
+    }
+
+    pub(super) fn on_term_answer(&mut self, from: NodeId, answer: TermAnswer) {
+        if self.hard_state.repair != Repair::LearningTerm
+            || answer.nonce != self.config.repair_nonce
+            || answer.repairing
+        {
+            return;
+        }
+        let known = self.term_answers.entry(from).or_insert(answer.term);
+        *known = (*known).max(answer.term);
+        if !self.quorum.is_reached(self.term_answers.len()) {
+            return;
+        }
+        let highest = self.term_answers.values().copied().max().unwrap_or(0);
+        let Some(term) = highest.checked_add(1).filter(|&term| term <= MAX_TERM) else {
+            return; // at the term ceiling: stay out rather than wrap around
+        };
+        let term = term.max(self.hard_state.current_term);
+        // Spoken for in its new term: it never votes there.
+        self.hard_state = HardState { current_term: term, voted_for: Some(self.config.id), repair: Repair::CatchingUp };
+        self.term_leader = None;
+        self.term_answers.clear();
+        self.effects.push(Effect::PersistHardState(self.hard_state));
+        self.effects.push(Effect::RepairChanged { repair: Repair::CatchingUp, term });
+        self.effects.push(Effect::ResetElectionTimer);
+        self.announce_role();
+    }
+
+    /// A repairing node never campaigns. One learning its term asks again
+    /// at each timeout (answers may have been lost), from the second on.
+    pub(super) fn on_election_timeout_while_repairing(&mut self) {
+        assert!(self.hard_state.repair != Repair::Intact, "only a repairing node waits out its timeouts");
+        self.effects.push(Effect::ResetElectionTimer);
+        if self.hard_state.repair != Repair::LearningTerm {
+            return;
+        }
+        self.repair_timeouts = self.repair_timeouts.saturating_add(1);
+        if self.repair_timeouts < TIMEOUTS_BEFORE_ASKING {
+            return;
+        }
+        let query = TermQuery { term: self.hard_state.current_term, nonce: self.config.repair_nonce };
+        let peers: Vec<NodeId> = self.peers().collect();
+        for peer in peers {
+            self.send(peer, Message::TermQuery(query.clone()));
+        }
+    }
+
+    /// Step 2's end: the log durably holds the leader's log through an
+    /// entry that leader committed in its own term (this node's term: it
+    /// follows that leader). Called wherever the commit index or the durable
+    /// index grows.
+    pub(super) fn maybe_finish_repair(&mut self) {
+        if self.hard_state.repair != Repair::CatchingUp {
+            return;
+        }
+        let RoleState::Follower(follower) = &self.role else {
+            return;
+        };
+        let term = self.hard_state.current_term;
+        let commit_index = self.commit_index;
+        if follower.leader.is_none()
+            || commit_index == 0
+            || commit_index > self.persisted_index
+            || self.log.term_at(commit_index) != Some(term)
+        {
+            return;
+        }
+        self.hard_state.repair = Repair::Intact;
+        self.effects.push(Effect::PersistHardState(self.hard_state));
+        self.effects.push(Effect::RepairChanged { repair: Repair::Intact, term });
+    }
+}

@@ -1,0 +1,187 @@
+//! Handler tests for protocol-aware recovery (repair.rs; docs/storage.md,
+//! "Repair from the cluster"). Each cites the rule it checks.
+
+use super::tests::{drain, entry, sends, vote_request};
+use super::*;
+
+const NONCE: u64 = 0xfeed;
+
+fn repairing(id: NodeId, nodes: usize, hard_state: HardState) -> RaftCore {
+    let config = CoreConfig { repair_nonce: NONCE, ..CoreConfig::new(id, nodes) };
+    let mut node = RaftCore::new(config, hard_state, Vec::new());
+    drain(&mut node);
+    node
+}
+
+fn learning(id: NodeId, nodes: usize) -> RaftCore {
+    repairing(id, nodes, HardState { repair: Repair::LearningTerm, ..Default::default() })
+}
+
+/// Catching up in `term`, as storage starts a node whose log was damaged
+/// but whose term was kept: one above it, spoken for.
+fn catching_up(id: NodeId, nodes: usize, term: Term) -> RaftCore {
+    repairing(id, nodes, HardState { current_term: term, voted_for: Some(id), repair: Repair::CatchingUp })
+}
+
+fn deliver(node: &mut RaftCore, from: NodeId, message: Message) -> Vec<Effect> {
+    node.step(Event::Message { from, message });
+    drain(node)
+}
+
+fn answer(term: Term, nonce: u64, repairing: bool) -> Message {
+    Message::TermAnswer(TermAnswer { term, nonce, repairing })
+}
+
+fn append(term: Term, leader: NodeId, prev: (LogIndex, Term), entries: Vec<Entry>, commit: LogIndex) -> Message {
+    Message::AppendEntries(AppendEntries {
+        term,
+        leader,
+        prev_log_index: prev.0,
+        prev_log_term: prev.1,
+        entries,
+        leader_commit: commit,
+        read_round: 0,
+    })
+}
+
+// repair.rs step 1: a node that lost its term and vote takes nothing that
+// needs them; it only answers term questions, saying it is repairing.
+#[test]
+fn a_node_learning_its_term_answers_only_term_questions() {
+    let mut node = learning(1, 3);
+    assert!(deliver(&mut node, 0, vote_request(5, 0, 9, 5)).is_empty(), "no vote, no refusal");
+    assert!(deliver(&mut node, 0, append(5, 0, (0, 0), vec![entry(1, 5)], 1)).is_empty(), "no acknowledgement");
+    assert_eq!(node.term(), 0, "no term taken from a message");
+    let effects = deliver(&mut node, 2, Message::TermQuery(TermQuery { term: 3, nonce: 7 }));
+    assert_eq!(sends(&effects), vec![(2, answer(0, 7, true))]);
+}
+
+// repair.rs step 1: never campaigns; asks from the second election
+// timeout on (an election still counting its lost vote has ended by then).
+#[test]
+fn a_node_learning_its_term_asks_from_its_second_timeout_and_never_campaigns() {
+    let mut node = learning(1, 3);
+    node.step(Event::ElectionTimeout);
+    assert_eq!(drain(&mut node), vec![Effect::ResetElectionTimer]);
+    node.step(Event::ElectionTimeout);
+    let effects = drain(&mut node);
+    let query = Message::TermQuery(TermQuery { term: 0, nonce: NONCE });
+    assert_eq!(sends(&effects), vec![(0, query.clone()), (2, query)]);
+    assert_eq!(node.role(), Role::Follower);
+}
+
+// repair.rs step 1: a majority of the others (3 of the 4 others in a
+// 5-node cluster), each answering this run's question and not repairing
+// itself; then one term above the highest answer, spoken for.
+#[test]
+fn a_majority_of_the_others_gives_a_term_above_any_promise() {
+    let mut node = learning(0, 5);
+    assert!(deliver(&mut node, 1, answer(40, NONCE + 1, false)).is_empty(), "another run's question");
+    assert!(deliver(&mut node, 2, answer(90, NONCE, true)).is_empty(), "a repairing member");
+    assert!(deliver(&mut node, 1, answer(7, NONCE, false)).is_empty());
+    assert!(deliver(&mut node, 1, answer(8, NONCE, false)).is_empty(), "one member counts once");
+    assert!(deliver(&mut node, 3, answer(6, NONCE, false)).is_empty());
+    assert_eq!(node.repair(), Repair::LearningTerm);
+    let effects = deliver(&mut node, 4, answer(5, NONCE, false));
+    let expected = HardState { current_term: 9, voted_for: Some(0), repair: Repair::CatchingUp };
+    assert_eq!(effects[0], Effect::PersistHardState(expected));
+    assert_eq!(effects[1], Effect::RepairChanged { repair: Repair::CatchingUp, term: 9 });
+    assert_eq!(node.repair(), Repair::CatchingUp);
+}
+
+// repair.rs step 2, Raft §5.4.1: a node catching up may lack entries it
+// acknowledged, so it grants no vote and no pre-vote, even to a candidate
+// whose log is up to date, and never campaigns.
+#[test]
+fn a_node_catching_up_never_votes_or_campaigns() {
+    let mut node = catching_up(1, 3, 4);
+    let effects = deliver(&mut node, 0, vote_request(5, 0, 10, 4));
+    assert_eq!(
+        sends(&effects),
+        vec![(0, Message::RequestVoteResponse(RequestVoteResponse { term: 5, vote_granted: false }))]
+    );
+    let pre_vote = Message::PreVote(RequestVote {
+        term: 6,
+        candidate: 2,
+        last_log_index: 10,
+        last_log_term: 5,
+        leadership_transfer: false,
+    });
+    let effects = deliver(&mut node, 2, pre_vote);
+    assert_eq!(
+        sends(&effects),
+        vec![(2, Message::PreVoteResponse(RequestVoteResponse { term: 5, vote_granted: false }))]
+    );
+    node.step(Event::ElectionTimeout);
+    assert_eq!(drain(&mut node), vec![Effect::ResetElectionTimer]);
+    assert_eq!(node.role(), Role::Follower);
+    deliver(&mut node, 0, append(5, 0, (0, 0), vec![], 0));
+    let effects = deliver(&mut node, 0, Message::TimeoutNow(TimeoutNow { term: 5, leader: 0 }));
+    assert!(effects.is_empty(), "a transfer to it times out: {effects:?}");
+}
+
+// repair.rs step 2, Raft §5.1: a leader of the term in which this node's
+// lost acknowledgements were given hears the higher term and steps down.
+#[test]
+fn a_node_catching_up_answers_a_leader_of_its_old_term_with_the_higher_term() {
+    let mut node = catching_up(1, 3, 4);
+    let effects = deliver(&mut node, 0, append(3, 0, (0, 0), vec![entry(1, 3)], 1));
+    let Some((0, Message::AppendEntriesResponse(response))) = sends(&effects).pop() else {
+        panic!("a rejection: {effects:?}");
+    };
+    assert!(!response.success);
+    assert_eq!(response.term, 4);
+    assert_eq!(node.log().last_index(), 0, "nothing taken from the old term");
+}
+
+// repair.rs step 2's end, Raft §5.4 (Leader Completeness): repair ends when
+// the log durably holds the leader's through an entry committed in the
+// leader's own term, not before: an entry of an earlier term at the commit
+// index may not cover everything committed, and an entry not yet durable
+// could be lost again.
+#[test]
+fn catching_up_ends_once_an_entry_of_the_leaders_term_is_committed_and_durable() {
+    let mut node = catching_up(1, 3, 4);
+    let entries = vec![entry(1, 2), entry(2, 2), entry(3, 5)];
+    deliver(&mut node, 0, append(5, 0, (0, 0), entries, 2));
+    node.step(Event::LogPersisted { index: 3, term: 5 });
+    assert!(!drain(&mut node).iter().any(|e| matches!(e, Effect::RepairChanged { .. })), "index 2 is of term 2");
+    assert_eq!(node.repair(), Repair::CatchingUp);
+    deliver(&mut node, 0, append(5, 0, (3, 5), vec![entry(4, 5)], 4));
+    assert_eq!(node.repair(), Repair::CatchingUp, "index 4 is committed but not durable here");
+    node.step(Event::LogPersisted { index: 4, term: 5 });
+    let effects = drain(&mut node);
+    let expected = HardState { current_term: 5, voted_for: None, repair: Repair::Intact };
+    assert_eq!(effects[0], Effect::PersistHardState(expected));
+    assert_eq!(effects[1], Effect::RepairChanged { repair: Repair::Intact, term: 5 });
+    node.step(Event::LeaseTimeout); // the leader went quiet: votes are considered
+    drain(&mut node);
+    let effects = deliver(&mut node, 2, vote_request(6, 2, 4, 5));
+    assert_eq!(
+        sends(&effects),
+        vec![(2, Message::RequestVoteResponse(RequestVoteResponse { term: 6, vote_granted: true }))]
+    );
+}
+
+// repair.rs step 2's end by a snapshot (Raft §7): a snapshot of the
+// leader's term is written before any later hard state, so it ends repair.
+#[test]
+fn catching_up_ends_with_a_snapshot_of_the_leaders_term() {
+    let mut node = catching_up(1, 3, 4);
+    let image = b"image".to_vec();
+    let chunk = InstallSnapshot {
+        term: 5,
+        leader: 0,
+        last_index: 30,
+        last_term: 5,
+        offset: 0,
+        total_bytes: image.len() as u64,
+        data: image,
+    };
+    let effects = deliver(&mut node, 0, Message::InstallSnapshot(chunk));
+    let install = effects.iter().position(|e| matches!(e, Effect::InstallSnapshot { .. })).expect("installed");
+    let repaired =
+        effects.iter().position(|e| matches!(e, Effect::PersistHardState(HardState { repair: Repair::Intact, .. })));
+    assert!(repaired.is_some_and(|at| at > install), "{effects:?}");
+    assert_eq!(node.repair(), Repair::Intact);
+}
