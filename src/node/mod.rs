@@ -24,14 +24,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, unbounded, Sender};
-use log::info;
+use log::{info, warn};
 
 use crate::config::{ClusterConfig, ConfigError};
 use crate::protocol::StatusReport;
 use crate::queue::QueueStateMachine;
 use crate::raft::CoreConfig;
 use crate::shell::{Input, Shell, ShellSettings, TimerSettings};
-use crate::storage::{FaultInjectingStorage, LogManager, Storage, StorageError, WalOptions, WalStorage};
+use crate::storage::{
+    FaultInjectingStorage, LogManager, RecoveredState, Storage, StorageError, WalOptions, WalStorage,
+};
 use client_listener::ClientListener;
 use data_directory::data_directory;
 use data_directory::FailedStartCleanup;
@@ -102,16 +104,15 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let started = Instant::now();
     let directory = data_directory(&config, index, &settings);
     let mut cleanup = FailedStartCleanup::note(&directory);
-    let (mut storage, reopen) = open_storage(&config, index, &directory, &settings)?;
-    cleanup.storage_opened();
-    let recovered = storage.load().map_err(NodeError::Storage)?;
-    crate::storage::check_terms(&directory, &recovered).map_err(NodeError::Storage)?;
-    let disk_bytes = storage.disk_bytes();
-    let queue = match &recovered.snapshot {
-        Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data)
-            .map_err(|problem| NodeError::Storage(StorageError::UnreadableSnapshot { problem: problem.to_string() }))?,
-        None => QueueStateMachine::new(),
+    let (storage, reopen, recovered, queue) = match recover(&config, index, &directory, &settings) {
+        Err(NodeError::Storage(error)) if repairs(&error) && config.node_count() >= 3 => {
+            repair_from_cluster(&directory, &error, index)?;
+            recover(&config, index, &directory, &settings)?
+        }
+        outcome => outcome?,
     };
+    cleanup.storage_opened();
+    let disk_bytes = storage.disk_bytes();
     info!(
         "recovered term {}, snapshot through index {}, {} log entries in {} ms",
         recovered.hard_state.current_term,
@@ -237,6 +238,50 @@ fn shell_settings(config: &ClusterConfig, index: usize, settings: &NodeSettings)
 }
 
 type OpenedStorage = (Box<dyn Storage>, crate::storage::Reopen);
+type Recovered = (Box<dyn Storage>, crate::storage::Reopen, RecoveredState, QueueStateMachine);
+
+/// Open the data directory and read back the node's state and queue.
+fn recover(
+    config: &ClusterConfig,
+    index: usize,
+    directory: &std::path::Path,
+    settings: &NodeSettings,
+) -> Result<Recovered, NodeError> {
+    let (mut storage, reopen) = open_storage(config, index, directory, settings)?;
+    let recovered = storage.load().map_err(NodeError::Storage)?;
+    crate::storage::check_terms(directory, &recovered).map_err(NodeError::Storage)?;
+    let queue = match &recovered.snapshot {
+        Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data)
+            .map_err(|problem| NodeError::Storage(StorageError::UnreadableSnapshot { problem: problem.to_string() }))?,
+        None => QueueStateMachine::new(),
+    };
+    Ok((storage, reopen, recovered, queue))
+}
+
+/// Damage or loss that a node of a cluster of three or more repairs from
+/// the others instead of refusing to start (docs/storage.md, "Repair from
+/// the cluster"). A node of one or two has no majority of others to learn
+/// from, and refuses as before.
+fn repairs(error: &StorageError) -> bool {
+    error.is_damaged_data() || matches!(error, StorageError::UnreadableSnapshot { .. })
+}
+
+fn repair_from_cluster(directory: &std::path::Path, error: &StorageError, index: usize) -> Result<(), NodeError> {
+    warn!("node {index}: {error}");
+    let now_seconds =
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |elapsed| elapsed.as_secs());
+    let set_aside =
+        crate::storage::set_aside_for_repair(directory, error, index, now_seconds).map_err(NodeError::Storage)?;
+    warn!(
+        "node {index}: starting anyway, to repair from the cluster: moved {} to {}; starting in term {} ({}), \
+         without voting until it has caught up",
+        if set_aside.moved.is_empty() { "nothing".to_string() } else { set_aside.moved.join(", ") },
+        set_aside.damaged_directory.display(),
+        set_aside.hard_state.current_term,
+        set_aside.hard_state.repair.as_str()
+    );
+    Ok(())
+}
 
 /// Open the WAL, and a way to open it again after a storage failure.
 fn open_storage(
