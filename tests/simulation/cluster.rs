@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use raftmq::queue::{Command, QueueStateMachine, SessionCommand};
-use raftmq::raft::{CoreConfig, LogIndex, NodeId, RaftCore, Role, Snapshot, Term};
+use raftmq::raft::{CoreConfig, LogIndex, NodeId, RaftCore, Repair, Role, Snapshot, Term};
 use raftmq::shell::{ClientCommand, Input, Output, Shell, ShellSettings, SnapshotJob, TimerSettings, TransferRequest};
 use raftmq::storage::{write_operations, DiskOperation, DiskReport, MemoryStorage, Storage};
 use rand::{Rng, SeedableRng};
@@ -128,6 +128,9 @@ pub struct Cluster {
     pub crashes_in_flight: u64,
     pub torn_tails: u64,
     pub torn_records_cut: u64,
+    /// Power losses that also damaged the node's synced state, so that it
+    /// restarted repairing from the cluster (`crash_with_damage`).
+    pub damaged: u64,
     /// Confused messages delivered (confused.rs), and those the nodes dropped.
     pub confused_delivered: u64,
     pub confused_dropped: u64,
@@ -155,6 +158,7 @@ impl Cluster {
             crashes_in_flight: 0,
             torn_tails: 0,
             torn_records_cut: 0,
+            damaged: 0,
             confused_delivered: 0,
             confused_dropped: 0,
             outputs: Vec::new(),
@@ -301,6 +305,40 @@ impl Cluster {
             Err(problem) => self.fail(format!("node {node} cannot restart after a power loss: {problem}")),
         }
         self.go_down(node);
+    }
+
+    /// A power loss that also damages what the node had synced: the real
+    /// node's storage refuses the directory, moves it aside and starts the
+    /// node repairing from the cluster (src/storage/repair.rs); here its
+    /// disk keeps only the repair state the real rule writes. `lose_term`:
+    /// the term and vote are gone too (a wiped directory). Refused (false)
+    /// when it would leave fewer than a majority intact: then no copy of a
+    /// committed entry need survive, and no repair can be safe.
+    pub fn crash_with_damage(&mut self, node: NodeId, lose_term: bool) -> bool {
+        let others_repairing = (0..self.options.nodes).filter(|&other| other != node && self.repairing(other)).count();
+        let may_lose = (self.options.nodes - 1) / 2;
+        if others_repairing + 1 > may_lose {
+            return false;
+        }
+        self.crash(node);
+        let stored = self.nodes[node].storage.hard_state();
+        let hard_state = raftmq::storage::repair_hard_state((!lose_term).then_some(stored), node);
+        let mut storage = MemoryStorage::new();
+        storage.save_hard_state(hard_state).expect("memory storage saves");
+        storage.sync().expect("memory storage syncs");
+        self.nodes[node].storage = storage;
+        self.nodes[node].prefix = PrefixHashes::default();
+        self.damaged += 1;
+        true
+    }
+
+    /// Whether the node is repairing: it has not yet durably left the
+    /// repair state (a down node's disk tells).
+    pub fn repairing(&self, node: NodeId) -> bool {
+        match self.core(node) {
+            Some(core) if core.repair() != Repair::Intact => true,
+            _ => self.nodes[node].storage.hard_state().repair != Repair::Intact,
+        }
     }
 
     fn go_down(&mut self, node: NodeId) {
