@@ -8,7 +8,7 @@ from conftest import STARTUP_WAIT_S, dealer, send_puts
 
 STATUS_KEYS = {
     "role", "term", "leader", "commit_index", "last_applied", "log_size",
-    "first_index", "snapshot_index", "disk_bytes", "disk_syncs", "storage", "state_digest",
+    "first_index", "snapshot_index", "disk_bytes", "disk_syncs", "storage", "state_digest", "repair",
 }
 
 
@@ -26,6 +26,7 @@ def test_status_has_the_documented_format(make_cluster):
         assert status["last_applied"] <= status["commit_index"] <= status["log_size"]
         assert 1 <= status["first_index"] <= status["log_size"] + 1
         assert status["storage"] == "ok"
+        assert status["repair"] == "intact"
         assert status["disk_bytes"] > 0
 
 
