@@ -407,6 +407,7 @@ struct RunStats {
     confused_delivered: u64,
     confused_dropped: u64,
     damaged: u64,
+    log_matching_checked: u64,
 }
 
 impl std::ops::AddAssign for RunStats {
@@ -422,6 +423,7 @@ impl std::ops::AddAssign for RunStats {
         self.confused_delivered += other.confused_delivered;
         self.confused_dropped += other.confused_dropped;
         self.damaged += other.damaged;
+        self.log_matching_checked += other.log_matching_checked;
     }
 }
 
@@ -507,6 +509,7 @@ fn random_run(seed: u64, nodes: usize, fault_ms: u64, damage: bool) -> RunStats 
         confused_delivered: cluster.confused_delivered,
         confused_dropped: cluster.confused_dropped_so_far(),
         damaged: cluster.damaged,
+        log_matching_checked: cluster.log_matching_checked(),
     }
 }
 
@@ -573,7 +576,7 @@ fn sweep(nodes: usize, default_count: u64, offset: u64, damage: bool) -> RunStat
         "{nodes} nodes: {} snapshots installed, {} reads checked, {} writes acknowledged, {} storage failures, \
          {} shutdowns, {} crashes with writes in flight, {} of them torn and cut by recovery ({} records cut), \
          {} confused messages delivered ({} dropped as untrustworthy), {} power losses that damaged synced \
-         state (repaired from the cluster)",
+         state (repaired from the cluster), {} persisted entries checked for Log Matching",
         stats.snapshots_installed,
         stats.reads_checked,
         stats.writes_acknowledged,
@@ -584,7 +587,8 @@ fn sweep(nodes: usize, default_count: u64, offset: u64, damage: bool) -> RunStat
         stats.torn_records_cut,
         stats.confused_delivered,
         stats.confused_dropped,
-        stats.damaged
+        stats.damaged,
+        stats.log_matching_checked
     );
     stats
 }
@@ -601,6 +605,7 @@ fn assert_exercised(stats: &RunStats, seed_count: usize) {
     assert!(stats.shutdowns > 0, "no seed shut a node down");
     assert!(stats.torn_tails > 0, "no crash tore an unsynced write");
     assert!(stats.confused_dropped > 0, "no node dropped a confused message");
+    assert!(stats.log_matching_checked > 0, "Log Matching was never checked");
 }
 
 #[test]

@@ -16,6 +16,7 @@ use log::{error, warn};
 use super::peer_senders::PeerSenders;
 use super::releaser::Releaser;
 use super::snapshotter::Snapshotter;
+use super::turn_timing::TurnTiming;
 use crate::protocol::StatusReport;
 use crate::shell::{Input, Output, Shell, Time};
 use crate::storage::LogManagerHandle;
@@ -75,26 +76,29 @@ impl EventLoop {
             select.recv(&control);
             select.recv(&clients);
             let _ = select.ready_timeout(wait.min(MAX_WAIT));
-            let turn_started = Instant::now();
-            let mut taken = (0, 0);
+            let mut timing = TurnTiming::start();
             for input in control.try_iter().take(MAX_CONTROL_INPUTS_PER_TURN) {
-                taken.0 += 1;
-                self.shell.on_input(input, self.now());
+                timing.taken.0 += 1;
+                let now = self.now();
+                timing.input(input.kind(), || self.shell.on_input(input, now));
             }
             for input in clients.try_iter().take(MAX_CLIENT_INPUTS_PER_TURN) {
-                taken.1 += 1;
-                self.shell.on_input(input, self.now());
+                timing.taken.1 += 1;
+                let now = self.now();
+                timing.input(input.kind(), || self.shell.on_input(input, now));
             }
-            self.shell.end_turn(self.now());
-            let outputs = self.flush();
-            let took = turn_started.elapsed();
+            let now = self.now();
+            timing.end_turn(|| self.shell.end_turn(now));
+            let outputs = timing.flush(|| self.flush());
+            let took = timing.elapsed();
             if took > SLOW_TURN {
                 warn!(
-                    "a turn took {} ms ({} control inputs, {} client requests, {outputs} outputs); \
+                    "a turn took {} ms ({} control inputs, {} client requests, {outputs} outputs; {}); \
                      heartbeats wait that long",
                     took.as_millis(),
-                    taken.0,
-                    taken.1
+                    timing.taken.0,
+                    timing.taken.1,
+                    timing.breakdown()
                 );
             }
             if self.shell.exit_time().is_some_and(|until| self.now() >= until) {

@@ -17,6 +17,7 @@ mod releaser;
 mod settings;
 mod snapshotter;
 mod thread_priority;
+mod turn_timing;
 mod zap_handler;
 
 use std::fmt;
@@ -258,12 +259,21 @@ fn recover(
     Ok((storage, reopen, recovered, queue))
 }
 
-/// Damage or loss that a node of a cluster of three or more repairs from
-/// the others instead of refusing to start (docs/storage.md, "Repair from
-/// the cluster"). A node of one or two has no majority of others to learn
-/// from, and refuses as before.
+/// Damage or loss of what a node promised (its term and vote, log or
+/// snapshot), which a node of a cluster of three or more repairs from the
+/// others instead of refusing to start (docs/storage.md, "Repair from the
+/// cluster"); a node of one or two has no others enough to learn from, and
+/// refuses as before. Not repaired: a damaged `FORMAT` or `IDENTITY` (they
+/// stay in place, so a repair would not get past them), and a snapshot whose
+/// checksum holds but which this build cannot decode (a version problem,
+/// which every node would then "repair" in turn, losing a majority).
 fn repairs(error: &StorageError) -> bool {
-    error.is_damaged_data() || matches!(error, StorageError::UnreadableSnapshot { .. })
+    match error {
+        StorageError::CorruptFile { path, .. } => {
+            path.file_name().is_none_or(|name| name != "FORMAT" && name != "IDENTITY")
+        }
+        _ => error.is_damaged_data(),
+    }
 }
 
 fn repair_from_cluster(directory: &std::path::Path, error: &StorageError, index: usize) -> Result<(), NodeError> {

@@ -138,10 +138,9 @@ pub struct RaftCore {
     /// Latest ReadIndex round; every AppendEntries carries it. It only
     /// grows, across terms, so a round number names one round for the shell.
     pub(super) read_round: u64,
-    /// While learning its term (src/raft/repair.rs): the highest term each
-    /// member answered, and the election timeouts waited so far.
-    pub(super) term_answers: BTreeMap<NodeId, Term>,
-    pub(super) repair_timeouts: u32,
+    /// While learning its term (src/raft/repair.rs): the members that
+    /// answered, with the highest term each named (None: it is repairing).
+    pub(super) term_answers: BTreeMap<NodeId, Option<Term>>,
     pub(super) effects: Vec<Effect>,
 }
 
@@ -185,7 +184,6 @@ impl RaftCore {
             snapshot,
             read_round: 0,
             term_answers: BTreeMap::new(),
-            repair_timeouts: 0,
             effects: vec![Effect::ResetElectionTimer],
         }
     }
@@ -383,7 +381,11 @@ impl RaftCore {
         if term > self.hard_state.current_term {
             self.term_leader = None;
         }
-        self.hard_state = HardState { current_term: term, voted_for, repair: self.hard_state.repair };
+        // A repairing node is spoken for in every term it enters, so it
+        // never votes in the term its repair ends in (src/raft/repair.rs).
+        let repair = self.hard_state.repair;
+        let voted_for = if repair == Repair::Intact { voted_for } else { Some(self.config.id) };
+        self.hard_state = HardState { current_term: term, voted_for, repair };
         self.effects.push(Effect::PersistHardState(self.hard_state));
     }
 

@@ -10,22 +10,28 @@
 //! crash during a repair restarts it):
 //!
 //! 1. **Learning the term** (the term and vote are lost). The node answers
-//!    nothing but questions about terms, and from its second election
-//!    timeout on asks every member for its term (`TermQuery`, with a nonce
-//!    that only this run of the node uses). Once a majority of the cluster,
-//!    not counting itself and not counting members repairing too, answered
-//!    (each answer sent after the question, by the nonce), it moves to a
-//!    term one above the highest answer, having voted for itself in it.
-//!    Why that is above every term it can have promised in: a vote it gave
-//!    in term T helped elect a leader only together with a majority that
-//!    were in T; any majority of the others meets that majority (two sets of
-//!    at least a majority minus one and a majority, among n - 1 nodes), so
-//!    some answer names T or more. The wait of two election timeouts covers
-//!    an election that was still counting this node's vote when it crashed:
-//!    a candidate gives up its term after one election timeout, so by then
-//!    the election was won (and its voters are in T) or abandoned.
+//!    nothing but questions about terms, and at each election timeout asks
+//!    every member for its term (`TermQuery`, with a nonce that only this
+//!    run of the node uses, so every answer counted was sent after the
+//!    question). Once **every** other member has answered, it moves to the
+//!    term one above the highest answer of those not repairing themselves,
+//!    having voted for itself in it. Why that is above every term T it can
+//!    have voted in: the candidate it voted for entered T before asking, so
+//!    if that candidate is not repairing its answer names T or more, whether
+//!    its election is won, lost or still counting (no timing is assumed: a
+//!    stalled candidate may count a vote long after it was given). A
+//!    repairing member is no candidate (a restart ends a candidacy); if the
+//!    candidate won and has since been damaged, the others that elected it
+//!    were in T, and they are not all repairing while fewer than a majority
+//!    of the cluster repairs. Asking only a majority of the others is not
+//!    enough with five nodes or more: that majority need not include the
+//!    candidate, which may still win T with this node's lost vote.
 //! 2. **Catching up** (its term is known, its log is not to be trusted).
-//!    The node is in a term above any it voted or acknowledged in, so no
+//!    The node is in a term above any it voted or acknowledged in (storage
+//!    raises the kept term by one, also for a node damaged again while
+//!    catching up, which may have acknowledged entries of its term since),
+//!    and it stays spoken for (voted for itself) in every term it enters
+//!    while it repairs, so it never votes in the term its repair ends in. No
 //!    leader holds its old acknowledgements (a leader counts acknowledgements
 //!    of its own term only); a leader of the old term learns the higher
 //!    term from its answers and steps down. The node follows a leader and
@@ -51,10 +57,6 @@ use super::message::{Message, TermAnswer, TermQuery};
 use super::role::RoleState;
 use super::types::{HardState, NodeId, Repair};
 use super::validation::MAX_TERM;
-
-/// A node learning its term asks from its second election timeout on: the
-/// first may come before an election this node voted in has ended.
-const TIMEOUTS_BEFORE_ASKING: u32 = 2;
 
 impl RaftCore {
     /// Whether this node is repairing, and how far it got.
@@ -82,18 +84,18 @@ impl RaftCore {
     }
 
     pub(super) fn on_term_answer(&mut self, from: NodeId, answer: TermAnswer) {
-        if self.hard_state.repair != Repair::LearningTerm
-            || answer.nonce != self.config.repair_nonce
-            || answer.repairing
-        {
+        if self.hard_state.repair != Repair::LearningTerm || answer.nonce != self.config.repair_nonce {
             return;
         }
-        let known = self.term_answers.entry(from).or_insert(answer.term);
-        *known = (*known).max(answer.term);
-        if !self.quorum.is_reached(self.term_answers.len()) {
+        // A repairing member's term may be lost: it counts as answered (it
+        // is no candidate), but its term does not.
+        let term = if answer.repairing { None } else { Some(answer.term) };
+        let known = self.term_answers.entry(from).or_insert(term);
+        *known = (*known).max(term);
+        if self.term_answers.len() + 1 < self.config.node_count {
             return;
         }
-        let highest = self.term_answers.values().copied().max().unwrap_or(0);
+        let highest = self.term_answers.values().flatten().copied().max().unwrap_or(0);
         let Some(term) = highest.checked_add(1).filter(|&term| term <= MAX_TERM) else {
             return; // at the term ceiling: stay out rather than wrap around
         };
@@ -108,16 +110,12 @@ impl RaftCore {
         self.announce_role();
     }
 
-    /// A repairing node never campaigns. One learning its term asks again
-    /// at each timeout (answers may have been lost), from the second on.
+    /// A repairing node never campaigns. One learning its term asks at
+    /// each timeout (answers may have been lost, members may be down).
     pub(super) fn on_election_timeout_while_repairing(&mut self) {
         assert!(self.hard_state.repair != Repair::Intact, "only a repairing node waits out its timeouts");
         self.effects.push(Effect::ResetElectionTimer);
         if self.hard_state.repair != Repair::LearningTerm {
-            return;
-        }
-        self.repair_timeouts = self.repair_timeouts.saturating_add(1);
-        if self.repair_timeouts < TIMEOUTS_BEFORE_ASKING {
             return;
         }
         let query = TermQuery { term: self.hard_state.current_term, nonce: self.config.repair_nonce };

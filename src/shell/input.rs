@@ -39,6 +39,20 @@ impl Input {
     pub fn is_control(&self) -> bool {
         !matches!(self, Input::Client(_) | Input::Transfer(_))
     }
+
+    /// The input's kind, for the slow-turn warning.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Input::Peer { .. } => "peer message",
+            Input::Client(_) => "client request",
+            Input::Transfer(_) => "transfer request",
+            Input::Disk(DiskReport::Durable { saved_snapshot: Some(_), .. }) => "snapshot in place",
+            Input::Disk(DiskReport::Durable { .. }) => "durability report",
+            Input::Disk(_) => "storage failure or recovery",
+            Input::SnapshotWritten(_) => "snapshot written",
+            Input::Shutdown => "shutdown",
+        }
+    }
 }
 
 /// `{"op":"transfer_leader","to":<index>}` and where its reply goes.

@@ -7,10 +7,12 @@
 //! repair again (never one that starts as an intact member having forgotten
 //! a promise):
 //! 1. the `damaged-<seconds>` directory is created, and the old `hard_state`
-//!    copied into it;
+//!    copied into it and synced (all with the directory's lock held);
 //! 2. `hard_state` is replaced atomically with the repair state: a term
-//!    above the kept one, spoken for, catching up; or, when the term is lost
-//!    or untrusted, term 0 and learning the term;
+//!    above the kept one (also when the node was already catching up: it may
+//!    have acknowledged entries of that term since), spoken for, catching
+//!    up; or, when the term is lost or untrusted, term 0 and learning the
+//!    term;
 //! 3. the log segments, the snapshot and leftover temp files are moved into
 //!    the damaged directory, and both directories are synced.
 //!
@@ -19,7 +21,7 @@
 //! state) or reads them as a log that a node catching up may hold: it never
 //! votes on it, and the leader reconciles it like any follower's.
 
-use std::fs;
+use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_FILE};
@@ -61,10 +63,12 @@ pub fn repair_hard_state(kept: Option<HardState>, me: NodeId) -> HardState {
     let learning = HardState { current_term: 0, voted_for: None, repair: Repair::LearningTerm };
     match kept {
         None => learning,
+        // A node damaged again while catching up may have acknowledged
+        // entries of its current term since: the term above it is needed
+        // again, as for an intact node.
         Some(stored) => match stored.repair {
             Repair::LearningTerm => learning,
-            Repair::CatchingUp => stored,
-            Repair::Intact => match stored.current_term.checked_add(1) {
+            Repair::CatchingUp | Repair::Intact => match stored.current_term.checked_add(1) {
                 Some(term) => HardState { current_term: term, voted_for: Some(me), repair: Repair::CatchingUp },
                 None => learning,
             },
@@ -81,6 +85,11 @@ pub fn set_aside_for_repair(
     me: NodeId,
     now_seconds: u64,
 ) -> Result<SetAside, StorageError> {
+    // Held throughout, as `WalStorage::open` holds it: no other process
+    // may use the directory while its files move.
+    let lock_path = directory.join("LOCK");
+    let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
+    lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
     let kept = if term_is_trusted(error) {
         read_hard_state(directory).ok().flatten().map(|(hard_state, _)| hard_state)
     } else {
@@ -94,6 +103,8 @@ pub fn set_aside_for_repair(
     if old_hard_state.exists() {
         let copy = damaged_directory.join(HARD_STATE_FILE);
         fs::copy(&old_hard_state, &copy).map_err(|e| io_error("copy", &copy, e))?;
+        // Synced before the original is replaced: the copy is for inspection.
+        File::open(&copy).and_then(|file| file.sync_all()).map_err(|e| io_error("sync", &copy, e))?;
     }
     let mut moved = Vec::new();
     if old_hard_state.exists() {
@@ -142,8 +153,13 @@ mod tests {
             repair_hard_state(Some(stored), 1),
             HardState { current_term: 8, voted_for: Some(1), repair: Repair::CatchingUp }
         );
+        // Damaged again while catching up: it may have acknowledged entries
+        // of term 9 since, so term 9 is no longer above its promises.
         let catching_up = HardState { current_term: 9, voted_for: Some(1), repair: Repair::CatchingUp };
-        assert_eq!(repair_hard_state(Some(catching_up), 1), catching_up, "a repair that a crash interrupted goes on");
+        assert_eq!(
+            repair_hard_state(Some(catching_up), 1),
+            HardState { current_term: 10, voted_for: Some(1), repair: Repair::CatchingUp }
+        );
         let learning = HardState { current_term: 0, voted_for: None, repair: Repair::LearningTerm };
         assert_eq!(repair_hard_state(None, 1), learning);
         assert_eq!(repair_hard_state(Some(HardState { repair: Repair::LearningTerm, ..stored }), 1), learning);

@@ -176,7 +176,7 @@ impl Cluster {
                 snapshot_jobs: Vec::new(),
                 incarnation: 0,
                 inbox: Vec::new(),
-                prefix: PrefixHashes::default(),
+                prefix: PrefixHashes::empty(),
                 observed_applied: 0,
                 observed_leader_term: None,
                 confused_received: 0,
@@ -224,6 +224,11 @@ impl Cluster {
 
     pub fn committed_count(&self) -> usize {
         self.checker.committed_count()
+    }
+
+    /// Entries Log Matching was checked on (their whole prefix).
+    pub fn log_matching_checked(&self) -> u64 {
+        self.checker.log_matching_checked
     }
 
     pub fn is_committed(&self, index: LogIndex, term: Term) -> bool {
@@ -327,7 +332,7 @@ impl Cluster {
         storage.save_hard_state(hard_state).expect("memory storage saves");
         storage.sync().expect("memory storage syncs");
         self.nodes[node].storage = storage;
-        self.nodes[node].prefix = PrefixHashes::default();
+        self.nodes[node].prefix = PrefixHashes::empty();
         self.damaged += 1;
         true
     }

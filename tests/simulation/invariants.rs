@@ -21,6 +21,9 @@ pub struct Checker {
     committed_sessions: HashSet<(String, u64)>,
     /// Index of each committed `put_topic`.
     topics_created: BTreeMap<LogIndex, String>,
+    /// Entries whose whole prefix Log Matching was checked against, so a
+    /// sweep can show the check ran.
+    pub log_matching_checked: u64,
 }
 
 /// A node's chained log hashes: `hashes[i]` covers the prefix through
@@ -34,6 +37,14 @@ pub struct PrefixHashes {
 }
 
 impl PrefixHashes {
+    /// An empty log: the empty prefix's hash is known (0, where
+    /// `Checker::committed_prefix_hash` starts), so Log Matching is checked
+    /// from the first entry. (Until 2026-12-01 a node started with an
+    /// unknown base and was checked only after a snapshot install.)
+    pub fn empty() -> PrefixHashes {
+        PrefixHashes { offset: 0, base: Some(0), hashes: Vec::new() }
+    }
+
     /// The log now starts after a snapshot through `index`, whose prefix hash is `base`.
     pub fn reset(&mut self, index: LogIndex, base: Option<u64>) {
         self.offset = index;
@@ -91,6 +102,7 @@ impl Checker {
             prefix.reset(entries.last().expect("non-empty").index, None);
             return Ok(());
         };
+        self.log_matching_checked += entries.len() as u64;
         for entry in entries {
             let hash = chain_hash(previous, entry);
             prefix.hashes.push(hash);
