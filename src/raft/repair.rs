@@ -64,6 +64,15 @@ impl RaftCore {
         self.hard_state.repair
     }
 
+    /// While learning its term: the members whose answer it still waits
+    /// for (every other member must answer). Empty otherwise.
+    pub fn repair_waiting_for(&self) -> Vec<NodeId> {
+        if self.hard_state.repair != Repair::LearningTerm {
+            return Vec::new();
+        }
+        self.peers().filter(|peer| !self.term_answers.contains_key(peer)).collect()
+    }
+
     /// A node learning its term takes only term questions and answers:
     /// anything else may need a term or vote it does not have.
     pub(super) fn on_message_while_learning_term(&mut self, from: NodeId, message: Message) {

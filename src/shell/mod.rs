@@ -30,6 +30,8 @@ use std::time::Duration;
 
 use log::{error, info, warn};
 
+use crate::rate_limited::RateLimited;
+
 pub use self::input::{ClientCommand, Envelope, Input, SnapshotJob, SnapshotWritten, TransferRequest};
 pub use self::output::Output;
 pub use self::timers::TimerSettings;
@@ -116,6 +118,8 @@ pub struct Shell {
     effects: Vec<Effect>,
     outputs: Vec<Output>,
     dropped: DroppedMessages,
+    /// Lines saying whom a node learning its term waits for.
+    repair_waits: RateLimited<Time>,
 }
 
 impl Shell {
@@ -168,6 +172,7 @@ impl Shell {
             effects: Vec::new(),
             outputs: Vec::new(),
             dropped: DroppedMessages::default(),
+            repair_waits: RateLimited::default(),
         };
         shell.execute_effects(now);
         shell
@@ -274,6 +279,7 @@ impl Shell {
                 self.core.step(event);
             }
             self.execute_effects(now);
+            self.report_repair_wait(now);
         }
         self.expire_waiting(now);
         self.serve_reads();
@@ -701,16 +707,32 @@ impl Shell {
         self.snapshots.on_started();
     }
 
+    /// A node learning its term may wait long (every other member must
+    /// answer): say for whom, once a second at most.
+    fn report_repair_wait(&mut self, now: Time) {
+        let waiting_for = self.core.repair_waiting_for();
+        if waiting_for.is_empty() || self.repair_waits.note(now).is_none() {
+            return;
+        }
+        let nodes: Vec<String> = waiting_for.iter().map(NodeId::to_string).collect();
+        warn!(
+            "node {}: repair: still learning the term; waiting for the answer of node(s) {} (every other member \
+             must answer: start them)",
+            self.core.id(),
+            nodes.join(", ")
+        );
+    }
+
     fn on_repair_changed(&mut self, repair: Repair, term: u64) {
         let id = self.core.id();
         match repair {
             Repair::Intact => info!(
                 "node {id}: repair done: the log holds the leader's through index {} (committed in term {term}); \
-                 this node votes again",
+                 this node votes again from the next term",
                 self.core.commit_index()
             ),
             Repair::CatchingUp => info!(
-                "node {id}: repair: a majority of the others answered; now in term {term}, above any this node \
+                "node {id}: repair: every other member answered; now in term {term}, above any this node \
                  can have voted in; catching up from the leader before it votes again"
             ),
             Repair::LearningTerm => info!("node {id}: repair: learning the cluster's term"),

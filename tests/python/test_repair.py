@@ -91,3 +91,30 @@ def test_a_damaged_follower_repairs_from_the_cluster_while_it_serves(make_cluste
     cluster.kill(leader)
     assert cluster.wait_until(lambda: len(cluster.leaders()) == 1, timeout_s=15)
     check_exactly_once_in_order("t", drain(cluster.client(), "t"), writer)
+
+
+def test_a_wiped_node_waits_for_every_other_member_and_says_for_whom(make_cluster):
+    """A node that lost its term must hear every other member (one of them
+    may be the candidate its lost vote went to): with one down it waits,
+    naming it, and repairs once it is back."""
+    cluster: LocalCluster = make_cluster(3, *ARGUMENTS)
+    leader = cluster.find_leader_course_style()
+    assert leader is not None
+    client = cluster.client()
+    assert client.put_topic("t")
+    for number in range(50):
+        assert client.put_message("t", f"t-{number}")
+    wiped, down = [index for index in range(3) if index != leader]
+    directory = cluster.data_directory(wiped)
+    cluster.kill(wiped)
+    cluster.kill(down)
+    wipe_all_but_identity(directory)
+    cluster.start(wiped)
+    log_path = cluster.directory / f"node-{wiped}.log"
+    waiting = f"waiting for the answer of node(s) {down}"
+    assert cluster.wait_until(lambda: waiting in log_path.read_text(), timeout_s=15), log_path.read_text()[-2000:]
+    assert (cluster.status(wiped) or {}).get("repair") == "learning the term"
+    cluster.start(down)
+    assert cluster.wait_until(lambda: (cluster.status(wiped) or {}).get("repair") == "intact", timeout_s=30)
+    assert cluster.wait_until(lambda: converged(cluster), timeout_s=30), [cluster.status(i) for i in range(3)]
+    assert sorted(drain(cluster.client(), "t"), key=lambda m: int(m.split("-")[1])) == [f"t-{n}" for n in range(50)]

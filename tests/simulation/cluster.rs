@@ -20,7 +20,7 @@ use std::time::Duration;
 use raftmq::queue::{Command, QueueStateMachine, SessionCommand};
 use raftmq::raft::{CoreConfig, LogIndex, NodeId, RaftCore, Repair, Role, Snapshot, Term};
 use raftmq::shell::{ClientCommand, Input, Output, Shell, ShellSettings, SnapshotJob, TimerSettings, TransferRequest};
-use raftmq::storage::{write_operations, DiskOperation, DiskReport, MemoryStorage, Storage};
+use raftmq::storage::{write_operations, DiskOperation, DiskReport, MemoryStorage, RecoveredState, Storage};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -360,6 +360,22 @@ impl Cluster {
         sim_node.incarnation += 1;
     }
 
+    /// The node's log hashes, from what its storage kept: the hashes noted
+    /// as batches were written include writes that a crash or a storage
+    /// failure then lost (a torn conflicting append leaves the older
+    /// entries in place), so they are rebuilt, and the kept entries checked.
+    fn rebuild_prefix(&mut self, node: NodeId, recovered: &RecoveredState) -> Result<(), String> {
+        let mut prefix = PrefixHashes::empty();
+        if let Some(snapshot) = &recovered.snapshot {
+            prefix.reset(snapshot.last_index, self.checker.committed_prefix_hash(snapshot.last_index));
+        }
+        if !recovered.entries.is_empty() {
+            self.checker.on_persist(node, &mut prefix, &recovered.entries)?;
+        }
+        self.nodes[node].prefix = prefix;
+        Ok(())
+    }
+
     /// Start (or restart) a node from what its storage kept.
     pub fn restart(&mut self, node: NodeId) {
         if self.is_up(node) {
@@ -368,8 +384,10 @@ impl Cluster {
         let settings = self.shell_settings(node);
         let seed = self.rng.gen();
         let now = Duration::from_millis(self.now_ms);
+        let recovered = self.nodes[node].storage.load().expect("memory storage loads");
+        let outcome = self.rebuild_prefix(node, &recovered);
+        self.check(outcome);
         let sim_node = &mut self.nodes[node];
-        let recovered = sim_node.storage.load().expect("memory storage loads");
         let queue = match &recovered.snapshot {
             Some(snapshot) => QueueStateMachine::decode_snapshot(&snapshot.data).expect("own snapshots decode"),
             None => QueueStateMachine::new(),
@@ -523,14 +541,17 @@ impl Cluster {
         if self.nodes[node].sync_deadline_ms <= now_ms {
             self.sync(node);
         }
-        let sim_node = &mut self.nodes[node];
-        if sim_node.recover_at_ms.is_some_and(|at| at <= now_ms) {
+        if self.nodes[node].recover_at_ms.is_some_and(|at| at <= now_ms) {
+            let sim_node = &mut self.nodes[node];
             sim_node.recover_at_ms = None;
             let state = sim_node.storage.load().expect("memory storage loads");
             let disk_bytes = sim_node.storage.disk_bytes();
             let epoch = sim_node.disk_epoch;
-            sim_node.inbox.push(Input::Disk(DiskReport::Recovered { epoch, state, disk_bytes }));
+            let outcome = self.rebuild_prefix(node, &state);
+            self.check(outcome);
+            self.nodes[node].inbox.push(Input::Disk(DiskReport::Recovered { epoch, state, disk_bytes }));
         }
+        let sim_node = &mut self.nodes[node];
         let (done, waiting): (Vec<_>, Vec<_>) =
             std::mem::take(&mut sim_node.snapshot_jobs).into_iter().partition(|(at, _)| *at <= now_ms);
         sim_node.snapshot_jobs = waiting;
