@@ -103,7 +103,6 @@ pub fn remove_temporary_snapshots(directory: &Path) -> Result<(), StorageError> 
     Ok(())
 }
 
-
 /// The snapshot in `directory`, if any, and its file size. A damaged file is
 /// an error: the log before it is gone, so there is nothing to fall back on.
 pub fn read_snapshot(directory: &Path) -> Result<Option<(Snapshot, u64)>, StorageError> {
