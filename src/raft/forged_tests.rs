@@ -4,23 +4,11 @@
 //! one forged but well-formed message and compares the effects emitted.
 
 use super::tests::{
-    classic_config, core, core_with_log, deliver, drain, elect, entry, heartbeat_from, install, sends, snapshot,
-    success_response, vote_request,
+    append, classic_config, core, core_with_log, deliver, drain, elect, entry, heartbeat_from, install, sends,
+    snapshot, success_response, vote_request,
 };
 use super::validation::{MAX_INDEX, MAX_TERM};
 use super::*;
-
-fn append(term: Term, leader: NodeId, prev: (LogIndex, Term), entries: Vec<Entry>, commit: LogIndex) -> Message {
-    Message::AppendEntries(AppendEntries {
-        term,
-        leader,
-        prev_log_index: prev.0,
-        prev_log_term: prev.1,
-        entries,
-        leader_commit: commit,
-        read_round: 0,
-    })
-}
 
 fn dropped(from: NodeId, reason: &'static str) -> Vec<Effect> {
     vec![Effect::MessageDropped { from, reason }]

@@ -1,7 +1,7 @@
 //! Handler tests for protocol-aware recovery (repair.rs; docs/storage.md,
 //! "Repair from the cluster"). Each cites the rule it checks.
 
-use super::tests::{drain, entry, sends, vote_request};
+use super::tests::{append, drain, entry, sends, vote_request};
 use super::*;
 
 const NONCE: u64 = 0xfeed;
@@ -28,20 +28,22 @@ fn deliver(node: &mut RaftCore, from: NodeId, message: Message) -> Vec<Effect> {
     drain(node)
 }
 
-fn answer(term: Term, nonce: u64, repairing: bool) -> Message {
-    Message::TermAnswer(TermAnswer { term, nonce, repairing })
+/// The reply `sends` shows for a vote in `term`, granted or not.
+fn vote_reply(to: NodeId, term: Term, vote_granted: bool) -> Vec<(NodeId, Message)> {
+    vec![(to, Message::RequestVoteResponse(RequestVoteResponse { term, vote_granted }))]
 }
 
-fn append(term: Term, leader: NodeId, prev: (LogIndex, Term), entries: Vec<Entry>, commit: LogIndex) -> Message {
-    Message::AppendEntries(AppendEntries {
-        term,
-        leader,
-        prev_log_index: prev.0,
-        prev_log_term: prev.1,
-        entries,
-        leader_commit: commit,
-        read_round: 0,
-    })
+/// The reply `sends` shows for a pre-vote in `term`, granted or not.
+fn pre_vote_reply(to: NodeId, term: Term, vote_granted: bool) -> Vec<(NodeId, Message)> {
+    vec![(to, Message::PreVoteResponse(RequestVoteResponse { term, vote_granted }))]
+}
+
+fn pre_vote(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
+    Message::PreVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
+}
+
+fn answer(term: Term, nonce: u64, repairing: bool) -> Message {
+    Message::TermAnswer(TermAnswer { term, nonce, repairing })
 }
 
 // repair.rs step 1: a node that lost its term and vote takes nothing that
@@ -118,28 +120,13 @@ fn a_node_catching_up_stays_spoken_for_in_each_term_it_enters() {
     assert_eq!(effects[0], Effect::PersistHardState(expected));
     node.step(Event::LeaseTimeout);
     drain(&mut node);
-    let pre_vote = Message::PreVote(RequestVote {
-        term: 6,
-        candidate: 2,
-        last_log_index: 1,
-        last_log_term: 6,
-        leadership_transfer: false,
-    });
+    let pre_vote = pre_vote(6, 2, 1, 6);
     let effects = deliver(&mut node, 2, pre_vote);
-    assert_eq!(
-        sends(&effects),
-        vec![(2, Message::PreVoteResponse(RequestVoteResponse { term: 6, vote_granted: false }))]
-    );
+    assert_eq!(sends(&effects), pre_vote_reply(2, 6, false));
     let effects = deliver(&mut node, 2, vote_request(6, 2, 1, 6));
-    assert_eq!(
-        sends(&effects),
-        vec![(2, Message::RequestVoteResponse(RequestVoteResponse { term: 6, vote_granted: false }))]
-    );
+    assert_eq!(sends(&effects), vote_reply(2, 6, false));
     let effects = deliver(&mut node, 2, vote_request(7, 2, 1, 6));
-    assert_eq!(
-        sends(&effects),
-        vec![(2, Message::RequestVoteResponse(RequestVoteResponse { term: 7, vote_granted: true }))]
-    );
+    assert_eq!(sends(&effects), vote_reply(2, 7, true));
 }
 
 // repair.rs step 2, Raft §5.4.1: a node catching up may lack entries it
@@ -149,22 +136,10 @@ fn a_node_catching_up_stays_spoken_for_in_each_term_it_enters() {
 fn a_node_catching_up_never_votes_or_campaigns() {
     let mut node = catching_up(1, 3, 4);
     let effects = deliver(&mut node, 0, vote_request(5, 0, 10, 4));
-    assert_eq!(
-        sends(&effects),
-        vec![(0, Message::RequestVoteResponse(RequestVoteResponse { term: 5, vote_granted: false }))]
-    );
-    let pre_vote = Message::PreVote(RequestVote {
-        term: 6,
-        candidate: 2,
-        last_log_index: 10,
-        last_log_term: 5,
-        leadership_transfer: false,
-    });
+    assert_eq!(sends(&effects), vote_reply(0, 5, false));
+    let pre_vote = pre_vote(6, 2, 10, 5);
     let effects = deliver(&mut node, 2, pre_vote);
-    assert_eq!(
-        sends(&effects),
-        vec![(2, Message::PreVoteResponse(RequestVoteResponse { term: 5, vote_granted: false }))]
-    );
+    assert_eq!(sends(&effects), pre_vote_reply(2, 5, false));
     node.step(Event::ElectionTimeout);
     assert_eq!(drain(&mut node), vec![Effect::ResetElectionTimer]);
     assert_eq!(node.role(), Role::Follower);
@@ -210,10 +185,7 @@ fn catching_up_ends_once_an_entry_of_the_leaders_term_is_committed_and_durable()
     node.step(Event::LeaseTimeout); // the leader went quiet: votes are considered
     drain(&mut node);
     let effects = deliver(&mut node, 2, vote_request(6, 2, 4, 5));
-    assert_eq!(
-        sends(&effects),
-        vec![(2, Message::RequestVoteResponse(RequestVoteResponse { term: 6, vote_granted: true }))]
-    );
+    assert_eq!(sends(&effects), vote_reply(2, 6, true));
 }
 
 // repair.rs step 2's end by a snapshot (Raft §7): a snapshot of the

@@ -37,6 +37,25 @@ pub(super) fn deliver(node: &mut RaftCore, from: NodeId, message: Message) {
     node.step(Event::Message { from, message });
 }
 
+/// An AppendEntries from `leader` after `prev` (index, term), with no ReadIndex round.
+pub(super) fn append(
+    term: Term,
+    leader: NodeId,
+    prev: (LogIndex, Term),
+    entries: Vec<Entry>,
+    commit: LogIndex,
+) -> Message {
+    Message::AppendEntries(AppendEntries {
+        term,
+        leader,
+        prev_log_index: prev.0,
+        prev_log_term: prev.1,
+        entries,
+        leader_commit: commit,
+        read_round: 0,
+    })
+}
+
 pub(super) fn vote_request(term: Term, candidate: NodeId, last_log_index: LogIndex, last_log_term: Term) -> Message {
     Message::RequestVote(RequestVote { term, candidate, last_log_index, last_log_term, leadership_transfer: false })
 }
