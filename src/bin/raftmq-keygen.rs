@@ -5,7 +5,7 @@
 //! that node's `"public_key"` in config.json.
 //!
 //! `raftmq-keygen --cluster config.json --out-dir keys/` does it for every
-//! node of a config: keys/node<i>.key, and keys/config.json, the same config
+//! node of a config: `keys/node<i>.key`, and keys/config.json, the same config
 //! with each node's `"public_key"` filled in.
 
 use std::io::Write;
@@ -26,7 +26,7 @@ struct Arguments {
     /// Make keys for every node of this config.json.
     #[arg(long, requires = "out_dir", value_name = "CONFIG")]
     cluster: Option<PathBuf>,
-    /// With --cluster: where node<i>.key and the keyed config.json go.
+    /// With --cluster: where `node<i>.key` and the keyed config.json go.
     #[arg(long, value_name = "DIRECTORY")]
     out_dir: Option<PathBuf>,
 }
