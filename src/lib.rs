@@ -73,14 +73,14 @@
 //!    passes (`timeout`), when storage fails, or when the node shuts down.
 //!    A node that exits answers what arrives until the process ends.
 //! 10. **A damaged node repairs before it votes.** Storage that refuses a
-//!    directory for damage or loss sets it aside and starts the core with
-//!    `HardState::repair` set, in a term above any it promised in
-//!    (`storage::set_aside_for_repair`; docs/storage.md, "Repair from the
-//!    cluster"). The core then never votes or campaigns, and writes the
-//!    intact state only once `LogPersisted` (rule 4), or a snapshot written
-//!    earlier in the same ordered batches (rules 2 and 6), covers an entry
-//!    its leader committed in its own term: the durable log vouches for the
-//!    promises before the hard state says it may make new ones.
+//!     directory for damage or loss sets it aside and starts the core with
+//!     `HardState::repair` set, in a term above any it promised in
+//!     (`storage::set_aside_for_repair`; docs/storage.md, "Repair from the
+//!     cluster"). The core then never votes or campaigns, and writes the
+//!     intact state only once `LogPersisted` (rule 4), or a snapshot written
+//!     earlier in the same ordered batches (rules 2 and 6), covers an entry
+//!     its leader committed in its own term: the durable log vouches for the
+//!     promises before the hard state says it may make new ones.
 
 // Binaries, tests, fuzz targets and the simulator use the library through
 // its public items, so each states what it does and what it may return.
