@@ -106,7 +106,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let directory = data_directory(&config, index, &settings);
     let mut cleanup = FailedStartCleanup::note(&directory);
     let (storage, reopen, recovered, queue) = match recover(&config, index, &directory, &settings) {
-        Err(NodeError::Storage(error)) if repairs(&error) && config.node_count() >= 3 => {
+        // A node of one or two has no others enough to learn from: it refuses.
+        Err(NodeError::Storage(error)) if crate::storage::is_repairable(&error) && config.node_count() >= 3 => {
             repair_from_cluster(&directory, &error, index)?;
             recover(&config, index, &directory, &settings)?
         }
@@ -257,23 +258,6 @@ fn recover(
         None => QueueStateMachine::new(),
     };
     Ok((storage, reopen, recovered, queue))
-}
-
-/// Damage or loss of what a node promised (its term and vote, log or
-/// snapshot), which a node of a cluster of three or more repairs from the
-/// others instead of refusing to start (docs/storage.md, "Repair from the
-/// cluster"); a node of one or two has no others enough to learn from, and
-/// refuses as before. Not repaired: a damaged `FORMAT` or `IDENTITY` (they
-/// stay in place, so a repair would not get past them), and a snapshot whose
-/// checksum holds but which this build cannot decode (a version problem,
-/// which every node would then "repair" in turn, losing a majority).
-fn repairs(error: &StorageError) -> bool {
-    match error {
-        StorageError::CorruptFile { path, .. } => {
-            path.file_name().is_none_or(|name| name != "FORMAT" && name != "IDENTITY")
-        }
-        _ => error.is_damaged_data(),
-    }
 }
 
 fn repair_from_cluster(directory: &std::path::Path, error: &StorageError, index: usize) -> Result<(), NodeError> {

@@ -55,7 +55,7 @@ use super::core::RaftCore;
 use super::effect::Effect;
 use super::message::{Message, TermAnswer, TermQuery};
 use super::role::RoleState;
-use super::types::{HardState, NodeId, Repair};
+use super::types::{NodeId, Repair};
 use super::validation::MAX_TERM;
 
 impl RaftCore {
@@ -109,11 +109,10 @@ impl RaftCore {
             return; // at the term ceiling: stay out rather than wrap around
         };
         let term = term.max(self.hard_state.current_term);
-        // Spoken for in its new term: it never votes there.
-        self.hard_state = HardState { current_term: term, voted_for: Some(self.config.id), repair: Repair::CatchingUp };
-        self.term_leader = None;
         self.term_answers.clear();
-        self.effects.push(Effect::PersistHardState(self.hard_state));
+        // set_term keeps a repairing node spoken for in its new term.
+        self.hard_state.repair = Repair::CatchingUp;
+        self.set_term(term, None);
         self.effects.push(Effect::RepairChanged { repair: Repair::CatchingUp, term });
         self.effects.push(Effect::ResetElectionTimer);
         self.announce_role();
@@ -147,8 +146,8 @@ impl RaftCore {
         };
         let term = self.hard_state.current_term;
         let commit_index = self.commit_index;
+        // Index 0 is of term 0, which no leader has: it never ends a repair.
         if follower.leader.is_none()
-            || commit_index == 0
             || commit_index > self.persisted_index
             || self.log.term_at(commit_index) != Some(term)
         {

@@ -26,7 +26,7 @@ pub use log_manager::{write_operations, DiskOperation, DiskReport, Written};
 pub(crate) use log_manager::{LogManager, LogManagerHandle, Reopen};
 pub use lost_state::check_terms;
 pub use memory::MemoryStorage;
-pub use repair::{repair_hard_state, set_aside_for_repair, SetAside};
+pub use repair::{is_repairable, repair_hard_state, set_aside_for_repair, SetAside};
 pub use snapshot_file::write_snapshot_temporary;
 pub use wal::{WalOptions, WalStorage, RECORD_OVERHEAD_BYTES};
 

@@ -25,14 +25,33 @@ use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
 use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_FILE};
+use super::identity_file::IDENTITY_FILE;
 use super::snapshot_file::{io_error, sync_directory};
+use super::wal::{lock_directory, LOCK_FILE};
+use super::wal_format::FORMAT_FILE;
 use super::StorageError;
 use crate::raft::{HardState, NodeId, Repair};
 
 /// Files a repair keeps in place: the lock, the format and the identity
 /// (which says whose data this is), and earlier repairs' damaged files.
 fn kept_in_place(name: &str) -> bool {
-    matches!(name, "LOCK" | "FORMAT" | "IDENTITY" | HARD_STATE_FILE) || name.starts_with("damaged-")
+    [LOCK_FILE, FORMAT_FILE, IDENTITY_FILE, HARD_STATE_FILE].contains(&name) || name.starts_with("damaged-")
+}
+
+/// Whether a node repairs from the cluster the damage or loss `error`
+/// names (docs/storage.md, "Repair from the cluster"): damage to what it
+/// promised (its term and vote, log or snapshot). Not a damaged `FORMAT` or
+/// `IDENTITY`: they stay in place, so a repair would not get past them. Not
+/// a snapshot whose checksum holds but which this build cannot decode
+/// (`UnreadableSnapshot`, not damaged data): a version problem, which every
+/// node would otherwise "repair" in turn, losing a majority.
+pub fn is_repairable(error: &StorageError) -> bool {
+    match error {
+        StorageError::CorruptFile { path, .. } => {
+            path.file_name().is_none_or(|name| name != FORMAT_FILE && name != IDENTITY_FILE)
+        }
+        _ => error.is_damaged_data(),
+    }
 }
 
 /// What a repair did, for the node's log.
@@ -87,9 +106,7 @@ pub fn set_aside_for_repair(
 ) -> Result<SetAside, StorageError> {
     // Held throughout, as `WalStorage::open` holds it: no other process
     // may use the directory while its files move.
-    let lock_path = directory.join("LOCK");
-    let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
-    lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
+    let _lock = lock_directory(directory)?;
     let kept = if term_is_trusted(error) {
         read_hard_state(directory).ok().flatten().map(|(hard_state, _)| hard_state)
     } else {
@@ -100,14 +117,12 @@ pub fn set_aside_for_repair(
     fs::create_dir(&damaged_directory).map_err(|e| io_error("create", &damaged_directory, e))?;
     sync_directory(directory)?;
     let old_hard_state = directory.join(HARD_STATE_FILE);
+    let mut moved = Vec::new();
     if old_hard_state.exists() {
         let copy = damaged_directory.join(HARD_STATE_FILE);
         fs::copy(&old_hard_state, &copy).map_err(|e| io_error("copy", &copy, e))?;
         // Synced before the original is replaced: the copy is for inspection.
         File::open(&copy).and_then(|file| file.sync_all()).map_err(|e| io_error("sync", &copy, e))?;
-    }
-    let mut moved = Vec::new();
-    if old_hard_state.exists() {
         moved.push(HARD_STATE_FILE.to_string()); // copied, then replaced
     }
     write_hard_state(directory, hard_state, LogMark::default())?;
@@ -176,5 +191,16 @@ mod tests {
         let corrupt = |name: &str| StorageError::CorruptFile { path: Path::new("/d").join(name), what: "x".into() };
         assert!(!term_is_trusted(&corrupt(HARD_STATE_FILE)));
         assert!(term_is_trusted(&corrupt("snapshot")));
+    }
+
+    #[test]
+    fn damage_to_the_format_or_identity_and_an_undecodable_snapshot_are_not_repaired() {
+        let corrupt = |name: &str| StorageError::CorruptFile { path: Path::new("/d").join(name), what: "x".into() };
+        assert!(is_repairable(&corrupt(HARD_STATE_FILE)));
+        assert!(is_repairable(&corrupt("snapshot")));
+        assert!(!is_repairable(&corrupt(FORMAT_FILE)));
+        assert!(!is_repairable(&corrupt(IDENTITY_FILE)));
+        assert!(!is_repairable(&StorageError::UnreadableSnapshot { problem: "version 9".into() }));
+        assert!(!is_repairable(&StorageError::LockHeld { directory: PathBuf::from("/d") }));
     }
 }

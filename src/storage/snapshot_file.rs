@@ -38,11 +38,8 @@ pub fn replace_file_atomically(directory: &Path, name: &str, bytes: &[u8]) -> Re
 /// Write the snapshot durably into `directory`; returns its size in bytes.
 pub fn write_snapshot(directory: &Path, snapshot: &Snapshot) -> Result<u64, StorageError> {
     let temporary = directory.join(format!("{SNAPSHOT_FILE}.tmp"));
-    let size = write_snapshot_file(&temporary, snapshot)?;
-    let path = directory.join(SNAPSHOT_FILE);
-    fs::rename(&temporary, &path).map_err(|e| io_error("replace", &path, e))?;
-    sync_directory(directory)?;
-    Ok(size)
+    write_snapshot_file(&temporary, snapshot)?;
+    adopt_snapshot(directory, &temporary)
 }
 
 /// Write the snapshot file to `path`, synced; returns its size. The image

@@ -153,14 +153,23 @@ pub struct WalStorage {
     recovered: Option<Vec<Entry>>,
 }
 
+/// The file whose exclusive lock a process holds while it uses the directory.
+pub(super) const LOCK_FILE: &str = "LOCK";
+
+/// Take the directory's lock (released when the returned file is dropped).
+pub(super) fn lock_directory(directory: &Path) -> Result<File, StorageError> {
+    let lock_path = directory.join(LOCK_FILE);
+    let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
+    lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
+    Ok(lock)
+}
+
 impl WalStorage {
     /// Open (creating if needed) the data directory, lock it, and recover.
     pub fn open(directory: &Path, options: WalOptions) -> Result<WalStorage, StorageError> {
         assert!(options.segment_bytes > 0, "segments need room for a record");
         fs::create_dir_all(directory).map_err(|e| io_error("create data directory", directory, e))?;
-        let lock_path = directory.join("LOCK");
-        let lock = File::create(&lock_path).map_err(|e| io_error("create", &lock_path, e))?;
-        lock.try_lock().map_err(|_| StorageError::LockHeld { directory: directory.to_path_buf() })?;
+        let lock = lock_directory(directory)?;
         let state_claimed = match &options.identity {
             Some(identity) => check_identity(directory, identity)?,
             None => false,
