@@ -22,7 +22,10 @@ struct Arguments {
 
 fn main() -> ExitCode {
     let arguments = Arguments::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    node::address_space::keep_steady();
     let settings = arguments.settings;
     let outcome = ClusterConfig::load(&arguments.config)
         .map_err(node::NodeError::Config)

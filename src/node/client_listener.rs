@@ -1,13 +1,15 @@
 //! The client listener thread: a ROUTER socket for clients (REQ and DEALER
-//! alike) and an inproc PULL socket on which the event loop hands back
-//! replies. It decodes requests, answers malformed ones and `status` itself,
-//! and forwards queue operations. Its sockets never leave this thread.
+//! alike) and an inproc PULL socket on which the event loop rings when it
+//! has handed over a turn's replies. It decodes requests, answers malformed
+//! ones and `status` itself, and forwards queue operations; it encodes the
+//! event loop's replies and puts them on the wire. Its sockets never leave
+//! this thread.
 
 use std::sync::{Arc, Mutex};
 
 use std::time::Instant;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 use log::{debug, warn};
 
 use super::connection_cap::{Admission, ConnectionCap};
@@ -23,7 +25,10 @@ const BATCH: usize = 1024;
 
 pub struct ClientListener {
     pub endpoint: String,
+    /// Where the event loop rings after handing over a batch of replies.
     pub replies_endpoint: String,
+    /// The event loop's replies, one batch per turn.
+    pub reply_batches: Receiver<ReplyBatch>,
     /// The event loop's bounded client queue.
     pub inputs: Sender<Input>,
     pub status: Arc<Mutex<StatusReport>>,
@@ -137,11 +142,12 @@ impl Listener for ClientListener {
                 }
             }
             if replies_ready {
-                for _ in 0..BATCH {
-                    match replies.recv_multipart(zmq::DONTWAIT) {
-                        Ok(frames) => send_to_client(router, frames),
-                        Err(zmq::Error::EAGAIN) => break,
-                        Err(failure) => return Err(failure),
+                take_doorbells(replies)?;
+                // Every batch handed over before its ring is here by now.
+                for batch in self.reply_batches.try_iter() {
+                    for reply in batch {
+                        let encoded = reply.body.encode(reply.id.as_ref());
+                        reply_now(router, &reply.envelope, encoded);
                     }
                 }
             }
@@ -338,6 +344,28 @@ fn split_envelope<F: std::ops::Deref<Target = [u8]>>(mut frames: Vec<F>) -> (Env
     let body_frames = frames.split_off(body_start);
     let body = if body_frames.len() == 1 { body_frames.into_iter().next() } else { None };
     (frames.iter().map(|frame| frame.to_vec()).collect(), body)
+}
+
+/// A reply of the event loop, encoded by the client listener: encoding
+/// thousands of replies a turn is client work, kept off the control plane.
+pub struct OutgoingReply {
+    pub envelope: Envelope,
+    pub id: Option<serde_json::Value>,
+    pub body: ReplyBody,
+}
+
+/// One turn's replies, handed over at once and announced by one ring.
+pub type ReplyBatch = Vec<OutgoingReply>;
+
+/// Read every ring waiting on the doorbell socket (empty frames).
+fn take_doorbells(replies: &zmq::Socket) -> Result<(), zmq::Error> {
+    loop {
+        match replies.recv_bytes(zmq::DONTWAIT) {
+            Ok(_) => {}
+            Err(zmq::Error::EAGAIN) => return Ok(()),
+            Err(failure) => return Err(failure),
+        }
+    }
 }
 
 fn reply_now(router: &zmq::Socket, envelope: &Envelope, body: Vec<u8>) {

@@ -10,9 +10,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Select};
+use crossbeam_channel::{Receiver, Select, Sender};
 use log::{error, warn};
 
+use super::client_listener::{OutgoingReply, ReplyBatch};
 use super::peer_senders::PeerSenders;
 use super::releaser::Releaser;
 use super::snapshotter::Snapshotter;
@@ -35,8 +36,11 @@ const MAX_WAIT: Duration = Duration::from_millis(100);
 /// The event loop's connections to the rest of the process.
 pub struct Wiring {
     pub peers: PeerSenders,
-    /// PUSH socket to the client listener, which owns the client sockets.
-    pub replies: zmq::Socket,
+    /// PUSH socket to the client listener, which owns the client sockets:
+    /// an empty frame rings it after a batch of replies is handed over.
+    pub replies_doorbell: zmq::Socket,
+    /// The turn's replies, for the client listener to encode and send.
+    pub reply_batches: Sender<ReplyBatch>,
     /// Peer messages, disk and snapshot reports, shutdown.
     pub control: Receiver<Input>,
     /// Client requests, bounded: the listener answers `busy` when full.
@@ -52,12 +56,14 @@ pub struct EventLoop {
     wiring: Wiring,
     started: Instant,
     outputs: Vec<Output>,
+    /// The replies of the outputs being executed.
+    replies: ReplyBatch,
 }
 
 impl EventLoop {
     /// `started` is the instant the shell's clock counts from.
     pub fn new(shell: Shell, wiring: Wiring, started: Instant) -> EventLoop {
-        EventLoop { shell, wiring, started, outputs: Vec::new() }
+        EventLoop { shell, wiring, started, outputs: Vec::new(), replies: Vec::new() }
     }
 
     fn now(&self) -> Time {
@@ -119,24 +125,35 @@ impl EventLoop {
             self.execute(output);
         }
         self.outputs = outputs;
+        self.hand_over_replies();
         count
+    }
+
+    /// Give the turn's replies to the client listener in one batch and
+    /// ring it once: one wake-up a turn instead of one per reply.
+    fn hand_over_replies(&mut self) {
+        if self.replies.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.replies);
+        if self.wiring.reply_batches.send(batch).is_err() {
+            error!("cannot hand replies to the client listener: it has stopped");
+            return;
+        }
+        if let Err(failure) = self.wiring.replies_doorbell.send(zmq::Message::new(), 0) {
+            error!("cannot ring the client listener for its replies: {failure}");
+        }
     }
 
     fn execute(&mut self, output: Output) {
         match output {
             Output::Send { to, message } => self.wiring.peers.send(to, &message),
-            Output::Reply { envelope, id, body } => {
-                let encoded = body.encode(id.as_ref());
-                let frames = envelope.iter().map(Vec::as_slice).chain(std::iter::once(encoded.as_slice()));
-                if let Err(failure) = self.wiring.replies.send_multipart(frames, 0) {
-                    error!("cannot hand a reply to the client listener: {failure}");
-                }
-            }
+            Output::Reply { envelope, id, body } => self.replies.push(OutgoingReply { envelope, id, body }),
             Output::WriteBatch { epoch, sequence, operations } => {
                 self.wiring.log_manager.submit(epoch, sequence, operations)
             }
             Output::WriteSnapshot(job) => self.wiring.snapshotter.submit(job),
-            Output::Release(entries) => self.wiring.releaser.release(entries),
+            Output::Release(garbage) => self.wiring.releaser.release(garbage),
             Output::RemoveFile(path) => {
                 let _ = std::fs::remove_file(path);
             }

@@ -2,6 +2,7 @@
 //! threads decode and forward; the event loop thread drives the shell and
 //! executes its outputs; the LogManager and snapshot threads do the disk.
 
+pub mod address_space;
 mod client_listener;
 mod connection_cap;
 mod data_directory;
@@ -124,9 +125,11 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     );
     let status = Arc::new(Mutex::new(StatusReport::starting()));
     let replies_endpoint = format!("inproc://raftmq-replies-{index}");
+    let (reply_batches, reply_batches_received) = crossbeam_channel::unbounded();
     let client_listener = ClientListener {
         endpoint: config.client_bind_endpoint(index),
         replies_endpoint: replies_endpoint.clone(),
+        reply_batches: reply_batches_received,
         inputs: clients_sender,
         status: status.clone(),
         max_request_bytes: settings.max_request_bytes,
@@ -156,14 +159,16 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         let _ = disk_reports.send(Input::Disk(report));
     });
     let log_manager = LogManager::spawn(storage, reopen, report).map_err(NodeError::Startup)?;
-    let snapshotter = Snapshotter::spawn(directory, control_sender.clone()).map_err(NodeError::Startup)?;
+    let releaser = releaser::Releaser::spawn().map_err(NodeError::Startup)?;
+    let snapshotter =
+        Snapshotter::spawn(directory, control_sender.clone(), releaser.clone()).map_err(NodeError::Startup)?;
     forward_signals(control_sender)?;
 
     let faults = NetworkFaults::new(settings.inject_network_faults.clone(), config.node_count());
     let peers = PeerSenders::connect(&context, &config, index, &security, faults).map_err(NodeError::Startup)?;
-    let replies = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
-    replies.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
-    replies.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;
+    let replies_doorbell = context.socket(zmq::PUSH).map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies_doorbell.set_sndhwm(0).map_err(|e| NodeError::Startup(e.to_string()))?;
+    replies_doorbell.connect(&replies_endpoint).map_err(|e| NodeError::Startup(e.to_string()))?;
     info!(
         "node {index} of {}: clients on {}, peers on {}",
         config.node_count(),
@@ -173,8 +178,8 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
     let shell_settings = shell_settings(&config, index, &settings);
     let seed = rand::random::<u64>();
     let shell = Shell::new(shell_settings, recovered, queue, disk_bytes, seed, started.elapsed());
-    let releaser = releaser::Releaser::spawn().map_err(NodeError::Startup)?;
-    let wiring = Wiring { peers, replies, control, clients, status, snapshotter, log_manager, releaser };
+    let wiring =
+        Wiring { peers, replies_doorbell, reply_batches, control, clients, status, snapshotter, log_manager, releaser };
     let event_loop = EventLoop::new(shell, wiring, started);
     cleanup.node_is_up();
     event_loop.run();

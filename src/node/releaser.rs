@@ -1,34 +1,41 @@
 //! The releaser thread: frees memory the event loop no longer needs
-//! (entries dropped by log compaction, which can number in the millions),
-//! so the event loop, and with it heartbeats, never waits for the
-//! allocator. It runs at the lowest priority of the node's threads.
+//! (entries dropped by log compaction, which can number in the millions;
+//! replaced snapshot images of hundreds of MB; the state copies snapshots
+//! were made from), so the event loop, and with it heartbeats, never
+//! waits for the allocator or the kernel to take it back.
+//!
+//! It runs at the control plane's priority, not below it: freeing takes
+//! the allocator's arena locks, which the event loop takes too. A thread
+//! preempted while holding one makes the event loop wait until it runs
+//! again, and at a lower priority that was measured at 114 ms in a 60 s
+//! flood (`docs/benchmarks.md`), more than a heartbeat interval.
 
 use crossbeam_channel::{unbounded, Sender};
 
-use crate::raft::Entry;
+use crate::shell::Garbage;
 
+#[derive(Clone)]
 pub struct Releaser {
-    garbage: Sender<Vec<Entry>>,
+    garbage: Sender<Garbage>,
 }
 
 impl Releaser {
     pub fn spawn() -> Result<Releaser, String> {
-        let (garbage, received) = unbounded::<Vec<Entry>>();
+        let (garbage, received) = unbounded::<Garbage>();
         std::thread::Builder::new()
             .name("releaser".into())
             .spawn(move || {
-                super::thread_priority::lower_current_thread(super::thread_priority::SNAPSHOT_WRITER_NICENESS);
                 // Each value is dropped as soon as it is received.
-                for entries in received {
-                    drop(entries);
+                for value in received {
+                    drop(value);
                 }
             })
             .map_err(|error| format!("cannot start the releaser thread: {error}"))?;
         Ok(Releaser { garbage })
     }
 
-    /// Free `entries` on the releaser thread (or here, if it is gone).
-    pub fn release(&self, entries: Vec<Entry>) {
-        let _ = self.garbage.send(entries);
+    /// Free `value` on the releaser thread (or here, if it is gone).
+    pub fn release(&self, value: Garbage) {
+        let _ = self.garbage.send(value);
     }
 }

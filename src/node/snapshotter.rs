@@ -10,8 +10,9 @@ use std::time::Instant;
 use crossbeam_channel::{unbounded, Sender};
 use log::{error, info};
 
+use super::releaser::Releaser;
 use crate::raft::Snapshot;
-use crate::shell::{Input, SnapshotJob, SnapshotWritten};
+use crate::shell::{Garbage, Input, SnapshotJob, SnapshotWritten};
 use crate::storage::write_snapshot_temporary;
 
 pub struct Snapshotter {
@@ -19,14 +20,15 @@ pub struct Snapshotter {
 }
 
 impl Snapshotter {
-    pub fn spawn(directory: PathBuf, inputs: Sender<Input>) -> Result<Snapshotter, String> {
+    /// `releaser` frees each job's state copy: see `write`.
+    pub fn spawn(directory: PathBuf, inputs: Sender<Input>, releaser: Releaser) -> Result<Snapshotter, String> {
         let (jobs, receiver) = unbounded::<SnapshotJob>();
         std::thread::Builder::new()
             .name("snapshotter".into())
             .spawn(move || {
                 super::thread_priority::lower_current_thread(super::thread_priority::SNAPSHOT_WRITER_NICENESS);
                 for job in receiver {
-                    let outcome = write(&directory, job);
+                    let outcome = write(&directory, job, &releaser);
                     if inputs.send(Input::SnapshotWritten(outcome)).is_err() {
                         return;
                     }
@@ -42,9 +44,14 @@ impl Snapshotter {
     }
 }
 
-fn write(directory: &std::path::Path, job: SnapshotJob) -> SnapshotWritten {
+/// Encode and write `job`. Its state copy is freed by the releaser, at the
+/// control plane's priority: freeing it returns the nodes the live state
+/// has replaced since, which takes the allocator's locks (see
+/// `releaser.rs`), and this thread runs below that priority.
+fn write(directory: &std::path::Path, job: SnapshotJob, releaser: &Releaser) -> SnapshotWritten {
     let started = Instant::now();
     let data = Arc::new(job.queue.encode_snapshot());
+    releaser.release(Garbage::StateCopy(Box::new(job.queue)));
     let snapshot = Snapshot { last_index: job.last_index, last_term: job.last_term, data };
     match write_snapshot_temporary(directory, &snapshot) {
         Ok(path) => {

@@ -274,6 +274,11 @@ impl RaftCore {
     pub fn persisted_index(&self) -> LogIndex {
         self.persisted_index
     }
+    /// The image of the latest durable snapshot, if any.
+    pub fn snapshot_image(&self) -> Option<&std::sync::Arc<Vec<u8>>> {
+        self.snapshot.as_ref().map(|snapshot| &snapshot.data)
+    }
+
     /// Last index of the latest durable snapshot (0 if none).
     pub fn snapshot_index(&self) -> LogIndex {
         self.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index)

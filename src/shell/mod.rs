@@ -33,7 +33,7 @@ use log::{error, info, warn};
 use crate::rate_limited::RateLimited;
 
 pub use self::input::{ClientCommand, Envelope, Input, SnapshotJob, SnapshotWritten, TransferRequest};
-pub use self::output::Output;
+pub use self::output::{Garbage, Output};
 pub use self::timers::TimerSettings;
 use disk_pipeline::{DiskPipeline, Route};
 use dropped_messages::DroppedMessages;
@@ -120,6 +120,9 @@ pub struct Shell {
     dropped: DroppedMessages,
     /// Lines saying whom a node learning its term waits for.
     repair_waits: RateLimited<Time>,
+    /// The core's snapshot image, shared, so that when the core replaces
+    /// it the last reference (hundreds of MB) is dropped off the turn.
+    held_image: Option<std::sync::Arc<Vec<u8>>>,
 }
 
 impl Shell {
@@ -151,6 +154,7 @@ impl Shell {
         let last_applied = recovered.snapshot.as_ref().map_or(0, |snapshot| snapshot.last_index);
         let core =
             RaftCore::restore(settings.core.clone(), recovered.hard_state, recovered.snapshot, recovered.entries);
+        let held_image = core.snapshot_image().cloned();
         let capped_ack_interval = settings.timers.heartbeat_interval;
         let mut shell = Shell {
             core,
@@ -173,6 +177,7 @@ impl Shell {
             outputs: Vec::new(),
             dropped: DroppedMessages::default(),
             repair_waits: RateLimited::default(),
+            held_image,
         };
         shell.execute_effects(now);
         shell
@@ -519,6 +524,7 @@ impl Shell {
     /// must follow them waits for it to be durable; the rest runs now.
     fn execute_effects(&mut self, now: Time) {
         self.run_effects(now);
+        self.release_replaced_image();
         if let Some(batch) = self.disk.take_batch() {
             let (epoch, sequence, operations) = (batch.epoch, batch.sequence, batch.operations);
             self.outputs.push(Output::WriteBatch { epoch, sequence, operations });
@@ -546,6 +552,25 @@ impl Shell {
         }
     }
 
+    /// If the core has replaced its snapshot (saved or installed a newer
+    /// one, or was rebuilt), hand the old image to be freed off the turn:
+    /// giving hundreds of MB back to the kernel takes tens of ms and
+    /// changes the memory map, which can wait (`node::address_space`).
+    fn release_replaced_image(&mut self) {
+        let current = self.core.snapshot_image();
+        let unchanged = match (&self.held_image, current) {
+            (Some(held), Some(current)) => std::sync::Arc::ptr_eq(held, current),
+            (held, current) => held.is_none() && current.is_none(),
+        };
+        if unchanged {
+            return;
+        }
+        let replaced = std::mem::replace(&mut self.held_image, current.cloned());
+        if let Some(image) = replaced {
+            self.outputs.push(Output::Release(Garbage::Image(image)));
+        }
+    }
+
     fn execute(&mut self, effect: Effect, now: Time) {
         match effect {
             Effect::PersistHardState(hard_state) => self.disk.push(DiskOperation::HardState(hard_state)),
@@ -567,7 +592,7 @@ impl Shell {
             }
             Effect::RoleChanged { role, term, leader } => self.on_role_changed(role, term, leader, now),
             Effect::MessageDropped { from, reason } => self.dropped.on_dropped(from, reason, now),
-            Effect::ReleaseEntries(entries) => self.outputs.push(Output::Release(entries)),
+            Effect::ReleaseEntries(entries) => self.outputs.push(Output::Release(Garbage::Entries(entries))),
             Effect::RepairChanged { repair, term } => self.on_repair_changed(repair, term),
         }
     }

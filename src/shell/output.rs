@@ -45,9 +45,9 @@ pub enum Output {
     /// Encode and write a snapshot off the event loop; report
     /// `Input::SnapshotWritten`.
     WriteSnapshot(SnapshotJob),
-    /// Free these entries, preferably off the event loop (see
-    /// `Effect::ReleaseEntries`); dropping them anywhere is correct.
-    Release(Vec<Entry>),
+    /// Free this, preferably off the event loop; dropping it anywhere is
+    /// correct.
+    Release(Garbage),
     /// Delete a temporary file that is no longer wanted.
     RemoveFile(PathBuf),
     /// The shell cannot go on safely (see `detail`): log it and end the
@@ -64,5 +64,27 @@ pub enum Output {
 impl std::fmt::Debug for SnapshotJob {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(formatter, "SnapshotJob {{ last_index: {}, last_term: {} }}", self.last_index, self.last_term)
+    }
+}
+
+/// Memory the shell no longer needs, large enough that freeing it would
+/// hold up a turn: millions of entries, or an image of hundreds of MB,
+/// whose pages go back to the kernel.
+pub enum Garbage {
+    /// Entries dropped by log compaction (`Effect::ReleaseEntries`).
+    Entries(Vec<Entry>),
+    /// A snapshot image the core has replaced.
+    Image(std::sync::Arc<Vec<u8>>),
+    /// The copy of the state machine a snapshot was encoded from.
+    StateCopy(Box<crate::queue::QueueStateMachine>),
+}
+
+impl std::fmt::Debug for Garbage {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Garbage::Entries(entries) => write!(formatter, "Garbage::Entries({} entries)", entries.len()),
+            Garbage::Image(image) => write!(formatter, "Garbage::Image({} bytes)", image.len()),
+            Garbage::StateCopy(_) => write!(formatter, "Garbage::StateCopy"),
+        }
     }
 }

@@ -132,3 +132,38 @@ fn a_snapshot_behind_the_state_machine_after_a_storage_recovery_is_only_stored()
     shell.end_turn(now);
     assert_eq!((shell.last_applied(), shell.queue().digest()), (10, digest), "entries 6..=10 are not applied twice");
 }
+
+// The shell shares the core's snapshot image, so that when the core
+// replaces it (here by a newer leader's snapshot) the last reference to
+// the old image, hundreds of MB in a flood, is handed out to be freed off
+// the turn instead of being dropped inside it.
+#[test]
+fn a_replaced_snapshot_image_is_handed_out_to_be_freed() {
+    let mut shell = follower(2);
+    let now = Duration::from_millis(1);
+    let mut outputs = Vec::new();
+    let released_images = |outputs: &Vec<Output>| -> Vec<std::sync::Arc<Vec<u8>>> {
+        let images = outputs.iter().filter_map(|output| match output {
+            Output::Release(Garbage::Image(image)) => Some(image.clone()),
+            _ => None,
+        });
+        images.collect()
+    };
+    let (first, _) = snapshot_chunk(0, 1, 5, 1);
+    shell.on_input(first, now);
+    shell.end_turn(now);
+    shell.take_outputs(&mut outputs);
+    assert!(released_images(&outputs).is_empty(), "the first snapshot replaced none");
+    let old = shell.core().snapshot_image().cloned().expect("the leader's snapshot is installed");
+    let (second, _) = snapshot_chunk(0, 1, 10, 1);
+    shell.on_input(second, now);
+    shell.end_turn(now);
+    outputs.clear();
+    shell.take_outputs(&mut outputs);
+    let released = released_images(&outputs);
+    assert_eq!(released.len(), 1);
+    assert!(std::sync::Arc::ptr_eq(&released[0], &old), "the old image is released");
+    let current = shell.core().snapshot_image().expect("the newer snapshot is installed");
+    assert!(!std::sync::Arc::ptr_eq(current, &old));
+    assert_eq!(shell.core().snapshot_index(), 10);
+}
