@@ -60,6 +60,7 @@ use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 
+use super::deferred_close::DeferredClose;
 use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_BYTES};
 use super::identity_file::{check_identity, claim_state};
 use super::lost_state::{check_log_reaches_mark, wiped};
@@ -151,6 +152,8 @@ pub struct WalStorage {
     below_snapshot: Vec<PathBuf>,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
+    /// Removed segments and replaced snapshots are closed there.
+    closer: DeferredClose,
 }
 
 /// The file whose exclusive lock a process holds while it uses the directory.
@@ -201,6 +204,7 @@ impl WalStorage {
             replaced_records: false,
             below_snapshot: Vec::new(),
             recovered: None,
+            closer: DeferredClose::start(),
         };
         let mut entries = storage.recover_segments(format.is_none())?;
         storage.check_mark()?;
@@ -586,6 +590,20 @@ impl WalStorage {
     }
 }
 
+impl WalStorage {
+    /// The snapshot file about to be replaced, held open so that its blocks
+    /// are freed by `closer`, not by the rename (see `deferred_close.rs`).
+    fn open_snapshot_file(&self) -> Option<File> {
+        File::open(self.directory.join(SNAPSHOT_FILE)).ok()
+    }
+
+    fn close_later(&self, file: Option<File>) {
+        if let Some(file) = file {
+            self.closer.close_later(file);
+        }
+    }
+}
+
 impl Storage for WalStorage {
     fn load(&mut self) -> Result<RecoveredState, StorageError> {
         let entries = match self.recovered.take() {
@@ -633,7 +651,9 @@ impl Storage for WalStorage {
     }
 
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
+        let replaced = self.open_snapshot_file();
         self.snapshot_bytes = write_snapshot(&self.directory, snapshot)?;
+        self.close_later(replaced);
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }
@@ -643,7 +663,9 @@ impl Storage for WalStorage {
         if snapshot.last_index <= stored_index {
             return fs::remove_file(temporary).map_err(|e| io_error("remove", temporary, e));
         }
+        let replaced = self.open_snapshot_file();
         self.snapshot_bytes = adopt_snapshot(&self.directory, temporary)?;
+        self.close_later(replaced);
         self.snapshot = Some(snapshot.clone());
         Ok(())
     }
@@ -656,6 +678,8 @@ impl Storage for WalStorage {
             let segment = self.segments.remove(0);
             self.segment_base += 1;
             fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+            // Its blocks are freed when the file is closed, off this thread.
+            self.closer.close_later(segment.file);
             let dropped = (self.segments[0].first_index - self.log_start) as usize;
             self.positions.drain(..dropped);
             self.log_start = self.segments[0].first_index;
