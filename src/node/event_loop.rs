@@ -14,12 +14,13 @@ use crossbeam_channel::{Receiver, Select, Sender};
 use log::{error, warn};
 
 use super::client_listener::{OutgoingReply, ReplyBatch};
+use super::entry_garbage::{EntryGarbage, ENTRIES_FREED_PER_TURN};
 use super::peer_senders::PeerSenders;
 use super::releaser::Releaser;
 use super::snapshotter::Snapshotter;
 use super::turn_timing::TurnTiming;
 use crate::protocol::StatusReport;
-use crate::shell::{Input, Output, Shell, Time};
+use crate::shell::{Garbage, Input, Output, Shell, Time};
 use crate::storage::LogManagerHandle;
 
 /// Control inputs taken per turn at most (they are cheap, and a backlog of
@@ -58,12 +59,21 @@ pub struct EventLoop {
     outputs: Vec<Output>,
     /// The replies of the outputs being executed.
     replies: ReplyBatch,
+    /// Compacted entries, freed a bounded number per turn.
+    entry_garbage: EntryGarbage,
 }
 
 impl EventLoop {
     /// `started` is the instant the shell's clock counts from.
     pub fn new(shell: Shell, wiring: Wiring, started: Instant) -> EventLoop {
-        EventLoop { shell, wiring, started, outputs: Vec::new(), replies: Vec::new() }
+        EventLoop {
+            shell,
+            wiring,
+            started,
+            outputs: Vec::new(),
+            replies: Vec::new(),
+            entry_garbage: EntryGarbage::default(),
+        }
     }
 
     fn now(&self) -> Time {
@@ -77,7 +87,11 @@ impl EventLoop {
         let clients = self.wiring.clients.clone();
         loop {
             let now = self.now();
-            let wait = self.shell.next_deadline().map_or(MAX_WAIT, |deadline| deadline.saturating_sub(now));
+            let mut wait = self.shell.next_deadline().map_or(MAX_WAIT, |deadline| deadline.saturating_sub(now));
+            if !self.entry_garbage.is_empty() {
+                // Free the rest between inputs rather than sleep on it.
+                wait = Duration::ZERO;
+            }
             let mut select = Select::new();
             select.recv(&control);
             select.recv(&clients);
@@ -126,6 +140,8 @@ impl EventLoop {
         }
         self.outputs = outputs;
         self.hand_over_replies();
+        let releaser = &self.wiring.releaser;
+        self.entry_garbage.free_some(ENTRIES_FREED_PER_TURN, |emptied| releaser.release(Garbage::Entries(emptied)));
         count
     }
 
@@ -153,6 +169,7 @@ impl EventLoop {
                 self.wiring.log_manager.submit(epoch, sequence, operations)
             }
             Output::WriteSnapshot(job) => self.wiring.snapshotter.submit(job),
+            Output::Release(Garbage::Entries(entries)) => self.entry_garbage.push(entries),
             Output::Release(garbage) => self.wiring.releaser.release(garbage),
             Output::RemoveFile(path) => {
                 let _ = std::fs::remove_file(path);

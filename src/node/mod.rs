@@ -6,6 +6,7 @@ pub mod address_space;
 mod client_listener;
 mod connection_cap;
 mod data_directory;
+mod entry_garbage;
 mod event_loop;
 mod file_limit;
 mod listener;

@@ -1,8 +1,11 @@
-//! The releaser thread: frees memory the event loop no longer needs
-//! (entries dropped by log compaction, which can number in the millions;
-//! replaced snapshot images of hundreds of MB; the state copies snapshots
-//! were made from), so the event loop, and with it heartbeats, never
-//! waits for the allocator or the kernel to take it back.
+//! The releaser thread: frees memory the event loop no longer needs and
+//! whose freeing would hold up a turn: replaced snapshot images of hundreds
+//! of MB, the buffers of compacted entry batches (the entries themselves
+//! are freed by the event loop, a bounded number per turn: see
+//! `entry_garbage.rs`), and the state copies snapshots were made from.
+//! Giving such blocks back to the kernel takes tens of ms and changes the
+//! memory map (see `address_space.rs`), which the event loop must not wait
+//! for.
 //!
 //! It runs at the control plane's priority, not below it: freeing takes
 //! the allocator's arena locks, which the event loop takes too. A thread

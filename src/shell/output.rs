@@ -71,7 +71,8 @@ impl std::fmt::Debug for SnapshotJob {
 /// hold up a turn: millions of entries, or an image of hundreds of MB,
 /// whose pages go back to the kernel.
 pub enum Garbage {
-    /// Entries dropped by log compaction (`Effect::ReleaseEntries`).
+    /// Entries dropped by log compaction (`Effect::ReleaseEntries`), or a
+    /// batch's emptied buffer.
     Entries(Vec<Entry>),
     /// A snapshot image the core has replaced.
     Image(std::sync::Arc<Vec<u8>>),
