@@ -15,16 +15,17 @@
 //! glibc's defaults change the map all the time under a flood: the heap
 //! grows 128 KiB at a time, is trimmed again when 128 KiB are free at its
 //! top, and every block above 128 KiB (an AppendEntries of a few thousand
-//! entries) is a mapping of its own. So the node asks glibc to grow the
-//! heap in large steps, to give memory back only when much of it is free,
-//! and to keep blocks below 32 MiB in the heap. The cost is address
-//! space, not memory: pages not touched are not resident, and freed
-//! memory is still given back above the trim threshold.
+//! entries) is a mapping of its own. So the node asks glibc to grow a heap
+//! 16 MiB at a time, to give memory back once 32 MiB are free at its top,
+//! and to keep blocks below 32 MiB in the heap. Both sizes stay well below
+//! the 64 MiB of a thread's own glibc heap, which is only given back (or
+//! deleted) when more than them is free, so memory a drain frees is still
+//! given back. Pages not touched are not resident.
 
-/// The heap grows by at least this much at a time.
-const HEAP_GROWTH_BYTES: i32 = 64 << 20;
-/// Free memory at the top of the heap is given back above this much.
-const HEAP_TRIM_BYTES: i32 = 256 << 20;
+/// A heap grows by at least this much at a time; a trim keeps this much.
+const HEAP_GROWTH_BYTES: i32 = 16 << 20;
+/// Free memory at the top of a heap is given back above this much.
+const HEAP_TRIM_BYTES: i32 = 32 << 20;
 /// Blocks at least this large get a mapping of their own (glibc's largest
 /// allowed value on 64-bit systems: larger ones are refused).
 const OWN_MAPPING_BYTES: i32 = 32 << 20;

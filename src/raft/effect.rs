@@ -37,9 +37,11 @@ pub enum Effect {
         last_index: LogIndex,
     },
     /// Entries the in-memory log no longer holds (compacted, or replaced by
-    /// a snapshot). Nothing to persist: the shell frees them off its event
-    /// loop, since freeing a million entries takes tens of milliseconds,
-    /// which a follower's heartbeats would otherwise wait for.
+    /// a snapshot). Nothing to persist: the shell hands them out
+    /// (`Output::Release`) rather than free them in the turn, since freeing
+    /// a million entries takes tens of milliseconds, which a follower's
+    /// heartbeats would otherwise wait for; the node frees them a bounded
+    /// number per turn.
     ReleaseEntries(Vec<Entry>),
     /// Drop stored entries up to and including `through_index`; a durable
     /// snapshot covers them.

@@ -60,7 +60,7 @@ use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 
-use super::deferred_close::DeferredClose;
+use super::deferred_drop::DeferredDrop;
 use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_BYTES};
 use super::identity_file::{check_identity, claim_state};
 use super::lost_state::{check_log_reaches_mark, wiped};
@@ -152,8 +152,8 @@ pub struct WalStorage {
     below_snapshot: Vec<PathBuf>,
     /// Entries read by `open`, handed out by the first `load`.
     recovered: Option<Vec<Entry>>,
-    /// Removed segments and replaced snapshots are closed there.
-    closer: DeferredClose,
+    /// Removed segments, replaced snapshot files and images are let go there.
+    releaser: DeferredDrop,
 }
 
 /// The file whose exclusive lock a process holds while it uses the directory.
@@ -204,7 +204,7 @@ impl WalStorage {
             replaced_records: false,
             below_snapshot: Vec::new(),
             recovered: None,
-            closer: DeferredClose::start(),
+            releaser: DeferredDrop::start(),
         };
         let mut entries = storage.recover_segments(format.is_none())?;
         storage.check_mark()?;
@@ -559,6 +559,7 @@ impl WalStorage {
         while self.segments.len() > keep {
             let segment = self.segments.pop().expect("more than `keep` segments");
             fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+            self.releaser.drop_later(segment.file);
             sync_directory(&self.directory)?;
         }
         // The new active segment was synced whole when the next one started.
@@ -592,15 +593,25 @@ impl WalStorage {
 
 impl WalStorage {
     /// The snapshot file about to be replaced, held open so that its blocks
-    /// are freed by `closer`, not by the rename (see `deferred_close.rs`).
+    /// are freed by `releaser`, not by the rename (see `deferred_drop.rs`).
     fn open_snapshot_file(&self) -> Option<File> {
         File::open(self.directory.join(SNAPSHOT_FILE)).ok()
     }
 
-    fn close_later(&self, file: Option<File>) {
-        if let Some(file) = file {
-            self.closer.close_later(file);
-        }
+    /// Take `snapshot` as the stored one; the replaced file and image are
+    /// let go off this thread.
+    fn replace_snapshot(&mut self, snapshot: &Snapshot, replaced_file: Option<File>) {
+        let replaced_image = self.snapshot.replace(snapshot.clone());
+        self.releaser.drop_later((replaced_file, replaced_image));
+    }
+
+    /// Remove `path`, a file this storage no longer needs, and let its
+    /// blocks go off this thread.
+    fn remove_file(&self, path: &Path) -> Result<(), StorageError> {
+        let file = File::open(path).map_err(|e| io_error("open", path, e))?;
+        fs::remove_file(path).map_err(|e| io_error("remove", path, e))?;
+        self.releaser.drop_later(file);
+        Ok(())
     }
 }
 
@@ -653,20 +664,18 @@ impl Storage for WalStorage {
     fn save_snapshot(&mut self, snapshot: &Snapshot) -> Result<(), StorageError> {
         let replaced = self.open_snapshot_file();
         self.snapshot_bytes = write_snapshot(&self.directory, snapshot)?;
-        self.close_later(replaced);
-        self.snapshot = Some(snapshot.clone());
+        self.replace_snapshot(snapshot, replaced);
         Ok(())
     }
 
     fn adopt_snapshot(&mut self, snapshot: &Snapshot, temporary: &Path) -> Result<(), StorageError> {
         let stored_index = self.snapshot.as_ref().map_or(0, |stored| stored.last_index);
         if snapshot.last_index <= stored_index {
-            return fs::remove_file(temporary).map_err(|e| io_error("remove", temporary, e));
+            return self.remove_file(temporary);
         }
         let replaced = self.open_snapshot_file();
         self.snapshot_bytes = adopt_snapshot(&self.directory, temporary)?;
-        self.close_later(replaced);
-        self.snapshot = Some(snapshot.clone());
+        self.replace_snapshot(snapshot, replaced);
         Ok(())
     }
 
@@ -679,7 +688,7 @@ impl Storage for WalStorage {
             self.segment_base += 1;
             fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
             // Its blocks are freed when the file is closed, off this thread.
-            self.closer.close_later(segment.file);
+            self.releaser.drop_later(segment.file);
             let dropped = (self.segments[0].first_index - self.log_start) as usize;
             self.positions.drain(..dropped);
             self.log_start = self.segments[0].first_index;
@@ -731,6 +740,7 @@ impl Storage for WalStorage {
         while self.segments.len() > keep {
             let segment = self.segments.pop().expect("more than one segment");
             fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+            self.releaser.drop_later(segment.file);
         }
         let synced_length = self.synced_length;
         let segment = self.active();
