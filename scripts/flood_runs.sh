@@ -20,13 +20,9 @@ binaries=("$@")
 [ ${#binaries[@]} -gt 0 ] || binaries=(target/release/raftmq-node)
 duration="${FLOOD_DURATION_S:-60}"
 cargo build --release --bin raftmq-node --bin raftmq-flood >&2
-mkdir -p run
-cat >run/flood.json <<JSON
-{"addresses": [
-  {"ip": "127.0.0.1", "port": 7550, "internal_port": 7553},
-  {"ip": "127.0.0.1", "port": 7551, "internal_port": 7554},
-  {"ip": "127.0.0.1", "port": 7552, "internal_port": 7555}]}
-JSON
+# shellcheck source=scripts/lib/flood_config.sh
+source scripts/lib/flood_config.sh
+write_flood_config
 for round in $(seq 1 "$rounds"); do
   for binary in "${binaries[@]}"; do
     out="run/flood-runs/$round-$(basename "$binary")"

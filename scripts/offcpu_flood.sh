@@ -21,12 +21,9 @@ command -v perf >/dev/null || { apt-get update -qq && apt-get install -y -qq lin
 cargo build --release --bin raftmq-node --bin raftmq-flood >&2
 out=run/offcpu
 rm -rf "$out" run/flood && mkdir -p "$out"
-cat >run/flood.json <<JSON
-{"addresses": [
-  {"ip": "127.0.0.1", "port": 7550, "internal_port": 7553},
-  {"ip": "127.0.0.1", "port": 7551, "internal_port": 7554},
-  {"ip": "127.0.0.1", "port": 7552, "internal_port": 7555}]}
-JSON
+# shellcheck source=scripts/lib/flood_config.sh
+source scripts/lib/flood_config.sh
+write_flood_config
 scripts/cluster.sh start run/flood.json >/dev/null
 sleep 2
 pids=$(cat run/flood/node-*.pid)
