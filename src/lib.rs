@@ -88,6 +88,7 @@
 
 pub(crate) mod binary;
 pub mod config;
+pub(crate) mod deferred_drop;
 pub mod node;
 pub mod protocol;
 pub mod queue;

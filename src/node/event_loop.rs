@@ -141,7 +141,7 @@ impl EventLoop {
         self.outputs = outputs;
         self.hand_over_replies();
         let releaser = &self.wiring.releaser;
-        self.entry_garbage.free_some(ENTRIES_FREED_PER_TURN, |emptied| releaser.release(Garbage::Entries(emptied)));
+        self.entry_garbage.free_some(ENTRIES_FREED_PER_TURN, |emptied| releaser.drop_later(Garbage::Entries(emptied)));
         count
     }
 
@@ -170,7 +170,7 @@ impl EventLoop {
             }
             Output::WriteSnapshot(job) => self.wiring.snapshotter.submit(job),
             Output::Release(Garbage::Entries(entries)) => self.entry_garbage.push(entries),
-            Output::Release(garbage) => self.wiring.releaser.release(garbage),
+            Output::Release(garbage) => self.wiring.releaser.drop_later(garbage),
             Output::RemoveFile(path) => {
                 let _ = std::fs::remove_file(path);
             }

@@ -160,7 +160,7 @@ pub fn run(config: ClusterConfig, index: usize, settings: NodeSettings) -> Resul
         let _ = disk_reports.send(Input::Disk(report));
     });
     let log_manager = LogManager::spawn(storage, reopen, report).map_err(NodeError::Startup)?;
-    let releaser = releaser::Releaser::spawn().map_err(NodeError::Startup)?;
+    let releaser = releaser::spawn().map_err(NodeError::Startup)?;
     let snapshotter =
         Snapshotter::spawn(directory, control_sender.clone(), releaser.clone()).map_err(NodeError::Startup)?;
     forward_signals(control_sender)?;

@@ -13,32 +13,12 @@
 //! again, and at a lower priority that was measured at 114 ms in a 60 s
 //! flood (`docs/benchmarks.md`), more than a heartbeat interval.
 
-use crossbeam_channel::{unbounded, Sender};
+use crate::deferred_drop::DeferredDrop;
 
-use crate::shell::Garbage;
+/// The releaser: values given to `drop_later` are freed on its thread.
+pub type Releaser = DeferredDrop;
 
-#[derive(Clone)]
-pub struct Releaser {
-    garbage: Sender<Garbage>,
-}
-
-impl Releaser {
-    pub fn spawn() -> Result<Releaser, String> {
-        let (garbage, received) = unbounded::<Garbage>();
-        std::thread::Builder::new()
-            .name("releaser".into())
-            .spawn(move || {
-                // Each value is dropped as soon as it is received.
-                for value in received {
-                    drop(value);
-                }
-            })
-            .map_err(|error| format!("cannot start the releaser thread: {error}"))?;
-        Ok(Releaser { garbage })
-    }
-
-    /// Free `value` on the releaser thread (or here, if it is gone).
-    pub fn release(&self, value: Garbage) {
-        let _ = self.garbage.send(value);
-    }
+/// Start the releaser thread.
+pub fn spawn() -> Result<Releaser, String> {
+    DeferredDrop::start("releaser").map_err(|error| format!("cannot start the releaser thread: {error}"))
 }

@@ -51,7 +51,7 @@ impl Snapshotter {
 fn write(directory: &std::path::Path, job: SnapshotJob, releaser: &Releaser) -> SnapshotWritten {
     let started = Instant::now();
     let data = Arc::new(job.queue.encode_snapshot());
-    releaser.release(Garbage::StateCopy(Box::new(job.queue)));
+    releaser.drop_later(Garbage::StateCopy(Box::new(job.queue)));
     let snapshot = Snapshot { last_index: job.last_index, last_term: job.last_term, data };
     match write_snapshot_temporary(directory, &snapshot) {
         Ok(path) => {

@@ -560,7 +560,8 @@ impl Shell {
         let current = self.core.snapshot_image();
         let unchanged = match (&self.held_image, current) {
             (Some(held), Some(current)) => std::sync::Arc::ptr_eq(held, current),
-            (held, current) => held.is_none() && current.is_none(),
+            (None, None) => true,
+            _ => false,
         };
         if unchanged {
             return;

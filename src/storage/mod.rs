@@ -2,7 +2,6 @@
 //! never calls storage; the shell's `LogManager` does, on its own thread,
 //! executing the core's persist effects.
 
-mod deferred_drop;
 mod error;
 mod fault;
 mod hard_state_file;

@@ -60,7 +60,6 @@ use std::path::{Path, PathBuf};
 
 use log::{info, warn};
 
-use super::deferred_drop::DeferredDrop;
 use super::hard_state_file::{read_hard_state, write_hard_state, LogMark, HARD_STATE_BYTES};
 use super::identity_file::{check_identity, claim_state};
 use super::lost_state::{check_log_reaches_mark, wiped};
@@ -74,6 +73,7 @@ use super::wal_format::{
 };
 use super::wal_recovery::{read_segment, read_segment_format_1, Damage, Position, ReadLog, SegmentEnd};
 use super::{chain_after_snapshot, RecoveredState, Storage, StorageError};
+use crate::deferred_drop::DeferredDrop;
 use crate::raft::{Entry, HardState, LogIndex, Snapshot};
 
 const SPACE_PROBE_BYTES: usize = 1 << 20;
@@ -204,7 +204,8 @@ impl WalStorage {
             replaced_records: false,
             below_snapshot: Vec::new(),
             recovered: None,
-            releaser: DeferredDrop::start(),
+            // If the thread cannot start, files close and images drop here.
+            releaser: DeferredDrop::start("storage-release").unwrap_or_else(|_| DeferredDrop::inline()),
         };
         let mut entries = storage.recover_segments(format.is_none())?;
         storage.check_mark()?;
@@ -558,8 +559,7 @@ impl WalStorage {
     fn remove_segments_after(&mut self, keep: usize) -> Result<(), StorageError> {
         while self.segments.len() > keep {
             let segment = self.segments.pop().expect("more than `keep` segments");
-            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
-            self.releaser.drop_later(segment.file);
+            self.remove_segment(segment)?;
             sync_directory(&self.directory)?;
         }
         // The new active segment was synced whole when the next one started.
@@ -589,11 +589,17 @@ impl WalStorage {
         }
         Ok(())
     }
-}
 
-impl WalStorage {
+    /// Remove `segment`'s file; its blocks are freed when the file is
+    /// closed, off this thread (see `src/deferred_drop.rs`).
+    fn remove_segment(&self, segment: Segment) -> Result<(), StorageError> {
+        fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
+        self.releaser.drop_later(segment.file);
+        Ok(())
+    }
+
     /// The snapshot file about to be replaced, held open so that its blocks
-    /// are freed by `releaser`, not by the rename (see `deferred_drop.rs`).
+    /// are freed by `releaser`, not by the rename (see `src/deferred_drop.rs`).
     fn open_snapshot_file(&self) -> Option<File> {
         File::open(self.directory.join(SNAPSHOT_FILE)).ok()
     }
@@ -686,9 +692,7 @@ impl Storage for WalStorage {
         while self.segments.len() >= 2 && self.segments[1].first_index <= through_index + 1 {
             let segment = self.segments.remove(0);
             self.segment_base += 1;
-            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
-            // Its blocks are freed when the file is closed, off this thread.
-            self.releaser.drop_later(segment.file);
+            self.remove_segment(segment)?;
             let dropped = (self.segments[0].first_index - self.log_start) as usize;
             self.positions.drain(..dropped);
             self.log_start = self.segments[0].first_index;
@@ -739,8 +743,7 @@ impl Storage for WalStorage {
         let keep = self.synced_segment_count.saturating_sub(self.segment_base).max(1);
         while self.segments.len() > keep {
             let segment = self.segments.pop().expect("more than one segment");
-            fs::remove_file(&segment.path).map_err(|e| io_error("remove", &segment.path, e))?;
-            self.releaser.drop_later(segment.file);
+            self.remove_segment(segment)?;
         }
         let synced_length = self.synced_length;
         let segment = self.active();
